@@ -1,0 +1,300 @@
+"""The ``regbench`` command.
+
+Heavy modules (numpy, the runner, metric plugins) are imported inside the commands so
+``regbench --help`` starts fast. Every user-facing error (:class:`RegbenchError`) is one
+paragraph on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from regbench import __version__
+from regbench.errors import RegbenchError
+
+if TYPE_CHECKING:
+    from regbench.runner import RunOptions, RunResult
+    from regbench.spec import ModelSpec, TaskSpec
+
+app = typer.Typer(
+    name="regbench",
+    help="Evaluate medical vision-language models: region-level tasks, grounded reports, clinical metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+list_app = typer.Typer(help="List registered tasks, models, metrics, suites and box formats.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(command: F) -> F:
+    """Print a RegbenchError as one paragraph and exit 2 (no traceback)."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RegbenchError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"regbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """regbench: evaluation harness for medical vision-language models."""
+
+
+# ---------------------------------------------------------------- shared options
+
+TaskOpt = Annotated[
+    list[str],
+    typer.Option("--task", "-t", help="Task or task-group name, or a task YAML path (repeatable, or comma-separated)."),
+]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output directory: DIR/<model>/<task>/results.json.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate only the first N samples of each task.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for bootstrap intervals (and sampling, if enabled).")]
+BoxFormatOpt = Annotated[
+    str | None, typer.Option("--box-format", help="How outputs write boxes (overrides the model and task YAML).")
+]
+BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap trials for 95% intervals (0: none).")]
+
+
+def _task_specs(names: list[str]) -> list[TaskSpec]:
+    from regbench.registry import find_spec, spec_index
+    from regbench.spec import GroupSpec, TaskSpec, load_spec
+
+    tasks: list[TaskSpec] = []
+    for name in (n.strip() for chunk in names for n in chunk.split(",")):
+        if not name:
+            continue
+        if not name.endswith((".yaml", ".yml")) and name in spec_index("group"):
+            group: GroupSpec = load_spec(find_spec("group", name), GroupSpec)
+            tasks.extend(_task_specs(group.tasks))
+        else:
+            tasks.append(load_spec(find_spec("task", name), TaskSpec))
+    if not tasks:
+        raise RegbenchError("no task given: use --task NAME (see `regbench list tasks`)")
+    return tasks
+
+
+def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None) -> None:
+    from regbench.models import build_adapter
+
+    adapter = build_adapter(model, concurrency=concurrency)
+    results = asyncio.run(_evaluate_tasks(model, adapter, tasks, options))
+    for result in results:
+        _print_scores(result)
+
+
+async def _evaluate_tasks(model: ModelSpec, adapter: Any, tasks: list[TaskSpec], options: RunOptions) -> list[RunResult]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from regbench.runner import evaluate
+
+    results = []
+    await adapter.start()
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as progress:
+            for task in tasks:
+                bar = progress.add_task(f"{model.model} · {task.task}", total=None)
+
+                def update(done: int, total: int, bar: Any = bar) -> None:
+                    progress.update(bar, completed=done, total=total)
+
+                results.append(await evaluate(task, model, adapter, options, progress=update))
+    finally:
+        await adapter.close()
+    return results
+
+
+def _print_scores(result: RunResult) -> None:
+    from rich.table import Table
+
+    res = result.results
+    table = Table(
+        title=f"{res.model} · {res.task}  (n={res.n_samples}, parse failures={res.n_parse_failures}, "
+        f"errors={res.n_errors})",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for key, value in res.metrics.items():
+        low_high = res.ci95.get(key)
+        ci = f"[{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
+        arrow = "" if res.higher_is_better.get(key, True) else " ↓"
+        table.add_row(key + arrow, f"{value:.4f}", ci)
+    out.print(table)
+    out.print(f"[dim]{result.directory / 'results.json'}[/]")
+
+
+# ---------------------------------------------------------------- run / score
+
+
+@app.command()
+@user_errors
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `regbench list models`) or a model YAML path.")],
+    task: TaskOpt,
+    limit: LimitOpt = None,
+    output: OutputOpt = Path("runs"),
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (overrides the model YAML).")
+    ] = None,
+    seed: SeedOpt = 1234,
+    box_format: BoxFormatOpt = None,
+    bootstrap: BootstrapOpt = 1000,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: OUTPUT/cache.sqlite).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Query the model even for cached requests.")] = False,
+) -> None:
+    """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl."""
+    from regbench.registry import find_spec
+    from regbench.runner import RunOptions
+    from regbench.spec import ModelSpec, load_spec
+
+    model_spec: ModelSpec = load_spec(find_spec("model", model), ModelSpec)
+    tasks = _task_specs(task)
+    options = RunOptions(
+        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format,
+        cache=cache, use_cache=not no_cache,
+    )
+    _run_all(model_spec, tasks, options, concurrency)
+
+
+@app.command()
+@user_errors
+def score(
+    task: TaskOpt,
+    predictions: Annotated[Path, typer.Option("--predictions", "-p", help='JSONL of {"id": ..., "output": ...} lines.')],
+    output: OutputOpt = Path("runs"),
+    name: Annotated[
+        str | None, typer.Option("--name", help="Model name for the output folder (default: the predictions file stem).")
+    ] = None,
+    box_format: BoxFormatOpt = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 1234,
+    bootstrap: BootstrapOpt = 1000,
+) -> None:
+    """Score recorded outputs (no model): the predictions replace the model's answers."""
+    from regbench.runner import RunOptions
+    from regbench.spec import ModelSpec
+
+    tasks = _task_specs(task)
+    if not predictions.is_file():
+        raise RegbenchError(f"predictions file not found: {predictions}")
+    model_spec = ModelSpec(
+        model=name or predictions.stem,
+        adapter="replay",
+        path=str(predictions.resolve()),
+        box_format=box_format or "auto",
+    )
+    options = RunOptions(
+        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
+    )
+    _run_all(model_spec, tasks, options, concurrency=None)
+
+
+# ---------------------------------------------------------------- list
+
+
+def _spec_table(kind: str, columns: list[str], row: Callable[[Any], list[str]]) -> None:
+    from rich.table import Table
+
+    from regbench.registry import spec_index
+    from regbench.spec import load_spec
+
+    table = Table(*columns, "file")
+    for name, path in sorted(spec_index(kind).items()):
+        try:
+            cells = row(load_spec(path))
+        except RegbenchError as exc:
+            cells = [name, f"[red]invalid: {exc}[/]"] + [""] * (len(columns) - 2)
+        table.add_row(*cells, str(path))
+    out.print(table)
+
+
+@list_app.command("tasks")
+@user_errors
+def list_tasks() -> None:
+    """Task YAMLs and task groups."""
+    _spec_table("task", ["task", "family", "language", "metrics"], lambda t: [
+        t.task, t.family, t.language, ", ".join(m.name for m in t.metrics)])
+    _spec_table("group", ["group", "tasks"], lambda g: [g.group, ", ".join(g.tasks)])
+
+
+@list_app.command("models")
+@user_errors
+def list_models() -> None:
+    """Model YAMLs."""
+    _spec_table("model", ["model", "adapter", "box format"], lambda m: [m.model, m.adapter, m.box_format])
+
+
+@list_app.command("metrics")
+@user_errors
+def list_metrics() -> None:
+    """Metric plugins (with their keys) and metric suites."""
+    from rich.table import Table
+
+    from regbench.metrics import METRICS
+    from regbench.registry import describe
+
+    table = Table("metric", "keys (↓ = lower is better)", "description")
+    for name in METRICS.names():
+        try:
+            plugin = METRICS.get(name)
+            keys = ", ".join(k + ("" if up else " ↓") for k, up in plugin.keys.items())
+            table.add_row(name, keys, describe(plugin))
+        except ImportError as exc:
+            table.add_row(name, "", f"[yellow]needs an optional extra: {exc}[/]")
+    out.print(table)
+    _spec_table("suite", ["suite", "metrics"], lambda s: [s.suite, ", ".join(m.name for m in s.metrics)])
+
+
+@list_app.command("formats")
+def list_formats() -> None:
+    """Box formats that model outputs can be parsed in."""
+    from regbench.parsing import BOX_FORMATS
+
+    for name in BOX_FORMATS.names():
+        out.print(name)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted: finished responses are cached; run the same command again to resume")
+        sys.exit(130)

@@ -1,0 +1,59 @@
+"""The canonical dataset JSONL of DESIGN.md: one sample per line, images relative to the file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from regbench.data.base import LOADERS
+from regbench.errors import DataError
+from regbench.spec import DatasetSpec
+from regbench.types import Sample
+
+_KNOWN = set(Sample.model_fields) - {"meta"}
+
+
+@LOADERS.register("jsonl")
+def load_jsonl(spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
+    """Read the canonical JSONL named by ``dataset.path`` (relative to the task YAML)."""
+    if spec.path is None:
+        raise DataError("dataset.path is required for the jsonl loader")
+    path = (base / spec.path).resolve()
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path} (dataset.path: {spec.path!r}, relative to {base})")
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            yield sample_from_record(_parse_line(line, path, number), path=path, line=number)
+
+
+def _parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}:{number}: expected a JSON object per line")
+    return record
+
+
+def sample_from_record(record: dict[str, Any], *, path: Path, line: int) -> Sample:
+    """A Sample from one canonical record: unknown fields go to ``meta``, images become absolute."""
+    known = {k: v for k, v in record.items() if k in _KNOWN}
+    meta = {k: v for k, v in record.items() if k not in _KNOWN and k != "meta"}
+    meta.update(record.get("meta") or {})
+    images = known.get("image", [])
+    if isinstance(images, str):
+        images = [images]
+    known["image"] = [str((path.parent / image).resolve()) for image in images]
+    try:
+        return Sample(**known, meta=meta)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise DataError(f"{path}:{line}: field {field}: {first['msg']}") from None

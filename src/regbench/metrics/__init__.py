@@ -1,0 +1,12 @@
+"""Metric plugins. Built-ins are registered lazily (``"module:Class"``) so that importing
+regbench does not import torch, jieba or a JVM wrapper until a task asks for them."""
+
+from regbench.metrics.base import METRICS, Metric, MetricContext, NoOptions, Stats, register_metric
+
+_BUILTIN = {
+    "region_aligned": "regbench.metrics.region:RegionAligned",
+}
+for _name, _target in _BUILTIN.items():
+    METRICS.add(_name, _target)
+
+__all__ = ["METRICS", "Metric", "MetricContext", "NoOptions", "Stats", "register_metric"]

@@ -1,0 +1,138 @@
+"""The metric plugin interface: per-sample statistics first, aggregate scores last.
+
+A plugin turns each (parsed output, sample) into a small JSON-serialisable ``stats``
+record, and ``finalize`` turns a list of stats records into the aggregate scores. Since
+the state is just "one stats record per sample", sharding, resuming and bootstrap
+resampling are exact for every metric: the runner resamples stats and calls ``finalize``.
+
+Plugins register by name with :func:`register_metric`, or from another package through the
+``regbench.metrics`` entry-point group (``name = "package.module:Class"``).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from regbench import __version__
+from regbench.registry import Registry
+from regbench.types import Parsed, Sample
+
+Stats = dict[str, Any]
+
+
+class NoOptions(BaseModel):
+    """A plugin without options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricContext(BaseModel):
+    """What a plugin may know about the task it scores (never the model or its outputs)."""
+
+    model_config = ConfigDict(frozen=True)
+    task: str = ""
+    family: str = ""
+    language: str = "en"
+    modality: str | None = None
+    labels: list[str] | None = None
+
+
+class Metric(ABC):
+    """Base class of metric plugins.
+
+    Subclasses set ``name``, ``keys`` (metric key -> higher is better), optionally an
+    ``Options`` pydantic model, and implement ``stats``. The default ``finalize`` is the
+    per-sample mean of every key in ``sample_scores`` (samples where a key is ``None``,
+    e.g. ``closed_accuracy`` on an open question, are left out of that key's mean).
+    Corpus-level metrics (BLEU, CIDEr) override ``finalize`` and set
+    ``aggregation = "corpus"``.
+    """
+
+    name: ClassVar[str]
+    keys: ClassVar[dict[str, bool]]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    aggregation: ClassVar[Literal["mean", "corpus"]] = "mean"
+    bootstrap_trials: ClassVar[int] = 1000
+    """Bootstrap resamples for the 95% interval (corpus metrics may use fewer: each costs a finalize)."""
+
+    def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        self.context = context or MetricContext()
+
+    # -- per sample -------------------------------------------------------------------
+    @abstractmethod
+    def stats(self, parsed: Parsed, sample: Sample) -> Stats:
+        """Sufficient statistics of one sample (JSON-serialisable; no I/O, no randomness)."""
+
+    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
+        """Stats for many samples at once (neural metrics override this to batch)."""
+        return [self.stats(parsed, sample) for parsed, sample in items]
+
+    def sample_scores(self, stats: Stats) -> dict[str, float | None]:
+        """The per-sample values shown in samples.jsonl (and averaged by the default finalize)."""
+        return {key: stats.get(key) for key in self.output_keys()}
+
+    # -- aggregate ----------------------------------------------------------------------
+    def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
+        """Aggregate scores over samples; a key with no applicable sample is left out."""
+        return mean_of_sample_scores([self.sample_scores(s) for s in stats])
+
+    # -- identity -----------------------------------------------------------------------
+    def output_keys(self) -> dict[str, bool]:
+        """The keys this configured plugin reports, each with whether higher is better."""
+        return dict(self.keys)
+
+    def signature(self, key: str | None = None) -> str:
+        """``key|option:value|...|regbench:VERSION``, built from the resolved options."""
+        parts = [key or self.name]
+        if key is not None and key != self.name:
+            parts.append(f"plugin:{self.name}")
+        for option, value in self.options.model_dump().items():
+            parts.append(f"{option}:{_compact(value)}")
+        parts.append(f"regbench:{__version__}")
+        return "|".join(parts)
+
+    def close(self) -> None:
+        """Release resources (JVMs, models). Called once after scoring."""
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(_compact(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_compact(v)}" for k, v in value.items())
+    return str(value)
+
+
+def mean_of_sample_scores(rows: Sequence[Mapping[str, float | None]]) -> dict[str, float]:
+    """Per-key mean over rows, skipping ``None``/NaN; keys with no value are omitted."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for row in rows:
+        for key, value in row.items():
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            sums[key] = sums.get(key, 0.0) + float(value)
+            counts[key] = counts.get(key, 0) + 1
+    return {key: sums[key] / counts[key] for key in sums}
+
+
+METRICS: Registry[type[Metric]] = Registry("metric", entry_point_group="regbench.metrics")
+
+M = TypeVar("M", bound=type[Metric])
+
+
+def register_metric(name: str) -> Any:
+    """Class decorator: register a plugin under ``name`` (also sets ``cls.name``)."""
+
+    def decorate(cls: M) -> M:
+        cls.name = name
+        METRICS.add(name, cls)
+        return cls
+
+    return decorate

@@ -1,0 +1,9 @@
+"""Model adapters: OpenAI-compatible HTTP endpoints, local transformers checkpoints, replay."""
+
+from regbench.models.base import ADAPTERS, Message, ModelAdapter, Request, Response, build_adapter
+
+ADAPTERS.add("replay", "regbench.models.replay:ReplayAdapter")
+ADAPTERS.add("openai", "regbench.models.openai:OpenAIAdapter")
+ADAPTERS.add("transformers", "regbench.models.hf:TransformersAdapter")
+
+__all__ = ["ADAPTERS", "Message", "ModelAdapter", "Request", "Response", "build_adapter"]

@@ -1,0 +1,94 @@
+"""The adapter interface: a request (messages + images + generation parameters) in, text out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from regbench.registry import Registry
+from regbench.spec import GenerationSpec, ModelSpec
+
+
+class Message(BaseModel):
+    """One chat message. ``images`` are local file paths attached to a user message."""
+
+    role: str
+    content: str
+    images: list[str] = Field(default_factory=list)
+
+
+class Request(BaseModel):
+    """What the runner asks of a model for one turn of one sample."""
+
+    sample_id: str
+    task: str
+    turn: int = 0
+    messages: list[Message]
+    generation: GenerationSpec
+
+    def fingerprint(self, model_fingerprint: str) -> str:
+        """Cache key: the model's identity plus everything that shapes its answer."""
+        payload = {
+            "model": model_fingerprint,
+            "messages": [m.model_dump() for m in self.messages],
+            "generation": self.generation.model_dump(),
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class Response(BaseModel):
+    """A model's answer, or the error that prevented one (the run goes on)."""
+
+    text: str = ""
+    error: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    cached: bool = False
+
+
+class ModelAdapter(ABC):
+    """Turns requests into responses. Subclasses are registered in ``ADAPTERS`` by name.
+
+    ``generate`` is async so a concurrent adapter (HTTP) and a sequential one (replay,
+    local checkpoint) share one runner; the runner bounds concurrency with ``concurrency``.
+    """
+
+    cacheable: ClassVar[bool] = True
+    """Whether responses are worth caching (replaying a file is not)."""
+
+    def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
+        self.spec = spec
+        self.concurrency = concurrency or spec.concurrency
+
+    @abstractmethod
+    async def generate(self, request: Request) -> Response: ...
+
+    async def start(self) -> None:
+        """Open connections or load weights; raise ModelUnavailableError with a clear message."""
+
+    async def close(self) -> None:
+        """Release what ``start`` acquired."""
+
+    def fingerprint(self) -> str:
+        """The model's identity for the response cache: never the URL, key or concurrency."""
+        identity = {
+            "adapter": self.spec.adapter,
+            "model": self.spec.model,
+            "model_name": self.spec.model_name,
+            "path": self.spec.path,
+            "options": self.spec.options,
+        }
+        return json.dumps(identity, sort_keys=True, ensure_ascii=False)
+
+
+ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter")
+
+
+def build_adapter(spec: ModelSpec, *, concurrency: int | None = None, task: str | None = None) -> ModelAdapter:
+    """Instantiate the adapter a model YAML names."""
+    adapter_type = ADAPTERS.get(spec.adapter)
+    return adapter_type(spec, concurrency=concurrency)

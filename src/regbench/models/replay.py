@@ -1,0 +1,79 @@
+"""Replay recorded outputs from a predictions JSONL instead of querying a model.
+
+Each line is ``{"id": ..., "output": "..."}``; for a multi-turn task ``output`` may be a
+list with one answer per turn. The model YAML's ``path`` may contain ``{task}``, so one
+model YAML serves recordings of several tasks. Relative paths resolve against the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+from regbench.errors import DataError, ModelUnavailableError
+from regbench.models.base import ModelAdapter, Request, Response
+
+
+class ReplayAdapter(ModelAdapter):
+    """Returns the recorded output for each sample id (and turn)."""
+
+    cacheable: ClassVar[bool] = False
+
+    def __init__(self, spec, *, concurrency=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(spec, concurrency=concurrency)
+        if not spec.path:
+            raise ModelUnavailableError(f"model {spec.model}: the replay adapter needs `path` (a JSONL file)")
+        self._recordings: dict[str, dict[str, str | list[str]]] = {}
+
+    def file_for(self, task: str) -> Path:
+        assert self.spec.path is not None
+        path = Path(self.spec.path.replace("{task}", task))
+        if not path.is_absolute() and self.spec.source is not None:
+            path = self.spec.source.parent / path
+        return path
+
+    def recordings(self, task: str) -> dict[str, str | list[str]]:
+        if task not in self._recordings:
+            self._recordings[task] = read_predictions(self.file_for(task))
+        return self._recordings[task]
+
+    async def generate(self, request: Request) -> Response:
+        recorded = self.recordings(request.task).get(request.sample_id)
+        if recorded is None:
+            return Response(error=f"no recorded output for sample {request.sample_id!r}")
+        if isinstance(recorded, list):
+            if request.turn >= len(recorded):
+                return Response(error=f"no recorded output for turn {request.turn} of {request.sample_id!r}")
+            return Response(text=recorded[request.turn])
+        return Response(text=recorded)
+
+    def fingerprint(self) -> str:
+        return f"replay:{self.spec.path}"
+
+
+def read_predictions(path: Path) -> dict[str, str | list[str]]:
+    """Read a predictions JSONL (``{"id", "output"}`` per line) into id -> output."""
+    if not path.is_file():
+        raise DataError(f"predictions file not found: {path}")
+    outputs: dict[str, str | list[str]] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or "id" not in record or "output" not in record:
+                raise DataError(f'{path}:{number}: expected {{"id": ..., "output": ...}}')
+            output = record["output"]
+            if output is None:
+                output = ""
+            if not isinstance(output, str | list):
+                raise DataError(f"{path}:{number}: output must be a string or a list of strings")
+            key = str(record["id"])
+            if key in outputs:
+                raise DataError(f"{path}:{number}: id {key!r} appears twice")
+            outputs[key] = output
+    return outputs

@@ -1,0 +1,91 @@
+"""The parser chain: strip reasoning → detect refusals → extract boxes → clean text.
+
+Every string parses: the result is a :class:`~regbench.types.Parsed`, with ``ok=False``
+and a reason when the output cannot be read the way the task needs (no boxes where boxes
+were expected, an empty output). Nothing here raises on model text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from regbench.registry import Registry
+from regbench.types import Parsed, Region, Sample
+
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"^\s*(not present|none|no (such |visible )?(region|object|finding|lesion)s?( (is|are) (found|present|visible))?"
+    r"|sorry|i (cannot|can't|could not|am unable to) (find|locate|see|identify)|unable to (find|locate))",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Extraction:
+    """What a box format found in a text."""
+
+    objects: list[Region] = field(default_factory=list)
+    text: str = ""
+    """The text with every box (and its tags) removed."""
+    errors: list[str] = field(default_factory=list)
+    """Box-like spans that could not be read (e.g. 3 numbers), for the parse-failure reason."""
+    format: str | None = None
+    """The format actually read (``auto`` reports the one it detected)."""
+
+
+class BoxFormat(Protocol):
+    """How one model family writes boxes. ``extract`` never raises on any string."""
+
+    name: str
+
+    def extract(self, text: str, sample: Sample | None) -> Extraction: ...
+
+    def write(self, box: Sequence[float]) -> str: ...
+
+
+BOX_FORMATS: Registry[BoxFormat] = Registry("box format")
+
+
+def strip_reasoning(text: str) -> str:
+    """Drop ``<think>...</think>`` blocks (an unclosed one runs to the end)."""
+    return _THINK.sub("", text)
+
+
+def is_refusal(text: str) -> bool:
+    """``Not present.``, ``Sorry, I cannot find ...``: an answer that says there is no box."""
+    return bool(_REFUSAL.match(text))
+
+
+def parse_output(
+    raw: str | None, *, box_format: str, sample: Sample | None = None, expect_boxes: bool = False
+) -> Parsed:
+    """Parse one model output. Never raises for any ``raw`` string.
+
+    Parameters
+    ----------
+    raw : the model's text (``None`` when the model returned an error).
+    box_format : a name in ``BOX_FORMATS`` (``auto`` detects the format).
+    sample : the sample, for formats that need the image size (absolute pixels).
+    expect_boxes : whether the task needs boxes: then an output with none (and no refusal)
+        is a parse failure.
+    """
+    if raw is None:
+        return Parsed(ok=False, error="no output (model error)")
+    text = strip_reasoning(raw).strip()
+    if not text:
+        return Parsed(ok=False, error="empty output")
+    fmt = BOX_FORMATS.get(box_format)
+    try:
+        found = fmt.extract(text, sample)
+    except Exception as exc:  # a parser bug must cost one sample, not the run
+        return Parsed(ok=False, text=text, error=f"box parser {box_format} failed: {exc!r}")
+    clean = re.sub(r"\s+", " ", found.text).strip()
+    refusal = not found.objects and is_refusal(text)
+    used = found.format or box_format
+    if expect_boxes and not found.objects and not refusal:
+        reason = "; ".join(found.errors) or f"no box in {box_format} format found"
+        return Parsed(ok=False, text=clean, box_format=used, error=reason)
+    return Parsed(ok=True, text=clean, objects=found.objects, box_format=used, refusal=refusal)

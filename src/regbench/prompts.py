@@ -1,0 +1,102 @@
+"""Prompt rendering: jinja2 templates from task YAML, single- and multi-turn.
+
+Templates run in jinja2's sandbox with ``StrictUndefined``: a template can read the
+sample's fields and call a few formatting filters, nothing else, and a variable the
+sample does not have is an error naming the task and the turn.
+
+Variables: every field of the sample (``question``, ``objects``, ``labels``, ``options``,
+``meta``, ...), ``labels_list`` (the task's label set, one per line), ``history`` (the
+model's earlier answers in this conversation) and ``previous_objects`` (the regions
+parsed from the previous answer, for MedRegA's Regional CoT).
+Filters: ``box`` and ``boxes`` write 0–1 boxes in the model's box format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from regbench.errors import SpecError
+from regbench.models.base import Message
+from regbench.spec import ModelSpec, TaskSpec
+from regbench.types import Region, Sample
+
+BoxWriter = Callable[[Sequence[float]], str]
+
+
+class PromptRenderer:
+    """Renders one task's turns for one model."""
+
+    def __init__(self, task: TaskSpec, model: ModelSpec, *, write_box: BoxWriter) -> None:
+        self.task, self.model = task, model
+        env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        env.filters["box"] = write_box
+        env.filters["boxes"] = lambda boxes: ", ".join(write_box(b) for b in boxes)
+        self._file = str(task.source or task.task)
+        try:
+            self._turns = [env.from_string(turn) for turn in task.turns]
+            self._system = env.from_string(self.system_template) if self.system_template else None
+        except TemplateError as exc:
+            raise SpecError(self._file, "prompt", f"not a valid jinja2 template: {exc}") from None
+
+    @property
+    def n_turns(self) -> int:
+        return len(self._turns)
+
+    @property
+    def system_template(self) -> str | None:
+        """The model's system prompt overrides the task's (models are trained on their own)."""
+        return self.model.system_prompt or self.task.system
+
+    def variables(
+        self, sample: Sample, history: Sequence[str], previous_objects: Sequence[Region]
+    ) -> dict[str, Any]:
+        fields = sample.model_dump()
+        return {
+            **fields,
+            "objects": sample.objects,
+            "labels_list": "\n".join(self.task.labels or []),
+            "task_labels": self.task.labels or [],
+            "history": list(history),
+            "previous_objects": list(previous_objects),
+        }
+
+    def messages(
+        self,
+        sample: Sample,
+        turn: int,
+        history: Sequence[str],
+        previous_objects: Sequence[Region] = (),
+    ) -> list[Message]:
+        """The conversation up to and including user turn ``turn`` (0-based).
+
+        ``history`` holds the model's answers to turns ``0 .. turn-1``; they are fed back
+        as assistant messages.
+        """
+        context = self.variables(sample, history, previous_objects)
+        messages: list[Message] = []
+        if self._system is not None:
+            messages.append(Message(role="system", content=self._render(self._system, context, "system")))
+        for index in range(turn + 1):
+            text = self._render(self._turns[index], context, f"prompt[{index}]" if self.n_turns > 1 else "prompt")
+            if self.model.prompt_suffix:
+                text = f"{text}{self.model.prompt_suffix}"
+            images = sample.image if index == 0 else []
+            messages.append(Message(role="user", content=text, images=images))
+            if index < turn:
+                messages.append(Message(role="assistant", content=history[index]))
+        return messages
+
+    def _render(self, template: Any, context: dict[str, Any], field: str) -> str:
+        try:
+            return template.render(context).strip()
+        except UndefinedError as exc:
+            raise SpecError(
+                self._file, field, f"task {self.task.task}: template variable missing for sample "
+                f"{context['id']!r}: {exc.message}"
+            ) from None
+        except TemplateError as exc:
+            raise SpecError(self._file, field, f"task {self.task.task}: {exc}") from None

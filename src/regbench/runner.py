@@ -1,0 +1,338 @@
+"""One evaluation run: samples → prompts → model (cached) → parse → metrics → results.
+
+This is the only module that wires the pieces together; each step is a small function
+so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from regbench import __version__
+from regbench.aggregate import bootstrap_ci
+from regbench.cache import ResponseCache
+from regbench.data import load_samples
+from regbench.errors import SpecError
+from regbench.metrics import METRICS, Metric, MetricContext
+from regbench.models.base import ModelAdapter, Request, Response
+from regbench.parsing import BOX_FORMATS, parse_output
+from regbench.prompts import PromptRenderer
+from regbench.registry import find_spec, spec_index
+from regbench.results import Results, write_results, write_run_info, write_samples
+from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
+from regbench.types import Parsed, Region, Sample
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of one invocation (the command line's flags)."""
+
+    output: Path = Path("runs")
+    limit: int | None = None
+    seed: int = 1234
+    bootstrap_trials: int = 1000
+    box_format: str | None = None
+    """Overrides the task's and the model's box format."""
+    cache: Path | None = None
+    """Response cache file; default ``<output>/cache.sqlite``."""
+    use_cache: bool = True
+
+
+@dataclass
+class Conversation:
+    """One sample's exchange with the model: the prompts of each turn and the answers."""
+
+    prompts: list[list[dict[str, Any]]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+    cached_turns: int = 0
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def resolve_metrics(task: TaskSpec) -> list[Metric]:
+    """Instantiate the task's metric plugins (suites expanded), options validated, keys unique."""
+    file = str(task.source or task.task)
+    context = MetricContext(
+        task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
+    )
+    plugins: list[Metric] = []
+    owner: dict[str, str] = {}
+    for index, ref in enumerate(task.metrics):
+        for field_name, member in _expand(ref, f"metrics[{index}]", file):
+            plugin_type = METRICS.get(member.name)
+            try:
+                options = plugin_type.Options.model_validate(member.options)
+            except ValidationError as exc:
+                raise spec_error_from(exc, file=file, prefix=field_name) from None
+            plugin = plugin_type(options, context)
+            for key in plugin.output_keys():
+                if key in owner:
+                    raise SpecError(
+                        file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {member.name}"
+                    )
+                owner[key] = member.name
+            plugins.append(plugin)
+    return plugins
+
+
+def _expand(ref: MetricRef, field_name: str, file: str) -> list[tuple[str, MetricRef]]:
+    if ref.name in METRICS or ref.name not in spec_index("suite"):
+        return [(field_name, ref)]  # an unknown name fails in METRICS.get with did-you-mean
+    if ref.options:
+        raise SpecError(file, field_name, f"{ref.name} is a metric suite; options go on its members")
+    suite: SuiteSpec = load_spec(find_spec("suite", ref.name), SuiteSpec)
+    return [(f"{field_name}({ref.name}).metrics[{i}]", member) for i, member in enumerate(suite.metrics)]
+
+
+# ---------------------------------------------------------------- generation
+
+
+class Conversations:
+    """Runs every sample's (possibly multi-turn) conversation through a cached adapter."""
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        model: ModelSpec,
+        adapter: ModelAdapter,
+        renderer: PromptRenderer,
+        *,
+        box_format: str,
+        cache: ResponseCache | None,
+    ) -> None:
+        self.task, self.model, self.adapter, self.renderer = task, model, adapter, renderer
+        self.box_format = box_format
+        self.cache = cache if adapter.cacheable else None
+        self.generation = model.generation.merged(task.generation)
+        self._model_fingerprint = adapter.fingerprint()
+        self._slots = asyncio.Semaphore(adapter.concurrency)
+
+    async def run_all(self, samples: Sequence[Sample], progress: ProgressCallback | None) -> list[Conversation]:
+        done = 0
+
+        async def one(sample: Sample) -> Conversation:
+            nonlocal done
+            conversation = await self.converse(sample)
+            done += 1
+            if progress is not None:
+                progress(done, len(samples))
+            return conversation
+
+        return list(await asyncio.gather(*(one(s) for s in samples)))
+
+    async def converse(self, sample: Sample) -> Conversation:
+        conversation = Conversation()
+        previous_objects: list[Region] = []
+        for turn in range(self.renderer.n_turns):
+            messages = self.renderer.messages(sample, turn, conversation.outputs, previous_objects)
+            request = Request(
+                sample_id=sample.id, task=self.task.task, turn=turn, messages=messages, generation=self.generation
+            )
+            conversation.prompts.append([m.model_dump() for m in messages])
+            response = await self.ask(request)
+            if response.error is not None:
+                conversation.error = f"turn {turn}: {response.error}"
+                break
+            conversation.cached_turns += response.cached
+            conversation.outputs.append(response.text)
+            if turn + 1 < self.renderer.n_turns:
+                previous_objects = parse_output(response.text, box_format=self.box_format, sample=sample).objects
+        return conversation
+
+    async def ask(self, request: Request) -> Response:
+        key = request.fingerprint(self._model_fingerprint) if self.cache is not None else ""
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            return hit
+        async with self._slots:
+            try:
+                response = await self.adapter.generate(request)
+            except Exception as exc:  # an adapter bug costs one sample, not the run
+                response = Response(error=f"{type(exc).__name__}: {exc}")
+        if self.cache is not None:
+            self.cache.put(key, response)
+        return response
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass
+class RunResult:
+    results: Results
+    directory: Path
+    seconds: float
+    cache_hits: int = 0
+
+
+def output_dir(options: RunOptions, model: str, task: str) -> Path:
+    return options.output / _safe(model) / _safe(task)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+async def evaluate(
+    task: TaskSpec,
+    model: ModelSpec,
+    adapter: ModelAdapter,
+    options: RunOptions,
+    *,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Run one task on one model and write results.json, samples.jsonl and run.json."""
+    started = time.perf_counter()
+    directory = output_dir(options, model.model, task.task)
+    samples = load_samples(task, limit=options.limit)
+    plugins = resolve_metrics(task)
+    box_format = options.box_format or task.box_format or model.box_format
+    renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
+    for sample in samples:  # a template error surfaces before any model call
+        renderer.messages(sample, 0, [])
+
+    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
+    try:
+        runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
+        conversations = await runner.run_all(samples, progress)
+    finally:
+        if cache is not None:
+            cache.close()
+    generated = time.perf_counter()
+
+    parsed = [
+        parse_output(
+            None if c.error is not None else c.outputs[-1],
+            box_format=box_format,
+            sample=s,
+            expect_boxes=task.boxes_expected,
+        )
+        for c, s in zip(conversations, samples, strict=True)
+    ]
+    results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
+    write_samples(directory, records)
+    write_results(directory, results)
+    elapsed = time.perf_counter() - started
+    cache_hits = sum(c.cached_turns for c in conversations)
+    write_run_info(
+        directory,
+        {
+            "seconds_total": round(elapsed, 3),
+            "seconds_generation": round(generated - started, 3),
+            "seconds_scoring": round(elapsed - (generated - started), 3),
+            "cache_hits": cache_hits,
+            "regbench_version": __version__,
+            "python": platform.python_version(),
+            "machine": platform.platform(),
+        },
+    )
+    return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits)
+
+
+def score(
+    task: TaskSpec,
+    model: ModelSpec,
+    samples: Sequence[Sample],
+    conversations: Sequence[Conversation],
+    parsed: Sequence[Parsed],
+    plugins: Sequence[Metric],
+    options: RunOptions,
+    box_format: str,
+) -> tuple[Results, list[dict[str, Any]]]:
+    """Per-sample stats → aggregates, intervals and the samples.jsonl records."""
+    items = list(zip(parsed, samples, strict=True))
+    metrics: dict[str, float] = {}
+    intervals: dict[str, list[float]] = {}
+    signatures: dict[str, str] = {}
+    directions: dict[str, bool] = {}
+    owners: dict[str, str] = {}
+    per_plugin_stats: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for plugin in plugins:
+            stats = plugin.stats_batch(items)
+            per_plugin_stats[plugin.name] = stats
+            values = plugin.finalize(stats)
+            ci = bootstrap_ci(plugin, stats, trials=options.bootstrap_trials, seed=options.seed)
+            for key, higher in plugin.output_keys().items():
+                if key not in values:
+                    continue
+                metrics[key] = float(values[key])
+                directions[key] = higher
+                signatures[key] = _signature(plugin, key, options)
+                owners[key] = plugin.name
+                if key in ci:
+                    intervals[key] = [ci[key][0], ci[key][1]]
+    finally:
+        for plugin in plugins:
+            plugin.close()
+
+    records = []
+    for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, parsed, strict=True)):
+        scores: dict[str, Any] = {}
+        stats_by_plugin: dict[str, Any] = {}
+        for plugin in plugins:
+            sample_stats = per_plugin_stats[plugin.name][index]
+            stats_by_plugin[plugin.name] = sample_stats
+            scores.update({k: v for k, v in plugin.sample_scores(sample_stats).items() if v is not None})
+        records.append(
+            {
+                "id": sample.id,
+                "prompt": conversation.prompts[-1] if conversation.prompts else [],
+                "outputs": conversation.outputs,
+                "output": conversation.outputs[-1] if conversation.outputs and not conversation.error else None,
+                "error": conversation.error,
+                "parsed": parse.model_dump(exclude_defaults=False),
+                "reference": {
+                    "answer": sample.answer,
+                    "objects": [o.model_dump(exclude_none=True) for o in sample.objects],
+                    "labels": sample.labels,
+                    "image": sample.image,
+                },
+                "scores": scores,
+                "stats": stats_by_plugin,
+            }
+        )
+
+    n_errors = sum(c.error is not None for c in conversations)
+    n_parse_failures = sum((not p.ok) and c.error is None for p, c in zip(parsed, conversations, strict=True))
+    results = Results(
+        task=task.task,
+        model=model.model,
+        family=task.family,
+        language=task.language,
+        modality=task.modality,
+        n_samples=len(samples),
+        n_parse_failures=n_parse_failures,
+        n_errors=n_errors,
+        metrics=metrics,
+        ci95=intervals,
+        higher_is_better=directions,
+        signatures=signatures,
+        plugins=owners,
+        bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
+        config={
+            "task": task.model_dump(mode="json"),
+            "model": model.model_dump(mode="json"),
+            "run": {"limit": options.limit, "seed": options.seed, "box_format": box_format},
+        },
+        regbench_version=__version__,
+    )
+    return results, records
+
+
+def _signature(plugin: Metric, key: str, options: RunOptions) -> str:
+    """The plugin's signature for ``key`` with the bootstrap settings before the version."""
+    head, _, version = plugin.signature(key).rpartition("|regbench:")
+    trials = min(options.bootstrap_trials, plugin.bootstrap_trials)
+    return f"{head}|bs:{trials}|rs:{options.seed}|regbench:{version}"

@@ -1,0 +1,66 @@
+"""The records that flow through a run: samples in, parsed outputs, per-sample scores out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Region(BaseModel):
+    """A named object and its boxes: ``[x1, y1, x2, y2]`` or ``[x1, y1, z1, x2, y2, z2]`` in 0–1."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    boxes: list[list[float]] = Field(default_factory=list)
+    phrase: str | None = None
+    """The report sentence or phrase a box grounds (grounded reports)."""
+
+    @field_validator("boxes")
+    @classmethod
+    def _box_lengths(cls, boxes: list[list[float]]) -> list[list[float]]:
+        for i, box in enumerate(boxes):
+            if len(box) not in (4, 6):
+                raise ValueError(f"box {i} has {len(box)} numbers; expected 4 (2D) or 6 (3D)")
+        return boxes
+
+
+class Sample(BaseModel):
+    """One evaluation item, as in the canonical dataset JSONL (see DESIGN.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    image: list[str] = Field(default_factory=list)
+    """Absolute image paths (the loader resolves them relative to the data file)."""
+    question: str = ""
+    answer: str = ""
+    objects: list[Region] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    answer_type: str | None = None
+    language: str | None = None
+    width: int | None = None
+    height: int | None = None
+    depth: int | None = None
+    options: list[str] = Field(default_factory=list)
+    """Answer choices (multiple-choice questions, classification prompts)."""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    """Every field of the source line that regbench does not know."""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class Parsed(BaseModel):
+    """A model output turned into structure. Any string parses; failures say why."""
+
+    ok: bool = True
+    text: str = ""
+    """The output with reasoning, box tags and coordinates removed: what text metrics score."""
+    objects: list[Region] = Field(default_factory=list)
+    """Predicted (name, boxes) pairs, boxes in 0–1."""
+    box_format: str | None = None
+    """The box format used (``auto`` resolves to the one it detected)."""
+    refusal: bool = False
+    error: str | None = None
