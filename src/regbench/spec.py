@@ -286,6 +286,8 @@ def load_spec(path: Path, expected: type[_Spec] | None = None) -> Any:
     file = str(path)
     data = expand_env(read_yaml(path), file=file)
     kind = kind_of(data)
+    if kind is None and expected is not None:  # validate as expected, so the missing name is reported
+        kind = next(k for k, v in KIND_BY_KEY.items() if v is expected)
     if kind is None:
         keys = ", ".join(KIND_BY_KEY)
         raise SpecError(file, "", f"not a regbench spec: expected one of the keys {keys} at the top level")

@@ -1,0 +1,5 @@
+"""``python -m regbench``."""
+
+from regbench.cli import main
+
+main()

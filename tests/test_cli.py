@@ -1,0 +1,116 @@
+"""The command line: exit codes and messages for bad input, run/score/list on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tests.test_runner  # noqa: F401  (registers the test_exact plugin)
+from typer.testing import CliRunner
+
+from regbench.cli import app
+from tests.conftest import write_jsonl
+
+cli = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = cli.invoke(app, list(args))
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def test_help_lists_commands() -> None:
+    code, text = invoke("--help")
+    assert code == 0
+    for command in ("run", "score", "list"):
+        assert command in text
+
+
+def test_unknown_task_exits_2_with_suggestion(tmp_path: Path) -> None:
+    code, text = invoke("run", "--model", "medrega-demo", "--task", "grounded_gr", "--output", str(tmp_path))
+    assert code == 2
+    assert "Unknown task 'grounded_gr'" in text and "Did you mean: grounded_rg" in text
+
+
+def test_unknown_model_exits_2_with_suggestion(tmp_path: Path) -> None:
+    code, text = invoke("run", "--model", "medrega-dmeo", "--task", "grounded_rg", "--output", str(tmp_path))
+    assert code == 2 and "Did you mean: medrega-demo" in text
+
+
+def test_malformed_task_yaml_exits_2_naming_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: x\nfamily: detection\ndataset: {path: d.jsonl}\nmetrics: [region_aligned]\nlanguage: fr\n")
+    code, text = invoke("score", "--task", str(bad), "--predictions", str(bad))
+    assert code == 2
+    assert "bad.yaml" in text and "language" in text and "expected one of" in text
+
+
+def test_missing_data_file_exits_2(tmp_path: Path) -> None:
+    task = tmp_path / "t.yaml"
+    task.write_text("task: x\nfamily: vqa\ndataset: {path: missing.jsonl}\nmetrics: [test_exact]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "1", "output": "a"}])
+    code, text = invoke("score", "--task", str(task), "--predictions", str(preds), "--output", str(tmp_path))
+    assert code == 2 and "dataset file not found" in text and "missing.jsonl" in text
+
+
+def test_missing_predictions_file_exits_2(tmp_path: Path) -> None:
+    code, text = invoke("score", "--task", "grounded_rg", "--predictions", str(tmp_path / "none.jsonl"))
+    assert code == 2 and "predictions file not found" in text
+
+
+def test_list_commands_run() -> None:
+    for what in ("tasks", "models", "metrics", "formats"):
+        code, text = invoke("list", what)
+        assert code == 0, text
+    assert "grounded_rg" in invoke("list", "tasks")[1]
+    assert "medrega" in invoke("list", "formats")[1]
+
+
+def test_console_script_cold_start_and_exit_code(tmp_path: Path) -> None:
+    env = {**os.environ, "REGBENCH_PATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "regbench", "run", "--model", "nope", "--task", "grounded_rg"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert done.returncode == 2 and "Unknown model 'nope'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from regbench.cli import app; "
+        "heavy = [m for m in ('numpy', 'scipy', 'torch', 'jieba', 'regbench.runner') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--box-format", None])
+def test_score_handwritten_task_and_predictions_outside_the_repo(tmp_path: Path, flag: str | None) -> None:
+    data = write_jsonl(tmp_path / "elsewhere" / "data.jsonl", [
+        {"id": "a", "question": "Where?", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
+        {"id": "b", "question": "Where?", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
+    ])
+    task = tmp_path / "elsewhere" / "task.yaml"
+    task.write_text(f"task: mine\nfamily: detection\ndataset: {{path: {data.name}}}\nmetrics: [test_exact]\n")
+    preds = write_jsonl(tmp_path / "preds.jsonl", [
+        {"id": "a", "output": "<ref>liver</ref><box>[[0.1, 0.1, 0.5, 0.5]]</box>"},
+        {"id": "b", "output": "<ref>liver</ref><box>[[100, 100, 500, 500]]</box>"},
+    ])
+    args = ["score", "--task", str(task), "--predictions", str(preds), "--output", str(tmp_path / "out")]
+    if flag:
+        args += [flag, "normalized"]
+    code, text = invoke(*args)
+    assert code == 0, text
+    results = json.loads((tmp_path / "out" / "preds" / "mine" / "results.json").read_text())
+    assert results["config"]["run"]["box_format"] == ("normalized" if flag else "auto")
+    records = [json.loads(x) for x in (tmp_path / "out/preds/mine/samples.jsonl").read_text().splitlines()]
+    if flag:  # read as 0-1 floats: sample a is exact, sample b's 100s clip to 1
+        assert records[0]["parsed"]["objects"][0]["boxes"] == [[0.1, 0.1, 0.5, 0.5]]
+        assert records[1]["parsed"]["objects"][0]["boxes"] == [[1.0, 1.0, 1.0, 1.0]]

@@ -1,0 +1,123 @@
+"""The runner end to end on replayed outputs, with a small exact-match plugin defined here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from regbench.errors import SpecError, UnknownNameError
+from regbench.metrics import METRICS, Metric, register_metric
+from regbench.models import build_adapter
+from regbench.runner import RunOptions, evaluate, resolve_metrics
+from regbench.spec import ModelSpec, TaskSpec, load_spec
+from regbench.types import Parsed, Sample
+from tests.conftest import write_jsonl
+
+if "test_exact" not in METRICS:
+
+    @register_metric("test_exact")
+    class ExactMatch(Metric):
+        """Exact match of the cleaned output with the reference answer; boxes counted."""
+
+        keys = {"exact": True, "n_boxes": True}
+
+        def stats(self, parsed: Parsed, sample: Sample) -> dict[str, float]:
+            return {
+                "exact": float(parsed.text.strip().lower() == sample.answer.lower()),
+                "n_boxes": float(sum(len(o.boxes) for o in parsed.objects)),
+            }
+
+
+def make_task(tmp_path: Path, family: str = "vqa", prompt: str = '"{{ question }}"', rows: int = 4) -> TaskSpec:
+    write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i}", "question": f"q{i}", "answer": f"a{i}"} for i in range(rows)])
+    (tmp_path / "task.yaml").write_text(
+        f"task: t\nfamily: {family}\ndataset: {{path: data.jsonl}}\nprompt: {prompt}\nmetrics: [test_exact]\n"
+    )
+    return load_spec(tmp_path / "task.yaml", TaskSpec)
+
+
+def replay(tmp_path: Path, outputs: dict[str, object]) -> ModelSpec:
+    write_jsonl(tmp_path / "pred.jsonl", [{"id": k, "output": v} for k, v in outputs.items()])
+    return ModelSpec(model="rec", adapter="replay", path=str(tmp_path / "pred.jsonl"), box_format="medrega")
+
+
+def run(task: TaskSpec, model: ModelSpec, out: Path) -> dict:
+    asyncio.run(evaluate(task, model, build_adapter(model), RunOptions(output=out, bootstrap_trials=50)))
+    return json.loads((out / model.model / task.task / "results.json").read_text())
+
+
+def test_scores_counts_and_per_sample_records(tmp_path: Path) -> None:
+    task = make_task(tmp_path)
+    model = replay(tmp_path, {"s0": "a0", "s1": "A1", "s2": "wrong <ref>x</ref><box>[[1, 2, 3, 4]]</box>", "s3": ""})
+    results = run(task, model, tmp_path / "out")
+    assert results["n_samples"] == 4 and results["n_errors"] == 0
+    assert results["n_parse_failures"] == 1  # the empty output
+    assert results["metrics"] == {"exact": 0.5, "n_boxes": 0.25}
+    assert results["higher_is_better"]["exact"] is True
+    assert results["signatures"]["exact"].startswith("exact|plugin:test_exact|bs:50|rs:1234|regbench:")
+    assert set(results["ci95"]) == {"exact", "n_boxes"}
+    assert results["config"]["task"]["task"] == "t" and results["config"]["model"]["adapter"] == "replay"
+    records = [json.loads(line) for line in (tmp_path / "out/rec/t/samples.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["s0", "s1", "s2", "s3"]
+    assert records[2]["parsed"]["text"] == "wrong x" and records[2]["parsed"]["objects"][0]["name"] == "x"
+    assert records[2]["scores"] == {"exact": 0.0, "n_boxes": 1.0}
+    assert records[0]["prompt"][-1]["content"] == "q0"
+    assert records[3]["parsed"]["ok"] is False and records[3]["parsed"]["error"] == "empty output"
+
+
+def test_no_box_where_boxes_expected_is_a_parse_failure(tmp_path: Path) -> None:
+    task = make_task(tmp_path, family="detection")
+    model = replay(tmp_path, {"s0": "<ref>a</ref><box>[[1, 2, 3, 4]]</box>", "s1": "garbage ]][[ 12,",
+                              "s2": "Not present.", "s3": "[[1, 2, 3]]"})
+    results = run(task, model, tmp_path / "out")
+    assert results["n_parse_failures"] == 2  # garbage and the 3-number box; a refusal is an answer
+
+
+def test_missing_recorded_output_is_an_error_and_the_run_goes_on(tmp_path: Path) -> None:
+    task = make_task(tmp_path)
+    results = run(task, replay(tmp_path, {"s0": "a0", "s1": "a1"}), tmp_path / "out")
+    assert results["n_errors"] == 2 and results["n_parse_failures"] == 0
+    assert results["metrics"]["exact"] == 0.5
+
+
+def test_multi_turn_scores_the_last_turn(tmp_path: Path) -> None:
+    task = make_task(tmp_path, prompt='["Look: {{ question }}", "Now answer, you said {{ history[0] }}"]', rows=2)
+    model = replay(tmp_path, {"s0": ["thinking", "a0"], "s1": ["a1", "nope"]})
+    results = run(task, model, tmp_path / "out")
+    assert results["metrics"]["exact"] == 0.5
+    record = json.loads((tmp_path / "out/rec/t/samples.jsonl").read_text().splitlines()[0])
+    assert record["outputs"] == ["thinking", "a0"]
+    assert [m["role"] for m in record["prompt"]] == ["user", "assistant", "user"]
+    assert record["prompt"][-1]["content"] == "Now answer, you said thinking"
+
+
+def test_rerun_writes_identical_results(tmp_path: Path) -> None:
+    task = make_task(tmp_path)
+    model = replay(tmp_path, {"s0": "a0", "s1": "x", "s2": "a2", "s3": "y"})
+    first = (run(task, model, tmp_path / "out"), (tmp_path / "out/rec/t/samples.jsonl").read_text())
+    second = (run(task, model, tmp_path / "out"), (tmp_path / "out/rec/t/samples.jsonl").read_text())
+    assert first == second
+
+
+def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None:
+    task = make_task(tmp_path)
+    bad = TaskSpec.model_validate({**task.model_dump(), "metrics": [{"name": "test_exact", "mode": "x"}]})
+    with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown field"):
+        resolve_metrics(bad)
+
+
+def test_unknown_metric_name_suggests(tmp_path: Path) -> None:
+    task = make_task(tmp_path)
+    bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exakt"]})
+    with pytest.raises(UnknownNameError, match="Did you mean: test_exact"):
+        resolve_metrics(bad)
+
+
+def test_duplicate_metric_keys_are_rejected(tmp_path: Path) -> None:
+    task = make_task(tmp_path)
+    bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exact", "test_exact"]})
+    with pytest.raises(SpecError, match="produced by both"):
+        resolve_metrics(bad)
