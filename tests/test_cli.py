@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import tests.test_runner  # noqa: F401  (registers the test_exact plugin)
 from typer.testing import CliRunner
 
+import tests.test_runner  # noqa: F401  (registers the test_exact plugin)
 from regbench.cli import app
 from tests.conftest import write_jsonl
 
@@ -75,7 +74,10 @@ def test_console_script_cold_start_and_exit_code(tmp_path: Path) -> None:
     env = {**os.environ, "REGBENCH_PATH": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-m", "regbench", "run", "--model", "nope", "--task", "grounded_rg"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 2 and "Unknown model 'nope'" in done.stderr
     assert "Traceback" not in done.stderr
@@ -93,16 +95,22 @@ def test_help_does_not_import_heavy_modules() -> None:
 
 @pytest.mark.parametrize("flag", ["--box-format", None])
 def test_score_handwritten_task_and_predictions_outside_the_repo(tmp_path: Path, flag: str | None) -> None:
-    data = write_jsonl(tmp_path / "elsewhere" / "data.jsonl", [
-        {"id": "a", "question": "Where?", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
-        {"id": "b", "question": "Where?", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
-    ])
+    data = write_jsonl(
+        tmp_path / "elsewhere" / "data.jsonl",
+        [
+            {"id": "a", "question": "Where?", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
+            {"id": "b", "question": "Where?", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
+        ],
+    )
     task = tmp_path / "elsewhere" / "task.yaml"
     task.write_text(f"task: mine\nfamily: detection\ndataset: {{path: {data.name}}}\nmetrics: [test_exact]\n")
-    preds = write_jsonl(tmp_path / "preds.jsonl", [
-        {"id": "a", "output": "<ref>liver</ref><box>[[0.1, 0.1, 0.5, 0.5]]</box>"},
-        {"id": "b", "output": "<ref>liver</ref><box>[[100, 100, 500, 500]]</box>"},
-    ])
+    preds = write_jsonl(
+        tmp_path / "preds.jsonl",
+        [
+            {"id": "a", "output": "<ref>liver</ref><box>[[0.1, 0.1, 0.5, 0.5]]</box>"},
+            {"id": "b", "output": "<ref>liver</ref><box>[[100, 100, 500, 500]]</box>"},
+        ],
+    )
     args = ["score", "--task", str(task), "--predictions", str(preds), "--output", str(tmp_path / "out")]
     if flag:
         args += [flag, "normalized"]

@@ -19,10 +19,13 @@ def task_at(tmp_path: Path, data: str = "data/d.jsonl") -> TaskSpec:
 
 
 def test_images_resolve_relative_to_the_data_file_and_extra_fields_go_to_meta(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "data" / "d.jsonl", [
-        {"id": 1, "image": "img/a.png", "question": "q", "answer": "a", "source": "slake", "meta": {"k": 1}},
-        {"id": "2", "image": ["img/b.png", "img/c.png"], "objects": [{"name": "x", "boxes": [[0, 0, 1, 1]]}]},
-    ])
+    write_jsonl(
+        tmp_path / "data" / "d.jsonl",
+        [
+            {"id": 1, "image": "img/a.png", "question": "q", "answer": "a", "source": "slake", "meta": {"k": 1}},
+            {"id": "2", "image": ["img/b.png", "img/c.png"], "objects": [{"name": "x", "boxes": [[0, 0, 1, 1]]}]},
+        ],
+    )
     samples = load_samples(task_at(tmp_path))
     assert samples[0].id == "1" and samples[0].image == [str(tmp_path / "data" / "img" / "a.png")]
     assert samples[0].meta == {"source": "slake", "k": 1}

@@ -13,14 +13,17 @@ from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Region, Sample
 
 SAMPLE = Sample(
-    id="s1", question="Where is the liver?", image=["/x/img.png"],
+    id="s1",
+    question="Where is the liver?",
+    image=["/x/img.png"],
     objects=[Region(name="liver", boxes=[[0.1, 0.2, 0.5, 0.6]])],
 )
 
 
 def renderer(prompt: str | list[str], **model: object) -> PromptRenderer:
-    task = TaskSpec(task="t", family="vqa", dataset={"path": "d.jsonl"}, prompt=prompt, metrics=["vqa"],
-                    system="Task system.")
+    task = TaskSpec(
+        task="t", family="vqa", dataset={"path": "d.jsonl"}, prompt=prompt, metrics=["vqa"], system="Task system."
+    )
     spec = ModelSpec(model="m", adapter="replay", path="p.jsonl", **model)  # type: ignore[arg-type]
     return PromptRenderer(task, spec, write_box=BOX_FORMATS.get("medrega").write)
 
@@ -41,8 +44,9 @@ def test_model_system_prompt_and_suffix() -> None:
 
 
 def test_multi_turn_feeds_back_earlier_answers() -> None:
-    r = renderer(["Find abnormal regions.", "Given {{ previous_objects[0].name }}, {{ history[0] | length }} chars: "
-                  "describe."])
+    r = renderer(
+        ["Find abnormal regions.", "Given {{ previous_objects[0].name }}, {{ history[0] | length }} chars: describe."]
+    )
     turn2 = r.messages(SAMPLE, 1, ["<ref>nodule</ref>[[1, 2, 3, 4]]"], [Region(name="nodule", boxes=[[0, 0, 1, 1]])])
     assert [m.role for m in turn2] == ["system", "user", "assistant", "user"]
     assert turn2[2].content == "<ref>nodule</ref>[[1, 2, 3, 4]]"

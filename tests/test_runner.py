@@ -70,8 +70,15 @@ def test_scores_counts_and_per_sample_records(tmp_path: Path) -> None:
 
 def test_no_box_where_boxes_expected_is_a_parse_failure(tmp_path: Path) -> None:
     task = make_task(tmp_path, family="detection")
-    model = replay(tmp_path, {"s0": "<ref>a</ref><box>[[1, 2, 3, 4]]</box>", "s1": "garbage ]][[ 12,",
-                              "s2": "Not present.", "s3": "[[1, 2, 3]]"})
+    model = replay(
+        tmp_path,
+        {
+            "s0": "<ref>a</ref><box>[[1, 2, 3, 4]]</box>",
+            "s1": "garbage ]][[ 12,",
+            "s2": "Not present.",
+            "s3": "[[1, 2, 3]]",
+        },
+    )
     results = run(task, model, tmp_path / "out")
     assert results["n_parse_failures"] == 2  # garbage and the 3-number box; a refusal is an answer
 

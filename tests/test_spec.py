@@ -93,10 +93,14 @@ def test_env_value_cannot_inject_structure(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_include_merges_base_under_task(tmp_path: Path) -> None:
-    write(tmp_path / "base.yaml", "family: vqa\nlanguage: zh\ndataset: {path: base.jsonl}\ngeneration: {max_tokens: 9}\n"
-          "metrics: [vqa]\n")
-    path = write(tmp_path / "t.yaml", "include: base.yaml\ntask: child\ndataset: {path: child.jsonl}\n"
-                 "generation: {temperature: 0.5}\n")
+    write(
+        tmp_path / "base.yaml",
+        "family: vqa\nlanguage: zh\ndataset: {path: base.jsonl}\ngeneration: {max_tokens: 9}\nmetrics: [vqa]\n",
+    )
+    path = write(
+        tmp_path / "t.yaml",
+        "include: base.yaml\ntask: child\ndataset: {path: child.jsonl}\ngeneration: {temperature: 0.5}\n",
+    )
     spec = load_spec(path, TaskSpec)
     assert spec.language == "zh" and spec.dataset.path == "child.jsonl"
     assert spec.generation is not None

@@ -24,9 +24,7 @@ def resample_indices(n: int, *, trials: int, seed: int) -> np.ndarray:
     return rng.integers(0, n, size=(trials, n))
 
 
-def bootstrap_ci(
-    plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: int
-) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: int) -> dict[str, tuple[float, float]]:
     """Percentile 95% interval of every key ``plugin.finalize`` reports."""
     n = len(stats)
     if n == 0 or trials <= 0:

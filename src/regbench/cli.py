@@ -111,7 +111,9 @@ def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concu
         _print_scores(result)
 
 
-async def _evaluate_tasks(model: ModelSpec, adapter: Any, tasks: list[TaskSpec], options: RunOptions) -> list[RunResult]:
+async def _evaluate_tasks(
+    model: ModelSpec, adapter: Any, tasks: list[TaskSpec], options: RunOptions
+) -> list[RunResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from regbench.runner import evaluate
@@ -166,7 +168,9 @@ def _print_scores(result: RunResult) -> None:
 @app.command()
 @user_errors
 def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `regbench list models`) or a model YAML path.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (see `regbench list models`) or a model YAML path.")
+    ],
     task: TaskOpt,
     limit: LimitOpt = None,
     output: OutputOpt = Path("runs"),
@@ -176,7 +180,9 @@ def run(
     seed: SeedOpt = 1234,
     box_format: BoxFormatOpt = None,
     bootstrap: BootstrapOpt = 1000,
-    cache: Annotated[Path | None, typer.Option("--cache", help="Response cache file (default: OUTPUT/cache.sqlite).")] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Response cache file (default: OUTPUT/cache.sqlite).")
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Query the model even for cached requests.")] = False,
 ) -> None:
     """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl."""
@@ -187,8 +193,13 @@ def run(
     model_spec: ModelSpec = load_spec(find_spec("model", model), ModelSpec)
     tasks = _task_specs(task)
     options = RunOptions(
-        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format,
-        cache=cache, use_cache=not no_cache,
+        output=output,
+        limit=limit,
+        seed=seed,
+        bootstrap_trials=bootstrap,
+        box_format=box_format,
+        cache=cache,
+        use_cache=not no_cache,
     )
     _run_all(model_spec, tasks, options, concurrency)
 
@@ -197,10 +208,13 @@ def run(
 @user_errors
 def score(
     task: TaskOpt,
-    predictions: Annotated[Path, typer.Option("--predictions", "-p", help='JSONL of {"id": ..., "output": ...} lines.')],
+    predictions: Annotated[
+        Path, typer.Option("--predictions", "-p", help='JSONL of {"id": ..., "output": ...} lines.')
+    ],
     output: OutputOpt = Path("runs"),
     name: Annotated[
-        str | None, typer.Option("--name", help="Model name for the output folder (default: the predictions file stem).")
+        str | None,
+        typer.Option("--name", help="Model name for the output folder (default: the predictions file stem)."),
     ] = None,
     box_format: BoxFormatOpt = None,
     limit: LimitOpt = None,
@@ -249,8 +263,11 @@ def _spec_table(kind: str, columns: list[str], row: Callable[[Any], list[str]]) 
 @user_errors
 def list_tasks() -> None:
     """Task YAMLs and task groups."""
-    _spec_table("task", ["task", "family", "language", "metrics"], lambda t: [
-        t.task, t.family, t.language, ", ".join(m.name for m in t.metrics)])
+    _spec_table(
+        "task",
+        ["task", "family", "language", "metrics"],
+        lambda t: [t.task, t.family, t.language, ", ".join(m.name for m in t.metrics)],
+    )
     _spec_table("group", ["group", "tasks"], lambda g: [g.group, ", ".join(g.tasks)])
 
 

@@ -51,9 +51,7 @@ class PromptRenderer:
         """The model's system prompt overrides the task's (models are trained on their own)."""
         return self.model.system_prompt or self.task.system
 
-    def variables(
-        self, sample: Sample, history: Sequence[str], previous_objects: Sequence[Region]
-    ) -> dict[str, Any]:
+    def variables(self, sample: Sample, history: Sequence[str], previous_objects: Sequence[Region]) -> dict[str, Any]:
         fields = sample.model_dump()
         return {
             **fields,
@@ -95,8 +93,9 @@ class PromptRenderer:
             return template.render(context).strip()
         except UndefinedError as exc:
             raise SpecError(
-                self._file, field, f"task {self.task.task}: template variable missing for sample "
-                f"{context['id']!r}: {exc.message}"
+                self._file,
+                field,
+                f"task {self.task.task}: template variable missing for sample {context['id']!r}: {exc.message}",
             ) from None
         except TemplateError as exc:
             raise SpecError(self._file, field, f"task {self.task.task}: {exc}") from None

@@ -21,9 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from regbench.errors import SpecError
 
-Family = Literal[
-    "vqa", "report", "classification", "region_identification", "detection", "grounded_report"
-]
+Family = Literal["vqa", "report", "classification", "region_identification", "detection", "grounded_report"]
 FAMILIES: tuple[str, ...] = Family.__args__  # type: ignore[attr-defined]
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

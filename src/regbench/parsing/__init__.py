@@ -4,4 +4,4 @@ from regbench.parsing.base import BOX_FORMATS, BoxFormat, Extraction, parse_outp
 
 __all__ = ["BOX_FORMATS", "BoxFormat", "Extraction", "parse_output"]
 
-from regbench.parsing import boxes as _boxes  # noqa: E402,F401  (registers the box formats)
+from regbench.parsing import boxes as _boxes  # noqa: F401  (registers the box formats)
