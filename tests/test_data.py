@@ -65,3 +65,27 @@ def test_empty_dataset_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "data" / "d.jsonl").write_text("\n")
     with pytest.raises(DataError, match="no samples"):
         load_samples(task_at(tmp_path))
+
+
+def test_data_check_reports_what_a_family_needs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    write_jsonl(
+        tmp_path / "data" / "d.jsonl",
+        [
+            {"id": "ok", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]},
+            {"id": "swapped", "objects": [{"name": "liver", "boxes": [[0.5, 0.1, 0.1, 0.5]]}]},
+            {"id": "pixels", "image": "missing.png", "objects": [{"name": "x", "boxes": [[10, 10, 50, 50]]}]},
+            {"id": "empty"},
+        ],
+    )
+    (tmp_path / "t.yaml").write_text("task: t\nfamily: detection\ndataset: {path: data/d.jsonl}\nmetrics: [x]\n")
+    result = CliRunner().invoke(app, ["data", "check", str(tmp_path / "t.yaml")])
+    assert result.exit_code == 1
+    assert "4 samples, 4 problem(s)" in result.output
+    assert "'swapped': object 'liver' box 0: [0.5, 0.1, 0.1, 0.5] has a corner swapped" in result.output
+    assert "'pixels': image not found" in result.output and "is not in 0–1" in result.output
+    assert "'empty': `objects` is empty" in result.output
+    assert CliRunner().invoke(app, ["data", "check", "demo"]).exit_code == 0

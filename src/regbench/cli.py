@@ -308,6 +308,34 @@ def list_formats() -> None:
         out.print(name)
 
 
+data_app = typer.Typer(help="Inspect task data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    task: Annotated[list[str], typer.Argument(help="Task or group names, or task YAML paths.")],
+) -> None:
+    """Load each task's data and report what its samples lack for the task's family."""
+    from regbench.data import load_samples
+    from regbench.data.check import check_samples
+
+    failed = False
+    for spec in _task_specs(task):
+        samples = load_samples(spec)
+        problems = check_samples(spec, samples)
+        status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
+        out.print(f"{spec.task}: {len(samples)} samples, {status}")
+        for line in problems[:20]:
+            out.print(f"  - {line}", highlight=False, soft_wrap=True)
+        if len(problems) > 20:
+            out.print(f"  ... and {len(problems) - 20} more")
+        failed |= bool(problems)
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

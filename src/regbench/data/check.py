@@ -1,0 +1,49 @@
+"""`regbench data check`: what a task's samples lack for their family, before any model is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from regbench.spec import TaskSpec
+from regbench.types import Sample
+
+# Fields a family's metrics read from the reference.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "vqa": ("question", "answer"),
+    "report": ("answer",),
+    "classification": ("labels",),
+    "region_identification": ("objects", "answer"),
+    "detection": ("objects",),
+    "grounded_report": ("answer", "objects"),
+}
+
+
+def check_samples(task: TaskSpec, samples: list[Sample]) -> list[str]:
+    """Problems found in the samples (empty when the data fits the task), one line each."""
+    problems: list[str] = []
+    for sample in samples:
+        where = f"sample {sample.id!r}"
+        for name in _NEEDS[task.family]:
+            if not getattr(sample, name):
+                problems.append(f"{where}: `{name}` is empty but {task.family} tasks score against it")
+        for image in sample.image:
+            if not Path(image).exists():
+                problems.append(f"{where}: image not found: {image}")
+        for obj in sample.objects:
+            for index, box in enumerate(obj.boxes):
+                problems.extend(f"{where}: object {obj.name!r} box {index}: {p}" for p in _box_problems(box))
+        if task.labels and task.family == "classification":
+            unknown = sorted(set(sample.labels) - set(task.labels))
+            if unknown:
+                problems.append(f"{where}: labels {unknown} are not in the task's label set")
+    return problems
+
+
+def _box_problems(box: list[float]) -> list[str]:
+    half = len(box) // 2
+    problems = []
+    if any(v < 0 or v > 1 for v in box):
+        problems.append(f"{box} is not in 0–1 (reference boxes are normalised to the image size)")
+    if any(box[i] > box[i + half] for i in range(half)):
+        problems.append(f"{box} has a corner swapped (x1 > x2 or y1 > y2)")
+    return problems
