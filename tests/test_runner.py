@@ -128,3 +128,22 @@ def test_duplicate_metric_keys_are_rejected(tmp_path: Path) -> None:
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exact", "test_exact"]})
     with pytest.raises(SpecError, match="produced by both"):
         resolve_metrics(bad)
+
+
+def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
+    from regbench.runner import merge_shards
+
+    task = make_task(tmp_path, rows=9)
+    model = replay(tmp_path, {f"s{i}": (f"a{i}" if i % 3 else "no") for i in range(9)})
+    whole = run(task, model, tmp_path / "whole")
+    shard_dirs = []
+    for index in range(3):
+        options = RunOptions(output=tmp_path / "sharded", bootstrap_trials=50, shard=(index, 3))
+        result = asyncio.run(evaluate(task, model, build_adapter(model), options))
+        assert result.results.n_samples == 3
+        shard_dirs.append(result.directory)
+    merged = merge_shards(shard_dirs[::-1], tmp_path / "merged")
+    assert merged.model_dump(mode="json") == whole
+    assert (tmp_path / "merged/samples.jsonl").read_text() == (tmp_path / "whole/rec/t/samples.jsonl").read_text()
+    with pytest.raises(Exception, match="more than one shard"):
+        merge_shards([shard_dirs[0], shard_dirs[0]], tmp_path / "again")

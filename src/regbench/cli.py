@@ -184,6 +184,9 @@ def run(
         Path | None, typer.Option("--cache", help="Response cache file (default: OUTPUT/cache.sqlite).")
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Query the model even for cached requests.")] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="I/N: run every N-th sample from the I-th (0-based); see `merge`.")
+    ] = None,
 ) -> None:
     """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl."""
     from regbench.registry import find_spec
@@ -200,6 +203,7 @@ def run(
         box_format=box_format,
         cache=cache,
         use_cache=not no_cache,
+        shard=_parse_shard(shard),
     )
     _run_all(model_spec, tasks, options, concurrency)
 
@@ -238,6 +242,28 @@ def score(
         output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
     )
     _run_all(model_spec, tasks, options, concurrency=None)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise RegbenchError(f"--shard: expected I/N with 0 <= I < N, got {text!r}")
+    return int(index), int(count)
+
+
+@app.command()
+@user_errors
+def merge(
+    shards: Annotated[list[Path], typer.Argument(help="Shard directories (each with results.json, samples.jsonl).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the merged files.")],
+) -> None:
+    """Merge the shards of one model and task into one results.json (equal to an unsharded run)."""
+    from regbench.runner import merge_shards
+
+    merged = merge_shards(shards, output)
+    out.print(f"merged {len(shards)} shards: {merged.n_samples} samples → {output / 'results.json'}")
 
 
 # ---------------------------------------------------------------- list

@@ -20,13 +20,13 @@ from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.cache import ResponseCache
 from regbench.data import load_samples
-from regbench.errors import SpecError
-from regbench.metrics import METRICS, Metric, MetricContext
+from regbench.errors import DataError, SpecError
+from regbench.metrics import METRICS, Metric, MetricContext, Stats
 from regbench.models.base import ModelAdapter, Request, Response
 from regbench.parsing import BOX_FORMATS, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.registry import find_spec, spec_index
-from regbench.results import Results, write_results, write_run_info, write_samples
+from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
 from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
 from regbench.types import Parsed, Region, Sample
 
@@ -46,6 +46,8 @@ class RunOptions:
     cache: Path | None = None
     """Response cache file; default ``<output>/cache.sqlite``."""
     use_cache: bool = True
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
 
 
 @dataclass
@@ -177,7 +179,10 @@ class RunResult:
 
 
 def output_dir(options: RunOptions, model: str, task: str) -> Path:
-    return options.output / _safe(model) / _safe(task)
+    directory = options.output / _safe(model) / _safe(task)
+    if options.shard is not None:
+        directory /= f"shard-{options.shard[0]}-of-{options.shard[1]}"
+    return directory
 
 
 def _safe(name: str) -> str:
@@ -196,6 +201,10 @@ async def evaluate(
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     samples = load_samples(task, limit=options.limit)
+    indices = list(range(len(samples)))
+    if options.shard is not None:
+        indices = indices[options.shard[0] :: options.shard[1]]
+        samples = [samples[i] for i in indices]
     plugins = resolve_metrics(task)
     box_format = options.box_format or task.box_format or model.box_format
     renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
@@ -221,6 +230,8 @@ async def evaluate(
         for c, s in zip(conversations, samples, strict=True)
     ]
     results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
+    for index, record in zip(indices, records, strict=True):
+        record["index"] = index
     write_samples(directory, records)
     write_results(directory, results)
     elapsed = time.perf_counter() - started
@@ -240,6 +251,35 @@ async def evaluate(
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits)
 
 
+@dataclass
+class Aggregate:
+    """The aggregate part of results.json, from per-plugin stats lists."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    ci95: dict[str, list[float]] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    signatures: dict[str, str] = field(default_factory=dict)
+    plugins: dict[str, str] = field(default_factory=dict)
+
+
+def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], options: RunOptions) -> Aggregate:
+    """Finalize every plugin on its stats list, with bootstrap intervals and signatures."""
+    result = Aggregate()
+    for plugin in plugins:
+        values = plugin.finalize(stats[plugin.name])
+        ci = bootstrap_ci(plugin, stats[plugin.name], trials=options.bootstrap_trials, seed=options.seed)
+        for key, higher in plugin.output_keys().items():
+            if key not in values:
+                continue
+            result.metrics[key] = float(values[key])
+            result.higher_is_better[key] = higher
+            result.signatures[key] = _signature(plugin, key, options)
+            result.plugins[key] = plugin.name
+            if key in ci:
+                result.ci95[key] = [ci[key][0], ci[key][1]]
+    return result
+
+
 def score(
     task: TaskSpec,
     model: ModelSpec,
@@ -252,27 +292,9 @@ def score(
 ) -> tuple[Results, list[dict[str, Any]]]:
     """Per-sample stats → aggregates, intervals and the samples.jsonl records."""
     items = list(zip(parsed, samples, strict=True))
-    metrics: dict[str, float] = {}
-    intervals: dict[str, list[float]] = {}
-    signatures: dict[str, str] = {}
-    directions: dict[str, bool] = {}
-    owners: dict[str, str] = {}
-    per_plugin_stats: dict[str, list[dict[str, Any]]] = {}
     try:
-        for plugin in plugins:
-            stats = plugin.stats_batch(items)
-            per_plugin_stats[plugin.name] = stats
-            values = plugin.finalize(stats)
-            ci = bootstrap_ci(plugin, stats, trials=options.bootstrap_trials, seed=options.seed)
-            for key, higher in plugin.output_keys().items():
-                if key not in values:
-                    continue
-                metrics[key] = float(values[key])
-                directions[key] = higher
-                signatures[key] = _signature(plugin, key, options)
-                owners[key] = plugin.name
-                if key in ci:
-                    intervals[key] = [ci[key][0], ci[key][1]]
+        stats = {plugin.name: plugin.stats_batch(items) for plugin in plugins}
+        totals = aggregate(plugins, stats, options)
     finally:
         for plugin in plugins:
             plugin.close()
@@ -280,11 +302,9 @@ def score(
     records = []
     for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, parsed, strict=True)):
         scores: dict[str, Any] = {}
-        stats_by_plugin: dict[str, Any] = {}
         for plugin in plugins:
-            sample_stats = per_plugin_stats[plugin.name][index]
-            stats_by_plugin[plugin.name] = sample_stats
-            scores.update({k: v for k, v in plugin.sample_scores(sample_stats).items() if v is not None})
+            sample_scores = plugin.sample_scores(stats[plugin.name][index])
+            scores.update({k: v for k, v in sample_scores.items() if v is not None})
         records.append(
             {
                 "id": sample.id,
@@ -292,7 +312,7 @@ def score(
                 "outputs": conversation.outputs,
                 "output": conversation.outputs[-1] if conversation.outputs and not conversation.error else None,
                 "error": conversation.error,
-                "parsed": parse.model_dump(exclude_defaults=False),
+                "parsed": parse.model_dump(),
                 "reference": {
                     "answer": sample.answer,
                     "objects": [o.model_dump(exclude_none=True) for o in sample.objects],
@@ -300,12 +320,10 @@ def score(
                     "image": sample.image,
                 },
                 "scores": scores,
-                "stats": stats_by_plugin,
+                "stats": {plugin.name: stats[plugin.name][index] for plugin in plugins},
             }
         )
 
-    n_errors = sum(c.error is not None for c in conversations)
-    n_parse_failures = sum((not p.ok) and c.error is None for p, c in zip(parsed, conversations, strict=True))
     results = Results(
         task=task.task,
         model=model.model,
@@ -313,22 +331,28 @@ def score(
         language=task.language,
         modality=task.modality,
         n_samples=len(samples),
-        n_parse_failures=n_parse_failures,
-        n_errors=n_errors,
-        metrics=metrics,
-        ci95=intervals,
-        higher_is_better=directions,
-        signatures=signatures,
-        plugins=owners,
+        n_parse_failures=sum(count_parse_failure(r) for r in records),
+        n_errors=sum(r["error"] is not None for r in records),
+        **vars(totals),
         bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
         config={
             "task": task.model_dump(mode="json"),
             "model": model.model_dump(mode="json"),
-            "run": {"limit": options.limit, "seed": options.seed, "box_format": box_format},
+            "run": {
+                "limit": options.limit,
+                "seed": options.seed,
+                "box_format": box_format,
+                "shard": list(options.shard) if options.shard else None,
+            },
         },
         regbench_version=__version__,
     )
     return results, records
+
+
+def count_parse_failure(record: dict[str, Any]) -> bool:
+    """A samples.jsonl record whose output came back but could not be parsed."""
+    return record["error"] is None and not record["parsed"]["ok"]
 
 
 def _signature(plugin: Metric, key: str, options: RunOptions) -> str:
@@ -336,3 +360,50 @@ def _signature(plugin: Metric, key: str, options: RunOptions) -> str:
     head, _, version = plugin.signature(key).rpartition("|regbench:")
     trials = min(options.bootstrap_trials, plugin.bootstrap_trials)
     return f"{head}|bs:{trials}|rs:{options.seed}|regbench:{version}"
+
+
+# ---------------------------------------------------------------- shards
+
+
+def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
+    """Merge shard directories of one model and task into one results.json and samples.jsonl.
+
+    The per-sample stats of all shards are put back in dataset order and finalized once,
+    so the merged file equals that of an unsharded run.
+    """
+    shards = [(read_results(d), read_samples(d)) for d in directories]
+    first = shards[0][0]
+    run_config = {k: v for k, v in first.config.get("run", {}).items() if k != "shard"}
+    for (results, _), directory in zip(shards, directories, strict=True):
+        other_run = {k: v for k, v in results.config.get("run", {}).items() if k != "shard"}
+        if (results.task, results.model) != (first.task, first.model) or other_run != run_config:
+            raise DataError(f"{directory}: not a shard of {first.model} · {first.task} with the same settings")
+        if results.config.get("task") != first.config.get("task"):
+            raise DataError(f"{directory}: its task spec differs from that of {directories[0]}")
+    records = sorted((r for _, rs in shards for r in rs), key=lambda r: r.get("index", 0))
+    seen: set[str] = set()
+    for record in records:
+        if record["id"] in seen:
+            raise DataError(f"sample {record['id']!r} appears in more than one shard")
+        seen.add(record["id"])
+    task = TaskSpec.model_validate(first.config["task"])
+    options = RunOptions(bootstrap_trials=first.bootstrap.get("trials", 1000), seed=first.bootstrap.get("seed", 1234))
+    plugins = resolve_metrics(task)
+    try:
+        stats = {p.name: [r["stats"][p.name] for r in records] for p in plugins}
+        totals = aggregate(plugins, stats, options)
+    finally:
+        for plugin in plugins:
+            plugin.close()
+    merged = first.model_copy(
+        update={
+            **vars(totals),
+            "n_samples": len(records),
+            "n_parse_failures": sum(count_parse_failure(r) for r in records),
+            "n_errors": sum(r["error"] is not None for r in records),
+            "config": {**first.config, "run": {**run_config, "shard": None}},
+        }
+    )
+    write_samples(destination, records)
+    write_results(destination, merged)
+    return merged
