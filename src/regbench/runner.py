@@ -7,6 +7,7 @@ so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -230,6 +231,7 @@ async def evaluate(
         for c, s in zip(conversations, samples, strict=True)
     ]
     results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
+    results.config["data"] = data_fingerprint(task)
     for index, record in zip(indices, records, strict=True):
         record["index"] = index
     write_samples(directory, records)
@@ -348,6 +350,15 @@ def score(
         regbench_version=__version__,
     )
     return results, records
+
+
+def data_fingerprint(task: TaskSpec) -> dict[str, Any]:
+    """sha256 of a file-based dataset, so two results can be checked to come from the same data."""
+    if task.dataset.path is None or task.source is None:
+        return {}
+    path = task.source.parent / task.dataset.path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"file": Path(task.dataset.path).name, "sha256": digest}
 
 
 def count_parse_failure(record: dict[str, Any]) -> bool:
