@@ -58,3 +58,26 @@ def test_user_spec_dir_overrides_bundled(spec_root: Path) -> None:
 
 def test_metric_entry_point_group_is_declared() -> None:
     assert METRICS._entry_point_group == "regbench.metrics"
+
+
+def test_entry_point_plugins_are_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third-party package that declares `regbench.metrics` entry points adds plugins by installing."""
+    package = tmp_path / "thirdparty_metrics"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from regbench.metrics import Metric\n"
+        "class Echo(Metric):\n"
+        "    '''Third-party plugin.'''\n"
+        "    name = 'echo'\n"
+        "    keys = {'echo': True}\n"
+        "    def stats(self, parsed, sample):\n"
+        "        return {'echo': 1.0}\n"
+    )
+    dist = tmp_path / "thirdparty_metrics-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-metrics\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[regbench.metrics]\necho = thirdparty_metrics:Echo\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fresh: Registry[type] = Registry("metric", entry_point_group="regbench.metrics")
+    assert "echo" in fresh.names()
+    assert fresh.get("echo").__doc__ == "Third-party plugin."
