@@ -122,3 +122,18 @@ def test_score_handwritten_task_and_predictions_outside_the_repo(tmp_path: Path,
     if flag:  # read as 0-1 floats: sample a is exact, sample b's 100s clip to 1
         assert records[0]["parsed"]["objects"][0]["boxes"] == [[0.1, 0.1, 0.5, 0.5]]
         assert records[1]["parsed"]["objects"][0]["boxes"] == [[1.0, 1.0, 1.0, 1.0]]
+
+
+def test_cache_info_and_clear(tmp_path: Path) -> None:
+    from regbench.cache import ResponseCache
+    from regbench.models.base import Response
+
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    cache.put("k", Response(text="x"))
+    cache.close()
+    code, text = invoke("cache", "info", str(tmp_path))
+    assert code == 0 and "1 cached responses" in text
+    assert invoke("cache", "clear", str(tmp_path))[0] == 0
+    assert not (tmp_path / "cache.sqlite").exists()
+    code, text = invoke("cache", "info", str(tmp_path))
+    assert code == 2 and "no response cache" in text

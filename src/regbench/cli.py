@@ -266,6 +266,42 @@ def merge(
     out.print(f"merged {len(shards)} shards: {merged.n_samples} samples → {output / 'results.json'}")
 
 
+cache_app = typer.Typer(help="Inspect or clear a response cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CacheArg = Annotated[Path, typer.Argument(help="A run's output directory or its cache.sqlite file.")]
+
+
+def _cache_file(path: Path) -> Path:
+    file = path / "cache.sqlite" if path.is_dir() else path
+    if not file.is_file():
+        raise RegbenchError(f"no response cache at {file}")
+    return file
+
+
+@cache_app.command("info")
+@user_errors
+def cache_info(path: CacheArg) -> None:
+    """How many responses a cache holds and how big it is."""
+    from regbench.cache import ResponseCache
+
+    file = _cache_file(path)
+    cache = ResponseCache(file)
+    try:
+        out.print(f"{file}: {len(cache)} cached responses, {file.stat().st_size / 1e6:.1f} MB")
+    finally:
+        cache.close()
+
+
+@cache_app.command("clear")
+@user_errors
+def cache_clear(path: CacheArg) -> None:
+    """Delete a response cache (the next run asks the model again)."""
+    file = _cache_file(path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{file}{suffix}").unlink(missing_ok=True)
+    out.print(f"removed {file}")
+
+
 # ---------------------------------------------------------------- list
 
 
