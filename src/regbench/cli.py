@@ -34,8 +34,8 @@ app = typer.Typer(
 list_app = typer.Typer(help="List registered tasks, models, metrics, suites and box formats.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
