@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from regbench.errors import SpecError
 
@@ -76,6 +76,16 @@ class MetricRef(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _names_as_refs(value: Any) -> Any:
+    """``metrics: [nlg, {name: region_aligned, mode: medrega}]``: a bare name is a ref without options."""
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+MetricList = Annotated[list[MetricRef], BeforeValidator(_names_as_refs), Field(min_length=1)]
+
+
 class TaskSpec(_Spec):
     """A task YAML: data, prompt(s), parsing and metrics."""
 
@@ -96,15 +106,8 @@ class TaskSpec(_Spec):
     labels: list[str] | None = None
     """The label set of a classification task."""
     generation: GenerationSpec | None = None
-    metrics: list[MetricRef] = Field(min_length=1)
+    metrics: MetricList
     tags: list[str] = Field(default_factory=list)
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _names_as_refs(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"name": v} if isinstance(v, str) else v for v in value]
-        return value
 
     @property
     def turns(self) -> list[str]:
@@ -154,9 +157,7 @@ class SuiteSpec(_Spec):
 
     suite: str
     description: str = ""
-    metrics: list[MetricRef] = Field(min_length=1)
-
-    _names_as_refs = field_validator("metrics", mode="before")(TaskSpec._names_as_refs.__func__)
+    metrics: MetricList
 
 
 class GroupSpec(_Spec):

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from regbench.errors import DataError, ModelUnavailableError
 from regbench.models.base import ModelAdapter, Request, Response
+from regbench.spec import ModelSpec
 
 
 class ReplayAdapter(ModelAdapter):
@@ -20,7 +21,7 @@ class ReplayAdapter(ModelAdapter):
 
     cacheable: ClassVar[bool] = False
 
-    def __init__(self, spec, *, concurrency=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
         if not spec.path:
             raise ModelUnavailableError(f"model {spec.model}: the replay adapter needs `path` (a JSONL file)")
