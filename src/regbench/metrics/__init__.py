@@ -5,6 +5,7 @@ from regbench.metrics.base import METRICS, Metric, MetricContext, NoOptions, Sta
 
 _BUILTIN = {
     "region_aligned": "regbench.metrics.region:RegionAligned",
+    "nlg": "regbench.metrics.nlg:NLG",
 }
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)

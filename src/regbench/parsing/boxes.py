@@ -51,7 +51,9 @@ class GridBoxes:
                     boxes.append(box)
             if boxes:
                 objects.append(Region(name=(match.group("name") or "").strip(), boxes=boxes))
-        remaining = _GROUP.sub(lambda m: m.group("name") or "", text)
+        # A grounded report's text is what remains once every (name, box) group and the
+        # separator after it (": " or "，") are gone: "<ref>heart</ref><box>..</box>: Normal." -> "Normal."
+        remaining = re.sub(rf"(?:{_GROUP.pattern})\s*[:：,，;；]?\s*", " ", text, flags=re.DOTALL)
         remaining = re.sub(r"</?(ref|box)>", "", remaining)
         return Extraction(objects=objects, text=remaining, errors=errors, format=self.name)
 

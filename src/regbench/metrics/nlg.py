@@ -1,0 +1,208 @@
+"""coco-caption NLG metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D) on pycocoevalcap, EN and ZH.
+
+Per sample the plugin keeps the tokenised hypothesis and reference (and METEOR's
+sufficient-statistics line); ``finalize`` runs the pycocoevalcap scorers on exactly the
+samples it is given, so the corpus value is pycocoevalcap's for that list, resampled lists
+included (bootstrap). English is PTB-tokenised as coco-caption does; Chinese is cut by
+jieba (or per character) with punctuation dropped; ROUGE-L and the n-gram metrics then
+count the Chinese tokens (MedRegA's released code ran ROUGE through a tokenizer that keeps
+only ``[a-z0-9]`` and so scored Chinese reports on their Latin letters and digits alone).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import io
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from regbench.errors import RegbenchError
+from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric
+from regbench.metrics.tokenize import Tokenizer, get_tokenizer, java
+from regbench.types import Parsed, Sample
+
+BLEU_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4")
+
+
+class NLGOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tokenizer: Literal["auto", "ptb", "jieba", "char", "whitespace"] = "auto"
+    """``auto``: PTB for English, jieba for Chinese (the task's language decides)."""
+    agg: Literal["corpus", "sample"] = "corpus"
+    """``corpus``: coco-caption's pooled scores; ``sample``: mean of per-sample scores (MedRegA ZH, M3D)."""
+    meteor: bool = True
+    """METEOR needs a Java process (about 10 s to start); turn it off to skip it."""
+    spice: bool = False
+    user_dict: str | None = None
+    """A jieba user dictionary of medical terms (recorded in the signature by content hash)."""
+
+
+def _quiet(function: Any, *args: Any) -> Any:
+    """Call a pycocoevalcap scorer with its debug prints captured."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*args)
+
+
+def _as_coco(texts: Sequence[str]) -> dict[int, list[str]]:
+    return {i: [t] for i, t in enumerate(texts)}
+
+
+def bleu_scores(hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[float], list[list[float]]]:
+    """pycocoevalcap BLEU-1..4 over tokenised strings: the corpus values and the per-sample ones."""
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    corpus, per_sample = _quiet(Bleu(4).compute_score, _as_coco(refs), _as_coco(hyps))
+    return list(corpus), [list(map(float, values)) for values in zip(*per_sample, strict=True)]
+
+
+def rouge_l(hyp: str, ref: str) -> float:
+    """coco-caption ROUGE-L (LCS F-measure, beta 1.2) of one pair; 0 when either side is empty."""
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    if not hyp.split() or not ref.split():
+        return 0.0  # pycocoevalcap divides by the token count and would raise
+    return float(Rouge().calc_score([hyp], [ref]))
+
+
+def cider_scores(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, list[float]]:
+    """CIDEr-D with document frequencies from exactly these samples."""
+    from pycocoevalcap.cider.cider import Cider
+
+    corpus, per_sample = _quiet(Cider().compute_score, _as_coco(refs), _as_coco(hyps))
+    return float(corpus), [float(v) for v in per_sample]
+
+
+@functools.cache
+def shared_meteor() -> MeteorProcess:
+    """The METEOR JVM shared by every nlg plugin of this process (it takes ~10 s to start)."""
+    process = MeteorProcess()
+    atexit.register(process.close)
+    return process
+
+
+class MeteorProcess:
+    """One METEOR 1.5 JVM for a run (pycocoevalcap's jar and its wrapper's protocol)."""
+
+    def __init__(self) -> None:
+        java()
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        self._meteor = Meteor()
+        self._lock = threading.Lock()
+
+    def stats(self, hyp: str, ref: str) -> str:
+        """METEOR's sufficient-statistics line for one pair."""
+        with self._lock:
+            return str(self._meteor._stat(hyp, [ref]))
+
+    def evaluate(self, stats_lines: Sequence[str]) -> tuple[float, list[float]]:
+        """The corpus score (METEOR's aggregate of the statistics) and per-segment scores."""
+        if not stats_lines:
+            return 0.0, []
+        process = self._meteor.meteor_p
+        with self._lock:
+            process.stdin.write(("EVAL ||| " + " ||| ".join(stats_lines) + "\n").encode())
+            process.stdin.flush()
+            segments = [float(process.stdout.readline().strip()) for _ in stats_lines]
+            corpus = float(process.stdout.readline().strip())
+        return corpus, segments
+
+    def close(self) -> None:
+        with self._lock:
+            process = self._meteor.meteor_p
+            if process.poll() is None:
+                process.stdin.close()
+                process.kill()
+                process.wait()
+
+
+@register_metric("nlg")
+class NLG(Metric):
+    """coco-caption BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (pycocoevalcap), English and Chinese."""
+
+    keys = {"bleu1": True, "bleu2": True, "bleu3": True, "bleu4": True, "meteor": True, "rouge_l": True, "cider": True}
+    Options = NLGOptions
+    aggregation = "corpus"
+    bootstrap_trials = 200  # each trial reruns the scorers (and METEOR's aggregate) on a resample
+
+    def __init__(self, options: BaseModel | None = None, context: Any = None) -> None:
+        super().__init__(options, context)
+        opts: NLGOptions = self.options  # type: ignore[assignment]
+        if opts.spice:
+            raise RegbenchError(
+                "SPICE is unavailable: it needs the Stanford CoreNLP 3.6.0 jars, which pycocoevalcap downloads on "
+                "first use and which cannot be fetched here; remove `spice: true` from the nlg options"
+            )
+        self.aggregation = "mean" if opts.agg == "sample" else "corpus"  # type: ignore[misc]
+        self.tokenizer: Tokenizer = get_tokenizer(
+            opts.tokenizer, language=self.context.language, user_dict=opts.user_dict
+        )
+
+    @property
+    def opts(self) -> NLGOptions:
+        return self.options  # type: ignore[return-value]
+
+    def output_keys(self) -> dict[str, bool]:
+        return {k: v for k, v in self.keys.items() if k != "meteor" or self.opts.meteor}
+
+    def meteor(self) -> MeteorProcess:
+        return shared_meteor()
+
+    # -- per sample -----------------------------------------------------------------------
+    def stats(self, parsed: Parsed, sample: Sample) -> Stats:
+        return self.stats_batch([(parsed, sample)])[0]
+
+    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
+        if not items:
+            return []
+        tokens = self.tokenizer([p.text for p, _ in items] + [s.answer for _, s in items])
+        hyps, refs = tokens[: len(items)], tokens[len(items) :]
+        _, bleu = bleu_scores(hyps, refs)
+        _, cider = cider_scores(hyps, refs)
+        rows: list[Stats] = []
+        for i, (hyp, ref) in enumerate(zip(hyps, refs, strict=True)):
+            row: Stats = {"hyp": hyp, "ref": ref, **dict(zip(BLEU_KEYS, bleu[i], strict=True))}
+            row["rouge_l"] = rouge_l(hyp, ref)
+            row["cider"] = cider[i]  # with document frequencies of the whole split
+            rows.append(row)
+        if self.opts.meteor:
+            meteor = self.meteor()
+            lines = [meteor.stats(r["hyp"], r["ref"]) for r in rows]
+            _, segments = meteor.evaluate(lines)
+            for row, line, segment in zip(rows, lines, segments, strict=True):
+                row["meteor_stats"], row["meteor"] = line, segment
+        return rows
+
+    def sample_scores(self, stats: Stats) -> dict[str, float | None]:
+        return {key: stats.get(key) for key in self.output_keys()}
+
+    # -- aggregate ------------------------------------------------------------------------
+    def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
+        if not stats:
+            return {}
+        if self.opts.agg == "sample":
+            return mean_of_sample_scores([self.sample_scores(s) for s in stats])
+        hyps, refs = [s["hyp"] for s in stats], [s["ref"] for s in stats]
+        corpus_bleu, _ = bleu_scores(hyps, refs)
+        values = dict(zip(BLEU_KEYS, map(float, corpus_bleu), strict=True))
+        values["rouge_l"] = sum(s["rouge_l"] for s in stats) / len(stats)  # coco-caption: mean over samples
+        values["cider"], _ = cider_scores(hyps, refs)
+        if self.opts.meteor:
+            values["meteor"], _ = self.meteor().evaluate([s["meteor_stats"] for s in stats])
+        return values
+
+    def signature(self, key: str | None = None) -> str:
+        opts = self.opts
+        parts = [key or self.name, f"plugin:{self.name}", f"tok:{self.tokenizer.signature()}", f"agg:{opts.agg}"]
+        if key and key.startswith("bleu"):
+            parts.insert(1, f"n:{key[-1]}")
+        if key == "cider":
+            parts.append("cider:D")
+        from regbench import __version__
+
+        return "|".join([*parts, "impl:pycocoevalcap-1.2", f"regbench:{__version__}"])
