@@ -6,6 +6,9 @@ from regbench.metrics.base import METRICS, Metric, MetricContext, NoOptions, Sta
 _BUILTIN = {
     "region_aligned": "regbench.metrics.region:RegionAligned",
     "nlg": "regbench.metrics.nlg:NLG",
+    "vqa": "regbench.metrics.vqa:VQA",
+    "region_to_text": "regbench.metrics.region_text:RegionToText",
+    "classification": "regbench.metrics.classification:Classification",
 }
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)
