@@ -1,0 +1,182 @@
+"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, lmdeploy, TGI, ...), over httpx.
+
+Concurrency is bounded by the runner (the adapter's ``concurrency``) and by the client's
+connection pool. Several ``base_url`` values are used round robin; one that refuses
+connections is set aside for a while. 429 (honouring ``Retry-After``), 5xx, timeouts,
+connection errors and unreadable JSON are retried with exponential backoff and jitter;
+after ``max_retries`` the request comes back as an error and the run goes on. The API key is
+read from the environment variable the model YAML names and is sent only in the
+``Authorization`` header: it is never part of a message, a cache key or a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import random
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from regbench.errors import ModelUnavailableError
+from regbench.models.base import Message, ModelAdapter, Request, Response
+from regbench.models.images import image_data_urls
+from regbench.spec import ModelSpec
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_DEAD_FOR = 30.0  # seconds a base_url that refused connections is skipped
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OpenAIAdapter(ModelAdapter):
+    """Chat completions with images as data URLs, bounded concurrency, retries and round robin."""
+
+    def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
+        super().__init__(spec, concurrency=concurrency)
+        if not spec.base_urls:
+            raise ModelUnavailableError(f"model {spec.model}: the openai adapter needs `base_url`")
+        self._urls = [u.rstrip("/") for u in spec.base_urls]
+        self._next = itertools.cycle(range(len(self._urls)))
+        self._dead_until = [0.0] * len(self._urls)
+        self._client: httpx.AsyncClient | None = None
+        self.backoff_base = float(spec.options.get("backoff_base", 0.5))
+        self.backoff_max = float(spec.options.get("backoff_max", 30.0))
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.spec.api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def start(self) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        self._client = httpx.AsyncClient(timeout=self.spec.timeout, limits=limits, headers=self._headers())
+        problems = []
+        for url in self._urls:
+            try:
+                reply = await self._client.get(f"{url}/models", timeout=min(10.0, self.spec.timeout))
+                if reply.status_code < 500:
+                    return
+                problems.append(f"{url}: HTTP {reply.status_code}")
+            except httpx.HTTPError as exc:
+                problems.append(f"{url}: {type(exc).__name__}")
+        await self.close()
+        hint = f" {self.spec.start_hint}" if self.spec.start_hint else ""
+        raise ModelUnavailableError(
+            f"model {self.spec.model}: no OpenAI-compatible server answers ({'; '.join(problems)}).{hint}"
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- requests -------------------------------------------------------------------------
+    def payload(self, request: Request) -> dict[str, Any]:
+        """The JSON body of a chat-completions call (greedy unless the spec says otherwise)."""
+        gen = request.generation
+        body: dict[str, Any] = {
+            "model": self.spec.model_name or self.spec.model,
+            "messages": [self._message(m) for m in request.messages],
+            "max_tokens": gen.max_tokens,
+            "temperature": gen.temperature,
+        }
+        if gen.top_p is not None:
+            body["top_p"] = gen.top_p
+        if gen.stop:
+            body["stop"] = gen.stop
+        if gen.seed is not None:
+            body["seed"] = gen.seed
+        body.update(self.spec.options.get("extra_body", {}))
+        return body
+
+    def _message(self, message: Message) -> dict[str, Any]:
+        if not message.images:
+            return {"role": message.role, "content": message.content}
+        parts: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": url}}
+            for path in message.images
+            for url in image_data_urls(path, self.spec.options)
+        ]
+        parts.append({"type": "text", "text": message.content})
+        return {"role": message.role, "content": parts}
+
+    async def generate(self, request: Request) -> Response:
+        if self._client is None:
+            await self.start()
+        try:
+            body = self.payload(request)
+        except (OSError, ValueError) as exc:
+            return Response(error=f"cannot build the request: {exc}")
+        last = "no attempt made"
+        for attempt in range(self.spec.max_retries + 1):
+            index = self._pick()
+            try:
+                return await self._post(self._urls[index], body)
+            except _Retryable as exc:
+                last = str(exc)
+                delay = exc.retry_after
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                last = f"{type(exc).__name__} from {self._urls[index]}"
+                if isinstance(exc, httpx.ConnectError) and len(self._urls) > 1:
+                    self._dead_until[index] = time.monotonic() + _DEAD_FOR
+                delay = None
+            except httpx.TimeoutException as exc:
+                last = f"{type(exc).__name__} after {self.spec.timeout:.0f} s"
+                delay = None
+            if attempt < self.spec.max_retries:
+                await asyncio.sleep(self._delay(attempt, delay))
+        return Response(error=f"failed after {self.spec.max_retries + 1} attempts: {last}")
+
+    async def _post(self, url: str, body: dict[str, Any]) -> Response:
+        assert self._client is not None
+        reply = await self._client.post(f"{url}/chat/completions", json=body)
+        if reply.status_code in _RETRY_STATUS:
+            raise _Retryable(f"HTTP {reply.status_code} from {url}", _retry_after(reply.headers.get("retry-after")))
+        if reply.status_code >= 400:
+            return Response(error=f"HTTP {reply.status_code} from {url}: {reply.text[:300]}")
+        try:
+            data = reply.json()
+            text = data["choices"][0]["message"]["content"]
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise _Retryable(f"unreadable response from {url} ({type(exc).__name__})") from None
+        return Response(text=text if isinstance(text, str) else "", usage=data.get("usage") or {})
+
+    def _pick(self) -> int:
+        now = time.monotonic()
+        for _ in range(len(self._urls)):
+            index = next(self._next)
+            if self._dead_until[index] <= now:
+                return index
+        return min(range(len(self._urls)), key=lambda i: self._dead_until[i])  # all dead: the soonest back
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max)
+        return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+
+    def fingerprint(self) -> str:
+        identity = json.loads(super().fingerprint())
+        identity["options"] = {k: v for k, v in self.spec.options.items() if not k.startswith("backoff")}
+        return json.dumps(identity, sort_keys=True)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

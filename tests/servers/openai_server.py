@@ -1,0 +1,161 @@
+"""A small OpenAI-compatible chat-completions server for tests and benchmarks (stdlib only).
+
+It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text containing
+``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
+``500``, ``429`` (with Retry-After: 0), ``garbage`` (200 with a body that is not JSON),
+``reset`` (the connection is dropped) or ``slow`` (no answer for 30 s). Every request is
+logged as a JSON line to ``--log``: the text, the status sent, how many images it carried,
+the Authorization header, and how many requests were in flight when it arrived.
+
+Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE]
+(the chosen port is written to FILE when the server listens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # listen backlog: at least the clients' concurrency
+
+    def __init__(self, address: tuple[str, int], latency: float, log: Path | None) -> None:
+        super().__init__(address, Handler)
+        self.latency = latency
+        self.log = log.open("a", buffering=1) if log else None
+        self.lock = threading.Lock()
+        self.attempts: Counter[str] = Counter()
+        self.in_flight = 0
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().server_bind()
+
+    def record(self, entry: dict[str, Any]) -> None:
+        if self.log is not None:
+            with self.lock:
+                self.log.write(json.dumps(entry) + "\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep stderr quiet
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self.send_json(200, json.dumps({"object": "list", "data": [{"id": "test-model"}]}).encode())
+        else:
+            self.send_json(404, b'{"error": "not found"}')
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self.send_json(404, b'{"error": "not found"}')
+            return
+        server = self.server
+        with server.lock:
+            server.in_flight += 1
+            in_flight = server.in_flight
+        try:
+            self.answer(body, in_flight)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def answer(self, body: dict[str, Any], in_flight: int) -> None:
+        server = self.server
+        last = next(m for m in reversed(body["messages"]) if m["role"] == "user")
+        content = last["content"]
+        if isinstance(content, list):
+            text = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+            images = sum(p.get("type") == "image_url" for p in content)
+        else:
+            text, images = content, 0
+        key = json.dumps(body["messages"], sort_keys=True)
+        with server.lock:
+            server.attempts[key] += 1
+            attempt = server.attempts[key]
+        status = 200
+        chaos = next((w for w in text.split() if w.startswith("chaos:")), None)
+        if chaos is not None:
+            _, kind, times = chaos.split(":")
+            if attempt <= int(times):
+                status = {"500": 500, "429": 429, "garbage": 201, "reset": 0, "slow": 1}[kind]
+        entry = {
+            "text": text,
+            "status": status,
+            "images": images,
+            "auth": self.headers.get("Authorization"),
+            "in_flight": in_flight,
+            "model": body.get("model"),
+            "max_tokens": body.get("max_tokens"),
+            "temperature": body.get("temperature"),
+            "messages": len(body["messages"]),
+            "system": next((m["content"] for m in body["messages"] if m["role"] == "system"), None),
+            "time": time.time(),
+        }
+        server.record(entry)
+        if status == 0:  # drop the connection without an answer
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if status == 1:
+            time.sleep(30)
+            return
+        time.sleep(server.latency)
+        if status == 500:
+            self.send_json(500, b'{"error": "internal"}')
+        elif status == 429:
+            self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0"})
+        elif status == 201:
+            self.send_json(200, b"<html>not json")
+        else:
+            reply = {
+                "id": "x",
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {text}"}}],
+                "usage": {"prompt_tokens": len(text.split()), "completion_tokens": 2},
+            }
+            self.send_json(200, json.dumps(reply).encode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--log", type=Path)
+    parser.add_argument("--ready", type=Path, required=True)
+    args = parser.parse_args()
+    server = Server(("127.0.0.1", args.port), args.latency, args.log)
+    args.ready.write_text(str(server.server_address[1]))
+    server.serve_forever(poll_interval=0.05)
+
+
+if __name__ == "__main__":
+    main()

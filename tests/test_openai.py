@@ -1,0 +1,244 @@
+"""The openai adapter against a real HTTP server on 127.0.0.1 (tests/servers/openai_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from regbench.errors import ModelUnavailableError
+from regbench.models import build_adapter
+from regbench.runner import RunOptions, evaluate
+from regbench.spec import ModelSpec, TaskSpec, load_spec
+from tests.conftest import REPO, write_jsonl
+
+SERVER = Path(__file__).parent / "servers" / "openai_server.py"
+IMAGE = REPO / "tasks" / "data" / "images" / "demo_1.png"
+
+
+@dataclass
+class RunningServer:
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def requests(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+def start_server(tmp: Path, latency: float = 0.0, name: str = "server") -> RunningServer:
+    ready, log = tmp / f"{name}.port", tmp / f"{name}.log"
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), "--latency", str(latency), "--log", str(log), "--ready", str(ready)]
+    )
+    deadline = time.monotonic() + 20
+    while not ready.exists() or not ready.read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return RunningServer(f"http://127.0.0.1:{ready.read_text()}/v1", log, process)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(tmp_path, latency=0.0)
+    yield running
+    running.process.kill()
+    running.process.wait()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_task(tmp_path: Path, questions: list[str], image: bool = True) -> Path:
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": q,
+            "answer": f"echo: {q}",
+            "answer_type": "open",
+            "image": str(IMAGE) if image else [],
+        }
+        for i, q in enumerate(questions)
+    ]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    (tmp_path / "task.yaml").write_text(
+        "task: http_vqa\nfamily: vqa\ndataset: {path: data.jsonl}\nsystem: Be brief.\n"
+        "prompt: '{{ question }}'\ngeneration: {max_tokens: 16}\nmetrics: [vqa]\n"
+    )
+    return tmp_path / "task.yaml"
+
+
+def make_model(tmp_path: Path, url: str | list[str], **extra: object) -> Path:
+    spec = {
+        "model": "served",
+        "adapter": "openai",
+        "base_url": url,
+        "model_name": "test-model",
+        "max_retries": 3,
+        "timeout": 5,
+        "options": {"backoff_base": 0.01},
+        **extra,
+    }
+    (tmp_path / "model.yaml").write_text(json.dumps(spec))
+    return tmp_path / "model.yaml"
+
+
+def run(task: Path, model: Path, out: Path, concurrency: int | None = None) -> dict:
+    task_spec, model_spec = load_spec(task, TaskSpec), load_spec(model, ModelSpec)
+    adapter = build_adapter(model_spec, concurrency=concurrency)
+
+    async def go() -> None:
+        await adapter.start()
+        try:
+            await evaluate(task_spec, model_spec, adapter, RunOptions(output=out, bootstrap_trials=20))
+        finally:
+            await adapter.close()
+
+    asyncio.run(go())
+    return json.loads((out / "served" / "http_vqa" / "results.json").read_text())
+
+
+def test_requests_carry_system_prompt_image_and_generation_parameters(tmp_path: Path, server: RunningServer) -> None:
+    results = run(make_task(tmp_path, ["Where is the nodule?"]), make_model(tmp_path, server.url), tmp_path / "out")
+    assert results["metrics"]["token_recall"] == 1.0 and results["n_errors"] == 0
+    (request,) = server.requests()
+    assert request["text"] == "Where is the nodule?" and request["images"] == 1
+    assert request["system"] == "Be brief." and request["model"] == "test-model"
+    assert request["max_tokens"] == 16 and request["temperature"] == 0.0
+
+
+def test_text_only_samples_work(tmp_path: Path, server: RunningServer) -> None:
+    run(make_task(tmp_path, ["No image here?"], image=False), make_model(tmp_path, server.url), tmp_path / "out")
+    assert server.requests()[0]["images"] == 0
+
+
+def test_concurrency_is_bounded(tmp_path: Path) -> None:
+    slow = start_server(tmp_path, latency=0.15, name="slow")
+    try:
+        questions = [f"question {i}" for i in range(12)]
+        run(
+            make_task(tmp_path, questions, image=False), make_model(tmp_path, slow.url), tmp_path / "out", concurrency=3
+        )
+    finally:
+        slow.process.kill()
+    in_flight = [r["in_flight"] for r in slow.requests()]
+    assert len(in_flight) == 12 and max(in_flight) == 3
+
+
+def test_server_failures_are_retried_and_the_last_one_recorded(tmp_path: Path, server: RunningServer) -> None:
+    questions = [
+        "a chaos:500:2",
+        "b chaos:429:1",
+        "c chaos:garbage:1",
+        "d chaos:reset:1",
+        "e chaos:slow:1",
+        "f chaos:500:9",
+    ]
+    model = make_model(tmp_path, server.url, timeout=1)
+    results = run(make_task(tmp_path, questions, image=False), model, tmp_path / "out")
+    assert results["n_errors"] == 1 and results["n_samples"] == 6
+    records = [json.loads(x) for x in (tmp_path / "out/served/http_vqa/samples.jsonl").read_text().splitlines()]
+    assert [r["output"] for r in records[:5]] == [f"echo: {q}" for q in questions[:5]]
+    assert records[5]["output"] is None and "failed after 4 attempts: HTTP 500" in records[5]["error"]
+    statuses = {q: [r["status"] for r in server.requests() if r["text"] == q] for q in questions}
+    assert statuses["a chaos:500:2"] == [500, 500, 200] and statuses["b chaos:429:1"] == [429, 200]
+    assert len(statuses["f chaos:500:9"]) == 4
+
+
+def test_dead_base_url_is_skipped(tmp_path: Path, server: RunningServer) -> None:
+    urls = [f"http://127.0.0.1:{closed_port()}/v1", server.url]
+    results = run(
+        make_task(tmp_path, [f"q{i}" for i in range(6)], image=False), make_model(tmp_path, urls), tmp_path / "o"
+    )
+    assert results["n_errors"] == 0 and len(server.requests()) == 6
+
+
+def test_no_server_gives_a_clear_message(tmp_path: Path) -> None:
+    spec = ModelSpec(model="m", adapter="openai", base_url=f"http://127.0.0.1:{closed_port()}/v1", start_hint="Run X.")
+    with pytest.raises(ModelUnavailableError, match=r"no OpenAI-compatible server answers .*ConnectError.*Run X\."):
+        asyncio.run(build_adapter(spec).start())
+
+
+def test_medrega_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDREGA_URL": f"http://127.0.0.1:{closed_port()}/v1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "regbench", "run", "--model", "medrega", "--task", "grounded_rg", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no OpenAI-compatible server answers" in done.stderr and "lmdeploy serve api_server" in done.stderr
+
+
+def test_api_key_reaches_the_server_and_no_file(tmp_path: Path, server: RunningServer) -> None:
+    secret = "sk-test-7f3a9c2e51d04b8f"
+    env = {**os.environ, "REGBENCH_TEST_KEY": secret}
+    model = make_model(tmp_path, server.url, api_key_env="REGBENCH_TEST_KEY")
+    command = [
+        sys.executable,
+        "-m",
+        "regbench",
+        "run",
+        "--model",
+        str(model),
+        "--task",
+        str(make_task(tmp_path, ["k?"])),
+    ]
+    done = subprocess.run([*command, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert server.requests()[0]["auth"] == f"Bearer {secret}"
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(written) >= 4  # results.json, samples.jsonl, run.json, cache.sqlite
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
+    assert secret not in done.stdout + done.stderr
+
+
+def test_kill_9_mid_run_then_resume_repeats_no_finished_request(tmp_path: Path) -> None:
+    slow = start_server(tmp_path, latency=0.1, name="slow")
+    try:
+        task = make_task(tmp_path, [f"question {i}" for i in range(40)], image=False)
+        model = make_model(tmp_path, slow.url)
+        command = [sys.executable, "-m", "regbench", "run", "--model", str(model), "--task", str(task), "-c", "2"]
+        interrupted = subprocess.Popen(
+            [*command, "-o", str(tmp_path / "resumed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while len(slow.requests()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(interrupted.pid, signal.SIGKILL)
+        interrupted.wait()
+        answered_before = len(slow.requests())
+        assert 10 <= answered_before < 40
+        assert not (tmp_path / "resumed/served/http_vqa/results.json").exists()
+        subprocess.run([*command, "-o", str(tmp_path / "resumed")], check=True, capture_output=True, timeout=120)
+        texts = [r["text"] for r in slow.requests()]
+        # Only requests in flight at the kill (at most the concurrency) may be asked twice.
+        assert len(texts) - 40 <= 2 and set(texts) == {f"question {i}" for i in range(40)}
+        subprocess.run([*command, "-o", str(tmp_path / "fresh")], check=True, capture_output=True, timeout=120)
+    finally:
+        slow.process.kill()
+    resumed = (tmp_path / "resumed/served/http_vqa/results.json").read_text()
+    fresh = (tmp_path / "fresh/served/http_vqa/results.json").read_text()
+    assert resumed == fresh
+    samples = (tmp_path / "resumed/served/http_vqa/samples.jsonl").read_text().splitlines()
+    assert sorted(json.loads(s)["id"] for s in samples) == sorted(f"q{i}" for i in range(40))
