@@ -62,7 +62,7 @@ def test_scores_counts_and_per_sample_records(tmp_path: Path) -> None:
     assert results["config"]["task"]["task"] == "t" and results["config"]["model"]["adapter"] == "replay"
     records = [json.loads(line) for line in (tmp_path / "out/rec/t/samples.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ["s0", "s1", "s2", "s3"]
-    assert records[2]["parsed"]["text"] == "wrong x" and records[2]["parsed"]["objects"][0]["name"] == "x"
+    assert records[2]["parsed"]["text"] == "wrong" and records[2]["parsed"]["objects"][0]["name"] == "x"
     assert records[2]["scores"] == {"exact": 0.0, "n_boxes": 1.0}
     assert records[0]["prompt"][-1]["content"] == "q0"
     assert records[3]["parsed"]["ok"] is False and records[3]["parsed"]["error"] == "empty output"
