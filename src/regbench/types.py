@@ -56,6 +56,8 @@ class Parsed(BaseModel):
     """A model output turned into structure. Any string parses; failures say why."""
 
     ok: bool = True
+    raw: str = ""
+    """The model's output as it came (paper-compatible modes re-read it with their own rules)."""
     text: str = ""
     """The output with reasoning, box tags and coordinates removed: what text metrics score."""
     objects: list[Region] = Field(default_factory=list)

@@ -5,6 +5,8 @@ from regbench.metrics.base import METRICS, Metric, MetricContext, NoOptions, Sta
 
 _BUILTIN = {
     "region_aligned": "regbench.metrics.region:RegionAligned",
+    "grounding": "regbench.metrics.region:Grounding",
+    "box_regression": "regbench.metrics.region:BoxRegression",
     "nlg": "regbench.metrics.nlg:NLG",
     "vqa": "regbench.metrics.vqa:VQA",
     "region_to_text": "regbench.metrics.region_text:RegionToText",

@@ -1,59 +1,76 @@
-"""Region-aligned metrics (MedRegA §5.2, Algorithm 1), first simple form: standard mode, 2D.
+"""Region-centric metrics: MedRegA's Region-Aligned evaluation (2D and 3D), grounding, box regression.
 
-To be replaced by the full implementation (modes, 3D, subtasks, vectorised batches).
+``region_aligned`` (MedRegA §5.2, Appendix D, Algorithm 1; METRICS.md):
+
+- ``mode: standard`` (default). Threshold-aware one-to-one matching (most hits, then most
+  IoU); precision = hits / predicted boxes, recall = hits / reference boxes; names
+  normalised and compared exactly (plus task synonyms) for ``object_*`` (distinct names) and
+  ``alignment_*`` (a pair matches only when names agree); ``iou`` = total IoU of the region
+  assignment / max(N, M); ``accuracy`` on single-object single-region samples. Per-sample
+  values, averaged. True IoU in 2D and 3D.
+- ``mode: medrega``: MedRegA's released evaluators (research note anchors-seed-code §1),
+  which produced the paper's numbers: only ``[[int, int, int, int], ...]`` lists in the raw
+  output count, on the 999 grid; names are the raw text before each list, aligned by
+  lower-case substring either way; one ``linear_sum_assignment(1 - IoU)`` then thresholding;
+  "precision" divides by the reference count and "recall" by the predicted count; hits at
+  IoU >= 0.5, >= 0.75 in single-object multi-region, > 0.5 (with its own IoU rule) in
+  single-object single-region; IoU pooled over the split.
+- ``mode: m3d``: M3D's enclosing-box "IoU" and hits at IoU > 0.2.
+
+Subtasks (``single_object_single_region`` ...) come from the options or from each reference.
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
-from regbench.metrics.base import Metric, Stats, register_metric
+from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric
+from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix
+from regbench.metrics.matching import assign_batch
 from regbench.types import Parsed, Region, Sample
 
+Subtask = Literal[
+    "single_object_single_region",
+    "single_object_multi_region",
+    "multi_object_single_region",
+    "multi_object_multi_region",
+]
+LEVELS = ("region", "object", "alignment")
+PRF_KEYS = tuple(f"{level}_{m}" for level in LEVELS for m in ("precision", "recall", "f1"))
 
-def pairwise_iou(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """IoU of every predicted box (rows) with every reference box (columns), 2D ``[x1, y1, x2, y2]``."""
-    if len(pred) == 0 or len(ref) == 0:
-        return np.zeros((len(pred), len(ref)))
-    lo = np.maximum(pred[:, None, :2], ref[None, :, :2])
-    hi = np.minimum(pred[:, None, 2:], ref[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(axis=-1)
-    area_p = (pred[:, 2:] - pred[:, :2]).prod(axis=-1)
-    area_r = (ref[:, 2:] - ref[:, :2]).prod(axis=-1)
-    union = area_p[:, None] + area_r[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match(iou: np.ndarray, threshold: float, allowed: np.ndarray | None = None) -> tuple[int, float]:
-    """One-to-one matching that maximises the hits (IoU >= threshold), then the total IoU.
-
-    Returns the number of hits and the total IoU of the assignment.
-    """
-    if iou.size == 0:
-        return 0, 0.0
-    usable = iou if allowed is None else np.where(allowed, iou, 0.0)
-    hit = (usable >= threshold) & (usable > 0)
-    # A hit outweighs any amount of IoU: each pair's IoU is < 1, and there are at most min(N, M) pairs.
-    weight = hit * (min(iou.shape) + 1.0) + usable
-    rows, cols = linear_sum_assignment(weight, maximize=True)
-    return int(hit[rows, cols].sum()), float(usable[rows, cols].sum())
+# MedRegA's released parser (evaluator_reg.py PATTERN_REGCAP): double-bracketed integer lists only.
+_MEDREGA_GROUP = re.compile(r"([^\[\]]*)(\[\[\d+,\s*\d+,\s*\d+,\s*\d+\](?:,\s*\[\d+,\s*\d+,\s*\d+,\s*\d+\])*\])")
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"\s+", " ", name.strip().lower()).rstrip(".,;:")
+def derive_subtask(reference: Sequence[Region]) -> str:
+    """The text-to-region subtask a reference belongs to: objects x boxes per object."""
+    names = {normalise_name(r.name) for r in reference}
+    many_boxes = any(len(r.boxes) > 1 for r in reference)
+    if len(names) <= 1:
+        return (
+            "single_object_multi_region"
+            if many_boxes or sum(len(r.boxes) for r in reference) > 1
+            else ("single_object_single_region")
+        )
+    return "multi_object_multi_region" if many_boxes else "multi_object_single_region"
 
 
-def _flatten(regions: list[Region]) -> tuple[np.ndarray, list[str]]:
-    boxes = [box for region in regions for box in region.boxes if len(box) == 4]
-    names = [_normalise(region.name) for region in regions for box in region.boxes if len(box) == 4]
-    return np.asarray(boxes, dtype=float).reshape(-1, 4), names
+def normalise_name(name: str, synonyms: dict[str, str] | None = None) -> str:
+    """Lower case, trimmed, inner whitespace collapsed, trailing punctuation dropped, synonyms mapped."""
+    name = re.sub(r"\s+", " ", name.strip().lower()).rstrip(".,;:!?。，；：")
+    return (synonyms or {}).get(name, name)
 
 
-def _prf(hits: float, n_pred: int, n_ref: int) -> tuple[float, float, float]:
+def prf(hits: float, n_pred: float, n_ref: float) -> tuple[float, float, float]:
+    """Precision, recall, F1 with regbench's edge rules: N = 0 gives P = 0; N = M = 0 gives 1, 1, 1."""
     if n_pred == 0 and n_ref == 0:
         return 1.0, 1.0, 1.0
     precision = hits / n_pred if n_pred else 0.0
@@ -62,37 +79,345 @@ def _prf(hits: float, n_pred: int, n_ref: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+@dataclass
+class BoxSet:
+    """One sample's boxes as an array with a name per box."""
+
+    boxes: np.ndarray
+    names: list[str]
+
+    @classmethod
+    def from_regions(cls, regions: Sequence[Region], dims: int, synonyms: dict[str, str] | None = None) -> BoxSet:
+        pairs = [(b, normalise_name(r.name, synonyms)) for r in regions for b in r.boxes if len(b) == dims]
+        return cls(np.asarray([b for b, _ in pairs], dtype=np.float64).reshape(-1, dims), [n for _, n in pairs])
+
+
+# ---------------------------------------------------------------- standard and m3d modes
+
+
+def standard_counts(
+    preds: Sequence[BoxSet], refs: Sequence[BoxSet], *, threshold: float, strict: bool = False, enclosing: bool = False
+) -> list[dict[str, float]]:
+    """Hits, aligned hits and assignment IoU of every sample, batched by (N, M, dims).
+
+    ``strict`` counts a hit at IoU > threshold (M3D) instead of >=; ``enclosing`` uses M3D's
+    enclosing-box IoU.
+    """
+    out: list[dict[str, float]] = [{} for _ in preds]
+    groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
+    for i, (p, r) in enumerate(zip(preds, refs, strict=True)):
+        groups[(len(p.names), len(r.names), r.boxes.shape[1])].append(i)
+    for (n, m, _), members in groups.items():
+        if n == 0 or m == 0:
+            for i in members:
+                out[i].update(hits=0.0, aligned=0.0, iou_sum=0.0, best_iou=0.0)
+            continue
+        pred = np.stack([preds[i].boxes for i in members])
+        ref = np.stack([refs[i].boxes for i in members])
+        iou = enclosing_iou_matrix(pred, ref) if enclosing else iou_matrix(pred, ref)
+        hit = iou > threshold if strict else iou >= threshold
+        assigned = assign_batch(np.where(hit, min(n, m) + 1.0, 0.0) + iou)
+        same = _name_table(members, preds, refs)
+        allowed_hit = hit & same
+        aligned = assign_batch(np.where(allowed_hit, min(n, m) + 1.0, 0.0) + np.where(same, iou, 0.0))
+        hits = (assigned & hit).sum(axis=(1, 2))
+        aligned_hits = (aligned & allowed_hit).sum(axis=(1, 2))
+        iou_sum = (assigned * iou).sum(axis=(1, 2))
+        best = iou[:, :, 0].max(axis=1)
+        for k, i in enumerate(members):
+            out[i].update(hits=float(hits[k]), aligned=float(aligned_hits[k]), iou_sum=float(iou_sum[k]))
+            out[i]["best_iou"] = float(best[k])
+    return out
+
+
+def _name_table(members: Sequence[int], preds: Sequence[BoxSet], refs: Sequence[BoxSet]) -> np.ndarray:
+    """``same[b, i, j]``: predicted box i and reference box j of sample b carry the same name."""
+    vocabulary: dict[str, int] = {}
+    p = np.array([[vocabulary.setdefault(x, len(vocabulary)) for x in preds[i].names] for i in members])
+    r = np.array([[vocabulary.setdefault(x, len(vocabulary)) for x in refs[i].names] for i in members])
+    return p[:, :, None] == r[:, None, :]
+
+
+# ---------------------------------------------------------------- medrega mode (released code)
+
+
+def medrega_parse(raw: str) -> BoxSet:
+    """MedRegA's released prediction parser: (preceding text, [[ints]]) groups, coordinates / 999."""
+    boxes, names = [], []
+    for text, lists in _MEDREGA_GROUP.findall(raw):
+        for box in re.findall(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]", lists):
+            boxes.append([int(v) / 999 for v in box])
+            names.append(text.lower())
+    return BoxSet(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), names)
+
+
+def medrega_reference(regions: Sequence[Region]) -> BoxSet:
+    """Reference boxes as the released code reads them: names lower-cased, nothing else."""
+    pairs = [(b, r.name.lower()) for r in regions for b in r.boxes if len(b) == 4]
+    return BoxSet(np.asarray([b for b, _ in pairs], dtype=np.float64).reshape(-1, 4), [n for _, n in pairs])
+
+
+def medrega_align(pred: str, ref: str) -> bool:
+    """The released name check: an empty predicted name, or one name inside the other."""
+    return pred == "" or pred in ref or ref in pred
+
+
+def medrega_counts(preds: Sequence[BoxSet], refs: Sequence[BoxSet], *, threshold: float) -> list[dict[str, float]]:
+    """C, A, CA and the assigned IoU sum per sample, as ``linear_sum_assignment(1 - IoU)`` gives them.
+
+    The assignment maximises total IoU; samples whose assignment includes a zero-IoU pair are
+    re-solved with scipy itself, since which of several equal pairings it picks decides A.
+    """
+    out: list[dict[str, float]] = [{} for _ in preds]
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (p, r) in enumerate(zip(preds, refs, strict=True)):
+        groups[(len(p.names), len(r.names))].append(i)
+    for (n, m), members in groups.items():
+        if n == 0 or m == 0:
+            for i in members:
+                out[i].update(C=0.0, A=0.0, CA=0.0, iou_sum=0.0, pairs=0.0)
+            continue
+        pred = np.stack([preds[i].boxes for i in members])
+        ref = np.stack([refs[i].boxes for i in members])
+        iou = iou_matrix(pred, ref)
+        assigned = assign_batch(iou)
+        align = np.array([[[medrega_align(a, b) for b in refs[i].names] for a in preds[i].names] for i in members])
+        ambiguous = (assigned & (iou <= 0)).any(axis=(1, 2))
+        for k in np.flatnonzero(ambiguous):
+            rows, cols = linear_sum_assignment(1 - iou[k])
+            assigned[k] = False
+            assigned[k, rows, cols] = True
+        hit = iou >= threshold
+        for k, i in enumerate(members):
+            a = assigned[k]
+            out[i].update(
+                C=float((a & hit[k]).sum()),
+                A=float((a & align[k]).sum()),
+                CA=float((a & hit[k] & align[k]).sum()),
+                iou_sum=float((a * iou[k]).sum()),
+                pairs=float(a.sum()),
+            )
+    return out
+
+
+def medrega_single_region_iou(pred: BoxSet, ref: BoxSet) -> float:
+    """The single-object single-region evaluator's IoU: best box if more predictions than references, else the first."""
+    if len(pred.names) == 0 or len(ref.names) == 0:
+        return 0.0
+    ious = iou_matrix(pred.boxes, ref.boxes[:1])[:, 0]
+    return float(ious.max() if len(pred.names) > len(ref.names) else ious[0])
+
+
+# ---------------------------------------------------------------- the plugin
+
+
+class RegionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: Literal["standard", "medrega", "m3d"] = "standard"
+    iou_threshold: float | None = Field(None, gt=0, le=1)
+    """Hit threshold; default 0.5 (standard), MedRegA's per-subtask values (medrega), 0.2 strict (m3d)."""
+    subtask: Subtask | None = None
+    """Force a subtask; by default each sample's reference decides."""
+    synonyms: dict[str, str] = Field(default_factory=dict)
+    """Predicted name -> reference name, applied after normalisation (standard and m3d modes)."""
+
+
 @register_metric("region_aligned")
 class RegionAligned(Metric):
-    """Region, object and alignment precision / recall / F1 and IoU (standard definitions)."""
+    """Region / object / alignment precision, recall, F1, IoU, accuracy (MedRegA Region-Aligned evaluation)."""
 
-    keys = {
-        **{f"{level}_{m}": True for level in ("region", "object", "alignment") for m in ("precision", "recall", "f1")},
-        "iou": True,
-    }
+    keys = {**dict.fromkeys(PRF_KEYS, True), "iou": True, "accuracy": True}
+    Options = RegionOptions
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        iou_threshold: float = Field(0.5, gt=0, le=1)
-        subtask: str | None = None
+    @property
+    def opts(self) -> RegionOptions:
+        return self.options  # type: ignore[return-value]
+
+    def __init__(self, options: BaseModel | None = None, context: object = None) -> None:
+        super().__init__(options, context)  # type: ignore[arg-type]
+        # Pooled IoU (medrega) needs the whole list in finalize; the others are per-sample means.
+        self.aggregation = "corpus" if self.opts.mode == "medrega" else "mean"  # type: ignore[misc]
+
+    def threshold(self, subtask: str) -> tuple[float, bool]:
+        """(threshold, strict) for a subtask under the configured mode."""
+        mode, given = self.opts.mode, self.opts.iou_threshold
+        if mode == "m3d":
+            return given or 0.2, True
+        if mode == "medrega":
+            if subtask == "single_object_single_region":
+                return given or 0.5, True
+            return given or (0.75 if subtask == "single_object_multi_region" else 0.5), False
+        return given or 0.5, False
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
-        threshold = self.options.iou_threshold  # type: ignore[attr-defined]
-        pred, pred_names = _flatten(parsed.objects)
-        ref, ref_names = _flatten(sample.objects)
-        iou = pairwise_iou(pred, ref)
-        hits, total_iou = match(iou, threshold)
-        same_name = np.array([[p == r for r in ref_names] for p in pred_names], dtype=bool).reshape(iou.shape)
-        aligned, _ = match(iou, threshold, allowed=same_name)
-        pred_set, ref_set = set(pred_names), set(ref_names)
-        row: Stats = {}
-        for level, (h, n, m) in {
-            "region": (hits, len(pred), len(ref)),
-            "object": (len(pred_set & ref_set), len(pred_set), len(ref_set)),
-            "alignment": (aligned, len(pred), len(ref)),
-        }.items():
-            p, r, f = _prf(h, n, m)
-            row.update({f"{level}_precision": p, f"{level}_recall": r, f"{level}_f1": f})
-        denominator = max(len(pred), len(ref))
-        row["iou"] = total_iou / denominator if denominator else 1.0
-        return row
+        return self.stats_batch([(parsed, sample)])[0]
+
+    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
+        subtasks = [self.opts.subtask or derive_subtask(s.objects) for _, s in items]
+        if self.opts.mode == "medrega":
+            return self._medrega(items, subtasks)
+        dims = [next((len(b) for r in s.objects for b in r.boxes), 4) for _, s in items]
+        synonyms = {normalise_name(k): normalise_name(v) for k, v in self.opts.synonyms.items()}
+        preds = [BoxSet.from_regions(p.objects, d, synonyms) for (p, _), d in zip(items, dims, strict=True)]
+        refs = [BoxSet.from_regions(s.objects, d) for (_, s), d in zip(items, dims, strict=True)]
+        rows: list[Stats] = []
+        by_threshold: dict[tuple[float, bool], list[int]] = defaultdict(list)
+        for i, subtask in enumerate(subtasks):
+            by_threshold[self.threshold(subtask)].append(i)
+        counts: list[dict[str, float]] = [{} for _ in items]
+        for (threshold, strict), members in by_threshold.items():
+            found = standard_counts(
+                [preds[i] for i in members],
+                [refs[i] for i in members],
+                threshold=threshold,
+                strict=strict,
+                enclosing=self.opts.mode == "m3d",
+            )
+            for i, c in zip(members, found, strict=True):
+                counts[i] = c
+        for i, (pred, ref) in enumerate(zip(preds, refs, strict=True)):
+            c, n, m = counts[i], len(pred.names), len(ref.names)
+            threshold, strict = self.threshold(subtasks[i])
+            row: Stats = {"subtask": subtasks[i], "n_pred": n, "n_ref": m, "hits": c["hits"]}
+            levels = {
+                "region": (c["hits"], n, m),
+                "object": (len(set(pred.names) & set(ref.names)), len(set(pred.names)), len(set(ref.names))),
+                "alignment": (c["aligned"], n, m),
+            }
+            for level, counts_ in levels.items():
+                row.update(zip((f"{level}_precision", f"{level}_recall", f"{level}_f1"), prf(*counts_), strict=True))
+            row["iou"] = c["iou_sum"] / max(n, m) if max(n, m) else 1.0
+            if subtasks[i] == "single_object_single_region":
+                best = c["best_iou"]
+                row["accuracy"] = float(best > threshold if strict else best >= threshold)
+            rows.append(row)
+        return rows
+
+    def _medrega(self, items: Sequence[tuple[Parsed, Sample]], subtasks: list[str]) -> list[Stats]:
+        preds = [medrega_parse(p.raw or p.text) for p, _ in items]
+        refs = [medrega_reference(s.objects) for _, s in items]
+        rows: list[Stats] = [{} for _ in items]
+        multi = [i for i, t in enumerate(subtasks) if t != "single_object_single_region"]
+        by_threshold: dict[float, list[int]] = defaultdict(list)
+        for i in multi:
+            by_threshold[self.threshold(subtasks[i])[0]].append(i)
+        for threshold, members in by_threshold.items():
+            found = medrega_counts([preds[i] for i in members], [refs[i] for i in members], threshold=threshold)
+            for i, c in zip(members, found, strict=True):
+                g, p = len(refs[i].names), len(preds[i].names)
+                row: Stats = {"subtask": subtasks[i], "n_pred": p, "n_ref": g, **c}
+                for level, count in (("region", c["C"]), ("object", c["A"]), ("alignment", c["CA"])):
+                    precision = count / g if g else 0.0  # the released (swapped) naming
+                    recall = count / p if p else 0.0
+                    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+                    row.update({f"{level}_precision": precision, f"{level}_recall": recall, f"{level}_f1": f1})
+                if subtasks[i] == "single_object_multi_region":  # names unused; IoU pooled over pairs
+                    for key in PRF_KEYS[3:]:
+                        row[key] = None
+                    row["iou_den"] = c["pairs"]
+                else:
+                    row["iou_den"] = float(g)
+                rows[i] = row
+        for i, subtask in enumerate(subtasks):
+            if subtask == "single_object_single_region":
+                iou = medrega_single_region_iou(preds[i], refs[i])
+                rows[i] = {
+                    "subtask": subtask,
+                    "n_pred": len(preds[i].names),
+                    "n_ref": len(refs[i].names),
+                    "ss_iou": iou,
+                    "accuracy": float(iou > self.threshold(subtask)[0]),
+                }
+        return rows
+
+    def sample_scores(self, stats: Stats) -> dict[str, float | None]:
+        scores = {key: stats.get(key) for key in self.keys}
+        if self.opts.mode == "medrega":
+            den = stats.get("iou_den")
+            scores["iou"] = stats.get("ss_iou", stats["iou_sum"] / den if den else None)
+        return scores
+
+    def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
+        values = mean_of_sample_scores([self.sample_scores(s) for s in stats])
+        if self.opts.mode == "medrega":
+            pooled = [s for s in stats if "iou_den" in s]
+            singles = [s["ss_iou"] for s in stats if "ss_iou" in s]
+            den = sum(s["iou_den"] for s in pooled)
+            parts = []
+            if pooled:
+                parts.append(sum(s["iou_sum"] for s in pooled) / den if den else 0.0)
+            if singles:
+                parts.append(sum(singles) / len(singles))
+            values.pop("iou", None)
+            if len(parts) == 1:
+                values["iou"] = parts[0]
+            elif parts:  # a split mixing subtasks: each evaluator's IoU, weighted by its samples
+                values["iou"] = (parts[0] * len(pooled) + parts[1] * len(singles)) / (len(pooled) + len(singles))
+        return values
+
+    def signature(self, key: str | None = None) -> str:
+        from regbench import __version__
+
+        opts = self.opts
+        parts = [key or self.name, f"plugin:{self.name}", f"mode:{opts.mode}"]
+        parts.append(f"iou:{opts.iou_threshold}" if opts.iou_threshold else f"iou:{_THRESHOLDS[opts.mode]}")
+        parts.append(f"subtask:{opts.subtask or 'derived'}")
+        parts.append("match:" + ("iou-max" if opts.mode == "medrega" else "hits-then-iou"))
+        if opts.mode == "medrega":
+            parts.append("pr:swapped|names:substring|parse:double-bracket|scale:999|iou_agg:pooled")
+        if opts.mode == "m3d":
+            parts.append("iou_def:enclosing")
+        if opts.synonyms:
+            parts.append(f"synonyms:{len(opts.synonyms)}")
+        return "|".join([*parts, f"regbench:{__version__}"])
+
+
+_THRESHOLDS = {"standard": "0.5", "medrega": "0.5,sm:0.75,ss:>0.5", "m3d": ">0.2"}
+
+
+# ---------------------------------------------------------------- grounding and box regression
+
+
+class GroundingOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: Literal["standard", "m3d"] = "standard"
+    hit_threshold: float | None = Field(None, gt=0, le=1)
+    """``hit_rate`` threshold: default 0.5 (>=); in m3d mode 0.2 (>), with M3D's enclosing-box IoU."""
+
+
+@register_metric("grounding")
+class Grounding(Metric):
+    """Single-box grounding (M4CXR phrase grounding, M3D REC): Acc@0.5, mIoU, hit rate of the first box."""
+
+    keys = {"acc_iou50": True, "miou": True, "hit_rate": True}
+    Options = GroundingOptions
+
+    def stats(self, parsed: Parsed, sample: Sample) -> Stats:
+        opts: GroundingOptions = self.options  # type: ignore[assignment]
+        ref = next((b for r in sample.objects for b in r.boxes), None)
+        pred = next((b for r in parsed.objects for b in r.boxes if ref is not None and len(b) == len(ref)), None)
+        iou = 0.0
+        if ref is not None and pred is not None:
+            matrix = enclosing_iou_matrix if opts.mode == "m3d" else iou_matrix
+            iou = float(matrix(np.array([pred]), np.array([ref]))[0, 0])
+        threshold = opts.hit_threshold or (0.2 if opts.mode == "m3d" else 0.5)
+        hit = iou > threshold if opts.mode == "m3d" else iou >= threshold
+        return {"iou": iou, "acc_iou50": float(iou >= 0.5), "miou": iou, "hit_rate": float(hit)}
+
+
+@register_metric("box_regression")
+class BoxRegression(Metric):
+    """VividMed box metrics on Hungarian-matched pairs (cost l1 + 1 - GIoU): l1, GIoU, 1 - GIoU."""
+
+    keys = {"l1": False, "giou": True, "giou_loss": False}
+
+    def stats(self, parsed: Parsed, sample: Sample) -> Stats:
+        dims = next((len(b) for r in sample.objects for b in r.boxes), 4)
+        pred = BoxSet.from_regions(parsed.objects, dims).boxes
+        ref = BoxSet.from_regions(sample.objects, dims).boxes
+        if len(pred) == 0 or len(ref) == 0:
+            return {"l1": None, "giou": None, "giou_loss": None, "pairs": 0}
+        l1, giou = l1_matrix(pred, ref), giou_matrix(pred, ref)
+        rows, cols = linear_sum_assignment(l1 + (1 - giou))
+        mean_giou = float(giou[rows, cols].mean())
+        return {"l1": float(l1[rows, cols].mean()), "giou": mean_giou, "giou_loss": 1 - mean_giou, "pairs": len(rows)}

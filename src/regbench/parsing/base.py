@@ -76,16 +76,16 @@ def parse_output(
         return Parsed(ok=False, error="no output (model error)")
     text = strip_reasoning(raw).strip()
     if not text:
-        return Parsed(ok=False, error="empty output")
+        return Parsed(ok=False, raw=raw, error="empty output")
     fmt = BOX_FORMATS.get(box_format)
     try:
         found = fmt.extract(text, sample)
     except Exception as exc:  # a parser bug must cost one sample, not the run
-        return Parsed(ok=False, text=text, error=f"box parser {box_format} failed: {exc!r}")
+        return Parsed(ok=False, raw=raw, text=text, error=f"box parser {box_format} failed: {exc!r}")
     clean = re.sub(r"\s+", " ", found.text).strip()
     refusal = not found.objects and is_refusal(text)
     used = found.format or box_format
     if expect_boxes and not found.objects and not refusal:
         reason = "; ".join(found.errors) or f"no box in {box_format} format found"
-        return Parsed(ok=False, text=clean, box_format=used, error=reason)
-    return Parsed(ok=True, text=clean, objects=found.objects, box_format=used, refusal=refusal)
+        return Parsed(ok=False, raw=raw, text=clean, objects=found.objects, box_format=used, error=reason)
+    return Parsed(ok=True, raw=raw, text=clean, objects=found.objects, box_format=used, refusal=refusal)

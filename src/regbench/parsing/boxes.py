@@ -1,66 +1,235 @@
-"""Box formats: MedRegA / InternVL grid boxes and plain 0–1 boxes.
+"""Box formats of the model families regbench evaluates (METRICS.md, "Box formats").
 
-First simple form (foundation); the region-metrics work replaces it with every format
-of METRICS.md and ``auto`` detection.
+Every format turns untrusted text into (name, boxes) regions with 0–1 corner boxes and the
+text that remains once the boxes and their tags are gone, and never raises. Coordinates are
+scaled, clipped to [0, 1], and swapped corners reordered; a span that looks like a box but
+has the wrong count of numbers is reported in ``Extraction.errors``.
+
+| name | writes | scale |
+|---|---|---|
+| ``medrega`` | ``<ref>liver</ref><box>[[x1, y1, x2, y2], ...]</box>`` (InternVL too) | 0–999 integers, / 999 |
+| ``qwen_vl`` | ``<ref>liver</ref><box>(x1,y1),(x2,y2)</box>`` | 0–999, / 999 |
+| ``qwen25_vl`` | JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": "liver"}`` | absolute pixels (needs the image size) |
+| ``m4cxr`` | ``consolidation [x1, y1, x2, y2]`` | 0–100 integers, / 100 |
+| ``normalized`` | ``liver [0.12, 0.30, 0.55, 0.71]`` (MAIRA-2, RadFact) | 0–1 floats |
+| ``m3d`` | ``[x1, y1, z1, x2, y2, z2]`` | 0–1 floats, 3D |
+| ``vividmed`` | ``<p>opacity</p> [0.1, 0.2, 0.4, 0.5] is seen`` with ``<grd>``/``<ngrd>`` | 0–1 floats |
+| ``auto`` | detects one of the above and reports which in ``Extraction.format`` | |
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
 from regbench.parsing.base import BOX_FORMATS, Extraction
 from regbench.types import Region, Sample
 
-_NUMBER = r"-?\d+(?:\.\d+)?"
-_BOX = rf"\[\s*{_NUMBER}(?:\s*,\s*{_NUMBER})*\s*\]"
-_GROUP = re.compile(
-    rf"(?:<ref>(?P<name>.*?)</ref>\s*)?(?:<box>\s*)?(?P<boxes>\[\s*{_BOX}(?:\s*,\s*{_BOX})*\s*\]|{_BOX})(?:\s*</box>)?",
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_LIST = rf"\[\s*{_NUMBER}(?:\s*,\s*{_NUMBER})*\s*,?\s*\]"
+_LISTS = rf"\[\s*{_LIST}(?:\s*,\s*{_LIST})*\s*\]|{_LIST}"
+# An optional <ref>name</ref>, then one or several bracketed number lists, in <box> or <ref> tags or bare.
+_GRID = re.compile(
+    rf"(?:<ref>(?P<name>[^<>]*?)</ref>\s*)?(?:<(?P<tag>box|ref)>\s*)?(?P<boxes>{_LISTS})(?:\s*</(?:box|ref)>)?",
     re.DOTALL,
 )
+_QWEN_BOX = re.compile(
+    rf"(?:<ref>(?P<name>[^<>]*?)</ref>\s*)?<box>\s*\(\s*(?P<x1>{_NUMBER})\s*,\s*(?P<y1>{_NUMBER})\s*\)\s*,?\s*"
+    rf"\(\s*(?P<x2>{_NUMBER})\s*,\s*(?P<y2>{_NUMBER})\s*\)\s*</box>",
+    re.DOTALL,
+)
+_SEPARATOR = r"\s*[:：,，;；]?\s*"
+_TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
 
-def normalise_box(values: Sequence[float], scale: float) -> list[float] | None:
-    """Scale to 0–1, clip, and reorder swapped corners; ``None`` if not 4 or 6 numbers."""
+def to_unit_box(values: Sequence[float], scale_x: float, scale_y: float | None = None) -> list[float] | None:
+    """Scale to 0–1, clip, reorder swapped corners; ``None`` unless 4 (2D) or 6 (3D) numbers."""
     if len(values) not in (4, 6):
         return None
+    scale_y = scale_x if scale_y is None else scale_y
     half = len(values) // 2
-    scaled = [min(max(v / scale, 0.0), 1.0) for v in values]
+    scales = [scale_x, scale_y, scale_x][:half]  # 3D depth shares the x scale: only 0-1 formats are 3D
+    scaled = [min(max(v / scales[i % half], 0.0), 1.0) for i, v in enumerate(values)]
     low = [min(a, b) for a, b in zip(scaled[:half], scaled[half:], strict=True)]
     high = [max(a, b) for a, b in zip(scaled[:half], scaled[half:], strict=True)]
     return low + high
 
 
-class GridBoxes:
-    """``<ref>name</ref><box>[[x1, y1, x2, y2], ...]</box>`` on an integer grid (0–``scale``)."""
+def _numbers(text: str) -> list[float]:
+    return [float(n) for n in re.findall(_NUMBER, text)]
 
-    def __init__(self, name: str, scale: float) -> None:
-        self.name, self.scale = name, scale
+
+def _trailing_name(prefix: str) -> str:
+    """The words just before an untagged box ("consolidation [..]"): the last clause, at most 8 words."""
+    clause = _CLAUSE_END.split(_TAGS.sub(" ", prefix))[-1]
+    clause = re.sub(r"^\s*(?:and|,|，)\s*", "", clause.strip(" ,，"))
+    words = clause.split()
+    return " ".join(words[-8:]) if len(words) <= 8 else ""
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", _TAGS.sub("", text)).strip()
+
+
+class BracketBoxes:
+    """Boxes written as bracketed number lists on a fixed scale, with optional ``<ref>``/``<box>`` tags."""
+
+    def __init__(self, name: str, scale: float, *, decimals: int | None = None, dims: int = 4) -> None:
+        self.name, self.scale, self.decimals, self.dims = name, scale, decimals, dims
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
-        objects: list[Region] = []
+        regions: list[Region] = []
         errors: list[str] = []
-        for match in _GROUP.finditer(text):
+        last_end = 0
+        for match in _GRID.finditer(text):
             boxes = []
-            for box_text in re.findall(_BOX, match.group("boxes")):
-                numbers = [float(n) for n in re.findall(_NUMBER, box_text)]
-                box = normalise_box(numbers, self.scale)
+            for box_text in re.findall(_LIST, match.group("boxes")):
+                box = to_unit_box(_numbers(box_text), self.scale)
                 if box is None:
-                    errors.append(f"box with {len(numbers)} numbers: {box_text}")
+                    errors.append(f"a box needs 4 or 6 numbers: {box_text}")
                 else:
                     boxes.append(box)
             if boxes:
-                objects.append(Region(name=(match.group("name") or "").strip(), boxes=boxes))
-        # A grounded report's text is what remains once every (name, box) group and the
-        # separator after it (": " or "，") are gone: "<ref>heart</ref><box>..</box>: Normal." -> "Normal."
-        remaining = re.sub(rf"(?:{_GROUP.pattern})\s*[:：,，;；]?\s*", " ", text, flags=re.DOTALL)
-        remaining = re.sub(r"</?(ref|box)>", "", remaining)
-        return Extraction(objects=objects, text=remaining, errors=errors, format=self.name)
+                name = match.group("name")
+                if name is None:
+                    name = _trailing_name(text[last_end : match.start()])
+                regions.append(Region(name=name.strip(), boxes=boxes))
+            last_end = match.end()
+        remaining = re.sub(rf"(?:{_GRID.pattern}){_SEPARATOR}", " ", text, flags=re.DOTALL)
+        return Extraction(objects=regions, text=_clean(remaining), errors=errors, format=self.name)
 
     def write(self, box: Sequence[float]) -> str:
-        return "[[" + ", ".join(str(round(v * self.scale)) for v in box) + "]]"
+        if self.decimals is None:
+            numbers = ", ".join(str(round(v * self.scale)) for v in box)
+        else:
+            numbers = ", ".join(f"{v * self.scale:.{self.decimals}f}" for v in box)
+        return f"[[{numbers}]]" if self.name == "medrega" else f"[{numbers}]"
 
 
-BOX_FORMATS.add("medrega", GridBoxes("medrega", 999))
-BOX_FORMATS.add("normalized", GridBoxes("normalized", 1))
-BOX_FORMATS.add("auto", GridBoxes("medrega", 999))
+class QwenVLBoxes:
+    """Qwen-VL: ``<ref>name</ref><box>(x1,y1),(x2,y2)</box>`` on the 0–999 grid."""
+
+    name = "qwen_vl"
+
+    def extract(self, text: str, sample: Sample | None) -> Extraction:
+        regions: dict[str, Region] = {}
+        for match in _QWEN_BOX.finditer(text):
+            values = [float(match.group(k)) for k in ("x1", "y1", "x2", "y2")]
+            box = to_unit_box(values, 999)
+            name = (match.group("name") or "").strip()
+            if box is not None:
+                regions.setdefault(name, Region(name=name)).boxes.append(box)
+        remaining = _QWEN_BOX.sub(" ", text)
+        return Extraction(objects=list(regions.values()), text=_clean(remaining), format=self.name)
+
+    def write(self, box: Sequence[float]) -> str:
+        x1, y1, x2, y2 = (round(v * 999) for v in box[:4])
+        return f"({x1},{y1}),({x2},{y2})"
+
+
+class Qwen25Boxes:
+    """Qwen2.5-VL JSON grounding: ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]`` in pixels."""
+
+    name = "qwen25_vl"
+    _OBJECT = re.compile(r"\{[^{}]*\"bbox_2d\"[^{}]*\}", re.DOTALL)
+
+    def extract(self, text: str, sample: Sample | None) -> Extraction:
+        width = sample.width if sample is not None else None
+        height = sample.height if sample is not None else None
+        regions: dict[str, Region] = {}
+        errors: list[str] = []
+        for match in self._OBJECT.finditer(text):
+            try:
+                item = json.loads(match.group(0))
+                values = [float(v) for v in item["bbox_2d"]]
+                label = str(item.get("label", ""))
+            except (ValueError, TypeError, KeyError):
+                values = _numbers(match.group(0).split("bbox_2d", 1)[1])[:4]
+                found = re.search(r"\"label\"\s*:\s*\"([^\"]*)\"", match.group(0))
+                label = found.group(1) if found else ""
+            if not width or not height:
+                errors.append("qwen25_vl boxes are in pixels: the sample needs `width` and `height`")
+                continue
+            box = to_unit_box(values, float(width), float(height))
+            if box is None:
+                errors.append(f"bbox_2d needs 4 numbers: {match.group(0)[:80]}")
+                continue
+            regions.setdefault(label.strip(), Region(name=label.strip())).boxes.append(box)
+        remaining = self._OBJECT.sub(" ", re.sub(r"```(?:json)?", " ", text))
+        remaining = re.sub(r"\[\s*(?:,\s*)*\]", " ", remaining)
+        return Extraction(objects=list(regions.values()), text=_clean(remaining), errors=errors, format=self.name)
+
+    def write(self, box: Sequence[float]) -> str:
+        return json.dumps({"bbox_2d": [round(v, 3) for v in box]})
+
+
+class VividMedPhrases:
+    """VividMed: grounded phrases ``<p>phrase</p>``, each optionally followed by 0–1 boxes."""
+
+    name = "vividmed"
+    _PHRASE = re.compile(rf"<p>(?P<phrase>.*?)</p>(?P<boxes>(?:\s*(?:{_LISTS}))*)", re.DOTALL)
+
+    def extract(self, text: str, sample: Sample | None) -> Extraction:
+        errors = []
+        depth = 0
+        for tag in re.findall(r"</?p>", text):
+            depth += 1 if tag == "<p>" else -1
+            if depth not in (0, 1):
+                errors.append("unbalanced or nested <p> tags")
+                break
+        if depth != 0 and not errors:
+            errors.append("unbalanced or nested <p> tags")
+        regions = []
+        for match in self._PHRASE.finditer(text):
+            phrase = match.group("phrase").strip()
+            boxes = [b for t in re.findall(_LIST, match.group("boxes")) if (b := to_unit_box(_numbers(t), 1.0))]
+            regions.append(Region(name=phrase, phrase=phrase, boxes=boxes))
+        remaining = self._PHRASE.sub(lambda m: f" {m.group('phrase').strip()} ", text)
+        if errors:  # VividMed's own parser rejects the whole target list
+            return Extraction(text=_clean(remaining), errors=errors, format=self.name)
+        return Extraction(objects=[r for r in regions if r.boxes], text=_clean(remaining), format=self.name)
+
+    def write(self, box: Sequence[float]) -> str:
+        return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
+
+
+class AutoBoxes:
+    """Detects the format from the text (see ``detect``) and says which one it used."""
+
+    name = "auto"
+
+    def detect(self, text: str) -> str:
+        if "bbox_2d" in text:
+            return "qwen25_vl"
+        if _QWEN_BOX.search(text):
+            return "qwen_vl"
+        if re.search(r"<p>.*?</p>", text, re.DOTALL):
+            return "vividmed"
+        if "[[" in text.replace(" ", "") or "<box>" in text or "<ref>" in text:
+            return "medrega"
+        lists = re.findall(_LIST, text)
+        numbers = [v for t in lists for v in _numbers(t)]
+        if numbers and all(0 <= v <= 1 for v in numbers):
+            return "m3d" if any(len(_numbers(t)) == 6 for t in lists) else "normalized"
+        if numbers and max(numbers) <= 100 and all(v == int(v) for v in numbers):
+            return "m4cxr"
+        return "medrega"
+
+    def extract(self, text: str, sample: Sample | None) -> Extraction:
+        return BOX_FORMATS.get(self.detect(text)).extract(text, sample)
+
+    def write(self, box: Sequence[float]) -> str:
+        return BOX_FORMATS.get("medrega").write(box)
+
+
+BOX_FORMATS.add("medrega", BracketBoxes("medrega", 999))
+BOX_FORMATS.add("internvl", BracketBoxes("medrega", 999))
+BOX_FORMATS.add("m4cxr", BracketBoxes("m4cxr", 100))
+BOX_FORMATS.add("normalized", BracketBoxes("normalized", 1, decimals=3))
+BOX_FORMATS.add("m3d", BracketBoxes("m3d", 1, decimals=3, dims=6))
+BOX_FORMATS.add("qwen_vl", QwenVLBoxes())
+BOX_FORMATS.add("qwen25_vl", Qwen25Boxes())
+BOX_FORMATS.add("vividmed", VividMedPhrases())
+BOX_FORMATS.add("auto", AutoBoxes())
