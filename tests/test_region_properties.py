@@ -1,0 +1,124 @@
+"""Property tests: any string parses; region metrics stay in [0, 1], ignore box order, and score 1 when perfect."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from regbench.metrics import METRICS, MetricContext
+from regbench.parsing import BOX_FORMATS, parse_output
+from regbench.types import Parsed, Region, Sample
+
+FORMATS = BOX_FORMATS.names()
+box_text = st.sampled_from(
+    [
+        "[[",
+        "]]",
+        "[",
+        "]",
+        "<ref>",
+        "</ref>",
+        "<box>",
+        "</box>",
+        "<p>",
+        "</p>",
+        "(",
+        ")",
+        ",",
+        " ",
+        "0",
+        "999",
+        "0.5",
+        "-3",
+        "1e9",
+        "bbox_2d",
+        '{"bbox_2d": [',
+        "肺",
+        "\n",
+    ]
+)
+tricky = st.lists(st.one_of(box_text, st.text(max_size=5)), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(st.text(), tricky), fmt=st.sampled_from(FORMATS), expect=st.booleans())
+def test_any_string_parses_without_an_exception(text: str, fmt: str, expect: bool) -> None:
+    parsed = parse_output(text, box_format=fmt, sample=Sample(id="s", width=100, height=80), expect_boxes=expect)
+    assert parsed.ok or parsed.error
+    for region in parsed.objects:
+        for box in region.boxes:
+            assert len(box) in (4, 6) and all(0.0 <= v <= 1.0 for v in box)
+            half = len(box) // 2
+            assert all(box[i] <= box[i + half] for i in range(half))
+
+
+coordinate = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def box(draw: st.DrawFn) -> list[float]:
+    x1, x2 = sorted([draw(coordinate), draw(coordinate)])
+    y1, y2 = sorted([draw(coordinate), draw(coordinate)])
+    return [x1, y1, x2, y2]
+
+
+names = st.sampled_from(["liver", "kidney", "lung", "heart"])
+regions = st.lists(st.tuples(names, st.lists(box(), min_size=1, max_size=3)), max_size=3)
+modes = st.sampled_from(["standard", "m3d", "medrega"])
+
+
+def metric(mode: str):  # type: ignore[no-untyped-def]
+    cls = METRICS.get("region_aligned")
+    return cls(cls.Options(mode=mode), MetricContext(task="t"))
+
+
+def as_parsed(objects: list[tuple[str, list[list[float]]]], mode: str) -> Parsed:
+    raw = " ".join(
+        f"<ref>{n}</ref><box>["
+        + ", ".join("[" + ", ".join(str(round(v * 999)) for v in b) + "]" for b in bs)
+        + "]</box>"
+        for n, bs in objects
+    )
+    return Parsed(raw=raw, objects=[Region(name=n, boxes=bs) for n, bs in objects])
+
+
+def as_sample(objects: list[tuple[str, list[list[float]]]]) -> Sample:
+    return Sample(id="s", objects=[Region(name=n, boxes=bs) for n, bs in objects])
+
+
+@settings(max_examples=200, deadline=None)
+@given(predicted=regions, reference=regions, mode=modes)
+def test_metrics_stay_in_the_unit_interval(predicted, reference, mode) -> None:  # type: ignore[no-untyped-def]
+    plugin = metric(mode)
+    stats = plugin.stats(as_parsed(predicted, mode), as_sample(reference))
+    for key, value in plugin.sample_scores(stats).items():
+        assert value is None or 0.0 <= value <= 1.0 + 1e-9, (key, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(predicted=regions, reference=regions, seed=st.integers(0, 1000))
+def test_box_order_does_not_matter(predicted, reference, seed) -> None:  # type: ignore[no-untyped-def]
+    plugin = metric("standard")
+    shuffled = [(n, random.Random(seed).sample(bs, len(bs))) for n, bs in predicted]
+    random.Random(seed + 1).shuffle(shuffled)
+    first = plugin.stats(as_parsed(predicted, "standard"), as_sample(reference))
+    second = plugin.stats(as_parsed(shuffled, "standard"), as_sample(reference))
+    for key in ("region_f1", "object_f1", "alignment_f1", "iou", "accuracy"):
+        assert (first.get(key) is None and second.get(key) is None) or abs(first[key] - second[key]) < 1e-9, key
+
+
+@settings(max_examples=200, deadline=None)
+@given(reference=regions.filter(lambda r: r), mode=st.sampled_from(["standard", "m3d"]))
+def test_a_perfect_prediction_scores_one(reference, mode) -> None:  # type: ignore[no-untyped-def]
+    # Degenerate boxes have IoU 0 by definition; give every reference box some area.
+    reference = [(n, [[b[0], b[1], b[0] + 0.1, b[1] + 0.1] for b in bs]) for n, bs in reference]
+    # Duplicate names across objects would make a name's boxes differ per object; keep names unique.
+    reference = list({n: (n, bs) for n, bs in reference}.values())
+    plugin = metric(mode)
+    stats = plugin.stats(as_parsed(reference, mode), as_sample(reference))
+    scores = plugin.sample_scores(stats)
+    for key in ("region_f1", "object_f1", "alignment_f1"):
+        assert scores[key] == 1.0, key
+    assert scores["iou"] > 0.99
