@@ -53,13 +53,31 @@ def _count_injections(n: int, m: int) -> int:
 
 
 def assign_batch(weights: np.ndarray) -> np.ndarray:
-    """Maximum-weight assignment of every sample in a ``(B, N, M)`` batch, as a boolean mask."""
+    """Maximum-weight assignment of every sample in a ``(B, N, M)`` batch (weights >= 0), as a boolean mask.
+
+    Samples whose positive weights are isolated (at most one per row and per column: boxes
+    that overlap only their own counterpart) are assigned directly; the pairs of zero weight
+    such an assignment leaves open are not chosen, as they add nothing. Other samples are
+    solved exactly, by enumeration or by scipy.
+    """
     batch, n, m = weights.shape
     mask = np.zeros(weights.shape, dtype=bool)
     if batch == 0 or n == 0 or m == 0:
         return mask
+    positive = weights > 0
+    isolated = (positive.sum(axis=2) <= 1).all(axis=1) & (positive.sum(axis=1) <= 1).all(axis=1)
+    mask[isolated] = positive[isolated]
+    rest = np.flatnonzero(~isolated)
+    if rest.size:
+        mask[rest] = _assign_dense(weights[rest])
+    return mask
+
+
+def _assign_dense(weights: np.ndarray) -> np.ndarray:
+    batch, n, m = weights.shape
+    mask = np.zeros(weights.shape, dtype=bool)
     if n > m:
-        return assign_batch(np.swapaxes(weights, 1, 2)).swapaxes(1, 2)
+        return _assign_dense(np.swapaxes(weights, 1, 2)).swapaxes(1, 2)
     if _count_injections(n, m) > MAX_PERMUTATIONS:
         for b in range(batch):
             rows, cols = linear_sum_assignment(weights[b], maximize=True)

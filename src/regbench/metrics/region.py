@@ -120,13 +120,15 @@ def standard_counts(
         same = _name_table(members, preds, refs)
         allowed_hit = hit & same
         aligned = assign_batch(np.where(allowed_hit, min(n, m) + 1.0, 0.0) + np.where(same, iou, 0.0))
-        hits = (assigned & hit).sum(axis=(1, 2))
-        aligned_hits = (aligned & allowed_hit).sum(axis=(1, 2))
-        iou_sum = (assigned * iou).sum(axis=(1, 2))
-        best = iou[:, :, 0].max(axis=1)
+        columns = {
+            "hits": (assigned & hit).sum(axis=(1, 2)),
+            "aligned": (aligned & allowed_hit).sum(axis=(1, 2)),
+            "iou_sum": (assigned * iou).sum(axis=(1, 2)),
+            "best_iou": iou[:, :, 0].max(axis=1),
+        }
+        lists = {key: values.astype(float).tolist() for key, values in columns.items()}
         for k, i in enumerate(members):
-            out[i].update(hits=float(hits[k]), aligned=float(aligned_hits[k]), iou_sum=float(iou_sum[k]))
-            out[i]["best_iou"] = float(best[k])
+            out[i] = {key: values[k] for key, values in lists.items()}
     return out
 
 
@@ -172,32 +174,67 @@ def medrega_counts(preds: Sequence[BoxSet], refs: Sequence[BoxSet], *, threshold
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (p, r) in enumerate(zip(preds, refs, strict=True)):
         groups[(len(p.names), len(r.names))].append(i)
+    aligned_pairs: dict[tuple[str, str], bool] = {}
     for (n, m), members in groups.items():
         if n == 0 or m == 0:
             for i in members:
-                out[i].update(C=0.0, A=0.0, CA=0.0, iou_sum=0.0, pairs=0.0)
+                out[i] = {"C": 0.0, "A": 0.0, "CA": 0.0, "iou_sum": 0.0, "pairs": 0.0}
             continue
         pred = np.stack([preds[i].boxes for i in members])
         ref = np.stack([refs[i].boxes for i in members])
         iou = iou_matrix(pred, ref)
-        assigned = assign_batch(iou)
-        align = np.array([[[medrega_align(a, b) for b in refs[i].names] for a in preds[i].names] for i in members])
-        ambiguous = (assigned & (iou <= 0)).any(axis=(1, 2))
-        for k in np.flatnonzero(ambiguous):
-            rows, cols = linear_sum_assignment(1 - iou[k])
-            assigned[k] = False
-            assigned[k, rows, cols] = True
+        assigned = medrega_assignment(iou)
+        align = _pair_table(members, preds, refs, aligned_pairs)
         hit = iou >= threshold
+        columns = {
+            "C": (assigned & hit).sum(axis=(1, 2)),
+            "A": (assigned & align).sum(axis=(1, 2)),
+            "CA": (assigned & hit & align).sum(axis=(1, 2)),
+            "iou_sum": (assigned * iou).sum(axis=(1, 2)),
+            "pairs": assigned.sum(axis=(1, 2)),
+        }
+        lists = {key: values.astype(float).tolist() for key, values in columns.items()}
         for k, i in enumerate(members):
-            a = assigned[k]
-            out[i].update(
-                C=float((a & hit[k]).sum()),
-                A=float((a & align[k]).sum()),
-                CA=float((a & hit[k] & align[k]).sum()),
-                iou_sum=float((a * iou[k]).sum()),
-                pairs=float(a.sum()),
-            )
+            out[i] = {key: values[k] for key, values in lists.items()}
     return out
+
+
+def medrega_assignment(iou: np.ndarray) -> np.ndarray:
+    """The pairs ``linear_sum_assignment(1 - IoU)`` returns, for a ``(B, N, M)`` batch.
+
+    It always returns min(N, M) pairs, zero-IoU ones included, and those decide the released
+    "object" counts. When the zero-IoU pairs it must add are forced (none, or one row left with
+    one column) they are added here; when several pairings tie, scipy itself is asked.
+    """
+    assigned = assign_batch(iou)
+    free_rows, free_cols = ~assigned.any(axis=2), ~assigned.any(axis=1)
+    still_open = np.minimum(free_rows.sum(axis=1), free_cols.sum(axis=1))
+    forced = (free_rows.sum(axis=1) == 1) & (free_cols.sum(axis=1) == 1)
+    ambiguous = (assigned & (iou <= 0)).any(axis=(1, 2)) | ((still_open > 0) & ~forced)
+    single = np.flatnonzero(forced & ~ambiguous)
+    assigned[single, free_rows[single].argmax(axis=1), free_cols[single].argmax(axis=1)] = True
+    for k in np.flatnonzero(ambiguous):
+        rows, cols = linear_sum_assignment(1 - iou[k])
+        assigned[k] = False
+        assigned[k, rows, cols] = True
+    return assigned
+
+
+def _pair_table(
+    members: Sequence[int], preds: Sequence[BoxSet], refs: Sequence[BoxSet], cache: dict[tuple[str, str], bool]
+) -> np.ndarray:
+    """``align[b, i, j]`` by MedRegA's substring rule, evaluated once per distinct (name, name) pair."""
+    p_vocab: dict[str, int] = {}
+    r_vocab: dict[str, int] = {}
+    p = np.array([[p_vocab.setdefault(x, len(p_vocab)) for x in preds[i].names] for i in members])
+    r = np.array([[r_vocab.setdefault(x, len(r_vocab)) for x in refs[i].names] for i in members])
+    table = np.zeros((len(p_vocab), len(r_vocab)), dtype=bool)
+    for a, ia in p_vocab.items():
+        for b, ib in r_vocab.items():
+            if (a, b) not in cache:
+                cache[(a, b)] = medrega_align(a, b)
+            table[ia, ib] = cache[(a, b)]
+    return table[p[:, :, None], r[:, None, :]]
 
 
 def medrega_single_region_iou(pred: BoxSet, ref: BoxSet) -> float:
@@ -206,6 +243,44 @@ def medrega_single_region_iou(pred: BoxSet, ref: BoxSet) -> float:
         return 0.0
     ious = iou_matrix(pred.boxes, ref.boxes[:1])[:, 0]
     return float(ious.max() if len(pred.names) > len(ref.names) else ious[0])
+
+
+def medrega_rows(
+    preds: Sequence[BoxSet], refs: Sequence[BoxSet], subtasks: Sequence[str], *, threshold: float | None = None
+) -> list[Stats]:
+    """Per-sample stats of MedRegA's released evaluator for each sample's subtask."""
+    rows: list[Stats] = [{} for _ in preds]
+    by_threshold: dict[float, list[int]] = defaultdict(list)
+    for i, subtask in enumerate(subtasks):
+        if subtask == "single_object_single_region":
+            iou = medrega_single_region_iou(preds[i], refs[i])
+            accuracy = float(iou > (threshold or 0.5))  # strict, as in the released single-region evaluator
+            rows[i] = {
+                "subtask": subtask,
+                "n_pred": len(preds[i].names),
+                "n_ref": len(refs[i].names),
+                "ss_iou": iou,
+                "accuracy": accuracy,
+            }
+        else:
+            by_threshold[threshold or (0.75 if subtask == "single_object_multi_region" else 0.5)].append(i)
+    for hit_threshold, members in by_threshold.items():
+        found = medrega_counts([preds[i] for i in members], [refs[i] for i in members], threshold=hit_threshold)
+        for i, c in zip(members, found, strict=True):
+            g, p = len(refs[i].names), len(preds[i].names)
+            row: Stats = {"subtask": subtasks[i], "n_pred": p, "n_ref": g, **c}
+            for level, count in (("region", c["C"]), ("object", c["A"]), ("alignment", c["CA"])):
+                precision = count / g if g else 0.0  # the released (swapped) naming: divided by references
+                recall = count / p if p else 0.0
+                f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+                row.update({f"{level}_precision": precision, f"{level}_recall": recall, f"{level}_f1": f1})
+            if subtasks[i] == "single_object_multi_region":  # names unused; IoU pooled over assigned pairs
+                row.update(dict.fromkeys(PRF_KEYS[3:]))
+                row["iou_den"] = c["pairs"]
+            else:
+                row["iou_den"] = float(g)
+            rows[i] = row
+    return rows
 
 
 # ---------------------------------------------------------------- the plugin
@@ -296,39 +371,7 @@ class RegionAligned(Metric):
     def _medrega(self, items: Sequence[tuple[Parsed, Sample]], subtasks: list[str]) -> list[Stats]:
         preds = [medrega_parse(p.raw or p.text) for p, _ in items]
         refs = [medrega_reference(s.objects) for _, s in items]
-        rows: list[Stats] = [{} for _ in items]
-        multi = [i for i, t in enumerate(subtasks) if t != "single_object_single_region"]
-        by_threshold: dict[float, list[int]] = defaultdict(list)
-        for i in multi:
-            by_threshold[self.threshold(subtasks[i])[0]].append(i)
-        for threshold, members in by_threshold.items():
-            found = medrega_counts([preds[i] for i in members], [refs[i] for i in members], threshold=threshold)
-            for i, c in zip(members, found, strict=True):
-                g, p = len(refs[i].names), len(preds[i].names)
-                row: Stats = {"subtask": subtasks[i], "n_pred": p, "n_ref": g, **c}
-                for level, count in (("region", c["C"]), ("object", c["A"]), ("alignment", c["CA"])):
-                    precision = count / g if g else 0.0  # the released (swapped) naming
-                    recall = count / p if p else 0.0
-                    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-                    row.update({f"{level}_precision": precision, f"{level}_recall": recall, f"{level}_f1": f1})
-                if subtasks[i] == "single_object_multi_region":  # names unused; IoU pooled over pairs
-                    for key in PRF_KEYS[3:]:
-                        row[key] = None
-                    row["iou_den"] = c["pairs"]
-                else:
-                    row["iou_den"] = float(g)
-                rows[i] = row
-        for i, subtask in enumerate(subtasks):
-            if subtask == "single_object_single_region":
-                iou = medrega_single_region_iou(preds[i], refs[i])
-                rows[i] = {
-                    "subtask": subtask,
-                    "n_pred": len(preds[i].names),
-                    "n_ref": len(refs[i].names),
-                    "ss_iou": iou,
-                    "accuracy": float(iou > self.threshold(subtask)[0]),
-                }
-        return rows
+        return medrega_rows(preds, refs, subtasks, threshold=self.opts.iou_threshold)
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
         scores = {key: stats.get(key) for key in self.keys}
