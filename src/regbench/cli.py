@@ -302,6 +302,28 @@ def cache_clear(path: CacheArg) -> None:
     out.print(f"removed {file}")
 
 
+@app.command()
+@user_errors
+def weights() -> None:
+    """Model weights each neural metric needs, where regbench looks, and what is present."""
+    from rich.table import Table
+
+    from regbench.weights import REQUIREMENTS, weights_dir
+
+    table = Table("weights", "used by", "status", "what to fetch")
+    for requirement in REQUIREMENTS.values():
+        found = requirement.locate()
+        status = (
+            f"[green]found[/] {found}" if found else f"[red]missing[/] (put it at {weights_dir() / requirement.name})"
+        )
+        table.add_row(requirement.name, requirement.used_by, status, requirement.fetch)
+    out.print(table)
+    out.print(
+        f"Weights directory: {weights_dir()} (set REGBENCH_WEIGHTS_DIR to change it); the Hugging Face cache "
+        "is searched too. Nothing is downloaded."
+    )
+
+
 # ---------------------------------------------------------------- list
 
 

@@ -8,6 +8,8 @@ _BUILTIN = {
     "grounding": "regbench.metrics.region:Grounding",
     "box_regression": "regbench.metrics.region:BoxRegression",
     "nlg": "regbench.metrics.nlg:NLG",
+    "bertscore": "regbench.metrics.bertscore:BERTScore",
+    "rouge1": "regbench.metrics.rouge:Rouge1",
     "vqa": "regbench.metrics.vqa:VQA",
     "region_to_text": "regbench.metrics.region_text:RegionToText",
     "classification": "regbench.metrics.classification:Classification",
