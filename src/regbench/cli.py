@@ -324,6 +324,35 @@ def weights() -> None:
     )
 
 
+@app.command()
+@user_errors
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run A: a DIR/<model>/<task> directory.")],
+    run_b: Annotated[Path, typer.Argument(help="Run B: the same task, another model or setting.")],
+    trials: Annotated[int, typer.Option("--trials", min=10, help="Bootstrap and permutation trials.")] = 1000,
+    seed: SeedOpt = 1234,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+) -> None:
+    """Per-metric differences B - A with paired bootstrap 95% intervals and permutation p-values."""
+    import json
+
+    from rich.table import Table
+
+    from regbench.stats import compare_runs
+
+    rows = compare_runs(run_a, run_b, trials=trials, seed=seed)
+    table = Table("metric", "A", "B", "B - A", "95% CI", "p", "note", title=f"{run_a}  vs  {run_b}")
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    for row in rows:
+        ci = f"[{row.ci95[0]:+.4f}, {row.ci95[1]:+.4f}]" if row.ci95 else ""
+        arrow = "" if row.higher_is_better else " ↓"
+        diff = "" if row.difference is None else f"{row.difference:+.4f}"
+        table.add_row(row.key + arrow, fmt(row.a), fmt(row.b), diff, ci, fmt(row.p_value), row.note)
+    out.print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
+
+
 # ---------------------------------------------------------------- list
 
 

@@ -1,0 +1,87 @@
+"""regbench compare: paired bootstrap and permutation test between two runs of one task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regbench.errors import RegbenchError
+from regbench.models import build_adapter
+from regbench.runner import RunOptions, evaluate
+from regbench.spec import ModelSpec, TaskSpec, load_spec
+from regbench.stats import compare_runs, paired_mean_test, paired_test
+from tests.conftest import write_jsonl
+
+N = 40
+
+
+def run(tmp_path: Path, name: str, outputs: list[str], metrics: str = "[vqa]") -> Path:
+    write_jsonl(
+        tmp_path / "data.jsonl",
+        [{"id": f"s{i}", "question": "q", "answer": f"word{i} right lobe", "answer_type": "open"} for i in range(N)],
+    )
+    (tmp_path / "task.yaml").write_text(f"task: t\nfamily: vqa\ndataset: {{path: data.jsonl}}\nmetrics: {metrics}\n")
+    write_jsonl(tmp_path / f"{name}.jsonl", [{"id": f"s{i}", "output": o} for i, o in enumerate(outputs)])
+    model = ModelSpec(model=name, adapter="replay", path=str(tmp_path / f"{name}.jsonl"))
+    task = load_spec(tmp_path / "task.yaml", TaskSpec)
+    asyncio.run(evaluate(task, model, build_adapter(model), RunOptions(output=tmp_path / "out", bootstrap_trials=50)))
+    return tmp_path / "out" / name / "t"
+
+
+def test_identical_runs_differ_by_nothing(tmp_path: Path) -> None:
+    outputs = [f"word{i} right" if i % 2 else "left" for i in range(N)]
+    rows = {r.key: r for r in compare_runs(run(tmp_path, "a", outputs), run(tmp_path, "b", outputs), trials=200)}
+    assert rows["token_recall"].difference == 0.0 and rows["token_recall"].p_value == 1.0
+    assert rows["token_recall"].ci95 == (0.0, 0.0)
+
+
+def test_a_better_run_is_significantly_better(tmp_path: Path) -> None:
+    worse = [f"word{i}" if i % 4 == 0 else "nothing" for i in range(N)]
+    better = [f"word{i} right lobe" for i in range(N)]
+    rows = {r.key: r for r in compare_runs(run(tmp_path, "a", worse), run(tmp_path, "b", better), trials=500)}
+    recall = rows["token_recall"]
+    assert recall.difference == pytest.approx(1.0 - 0.25 / 3 * 1)  # a: 1/3 of tokens on every 4th sample
+    assert recall.ci95 is not None and recall.ci95[0] > 0 and recall.p_value is not None and recall.p_value < 0.01
+
+
+def test_corpus_metric_uses_the_plugin_finalize(tmp_path: Path) -> None:
+    metrics = "[{name: nlg, meteor: false, tokenizer: whitespace}]"
+    a = run(tmp_path, "a", [f"word{i} lobe" for i in range(N)], metrics)
+    b = run(tmp_path, "b", [f"word{i} right lobe" for i in range(N)], metrics)
+    rows = {r.key: r for r in compare_runs(a, b, trials=50)}
+    expected = json.loads((b / "results.json").read_text())["metrics"]["bleu1"]
+    expected -= json.loads((a / "results.json").read_text())["metrics"]["bleu1"]
+    assert rows["bleu1"].difference == pytest.approx(expected)
+    assert rows["bleu1"].ci95 is not None and rows["bleu1"].note == ""
+
+
+def test_different_signatures_are_not_compared(tmp_path: Path) -> None:
+    a = run(tmp_path / "x", "a", ["yes"] * N)
+    b = run(tmp_path / "y", "b", ["yes"] * N, "[{name: vqa, open_threshold: 0.5}]")
+    rows = {r.key: r for r in compare_runs(a, b, trials=20)}
+    assert "signatures differ" in rows["open_accuracy"].note and rows["open_accuracy"].p_value is None
+
+
+def test_different_tasks_are_refused(tmp_path: Path) -> None:
+    a = run(tmp_path / "x", "a", ["yes"] * N)
+    results = json.loads((a / "results.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({**results, "task": "another"}))
+    (other / "samples.jsonl").write_text((a / "samples.jsonl").read_text())
+    with pytest.raises(RegbenchError, match="different tasks"):
+        compare_runs(a, other)
+
+
+def test_vectorised_and_generic_paired_tests_agree() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random(60), rng.random(60) + 0.1
+    fast_ci, fast_p = paired_mean_test(a, b, trials=2000, seed=1)
+    finalize = lambda rows: {"v": float(np.mean([r["v"] for r in rows]))}  # noqa: E731
+    slow_ci, slow_p = paired_test(finalize, [{"v": x} for x in a], [{"v": y} for y in b], "v", trials=2000, seed=1)
+    assert fast_ci is not None and slow_ci is not None
+    assert fast_ci == pytest.approx(slow_ci, abs=0.03) and fast_p == pytest.approx(slow_p, abs=0.03)
