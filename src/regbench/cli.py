@@ -456,3 +456,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: finished responses are cached; run the same command again to resume")
         sys.exit(130)
+
+
+from regbench.report.commands import register as _register_report_commands  # noqa: E402
+
+_register_report_commands(app)

@@ -1,0 +1,77 @@
+"""Gather results.json files under a directory, tolerating old, partial and duplicate runs.
+
+Every problem becomes a one-line ``notes`` entry instead of a crash: a file that is not JSON
+or not a results file is skipped, a missing field gets its default, unknown fields are
+ignored, and when one model has several runs of one task the newest file wins (the others
+are named in the notes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from regbench.results import RESULTS_FILE, SAMPLES_FILE, Results
+
+
+@dataclass
+class Run:
+    """One results.json, with where it was found."""
+
+    results: Results
+    path: Path
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path.parent / SAMPLES_FILE
+
+
+@dataclass
+class Collection:
+    runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def collect(directory: Path) -> Collection:
+    """Every usable results.json under ``directory``, one per (model, task)."""
+    found = Collection()
+    if not directory.exists():
+        found.notes.append(f"{directory} does not exist")
+        return found
+    chosen: dict[tuple[str, str], Run] = {}
+    for path in sorted(directory.rglob(RESULTS_FILE)):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            found.notes.append(f"skipped {path}: not valid JSON ({exc})")
+            continue
+        if not isinstance(data, dict) or not {"task", "model", "metrics"} <= data.keys():
+            found.notes.append(f"skipped {path}: not a regbench results file (needs task, model, metrics)")
+            continue
+        known = {k: v for k, v in data.items() if k in Results.model_fields}
+        known.setdefault("n_samples", 0)
+        try:
+            results = Results.model_validate(known)
+        except ValidationError as exc:
+            found.notes.append(f"skipped {path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            continue
+        if "schema_version" not in data:
+            found.notes.append(f"{path}: written by an older regbench (no schema_version); missing fields defaulted")
+        if not results.family:
+            results.family = data.get("config", {}).get("task", {}).get("family", "") or "unknown"
+        key = (results.model, results.task)
+        run = Run(results, path)
+        if key in chosen:
+            older, newer = sorted((chosen[key], run), key=lambda r: r.path.stat().st_mtime)
+            found.notes.append(
+                f"{results.model} · {results.task}: two runs ({older.path} and {newer.path}); the newer one is used"
+            )
+            run = newer
+        chosen[key] = run
+    found.runs = sorted(chosen.values(), key=lambda r: (r.results.family, r.results.task, r.results.model))
+    if not found.runs:
+        found.notes.append(f"no results.json under {directory}")
+    return found

@@ -1,0 +1,277 @@
+"""A self-contained leaderboard page: one HTML file with its data, CSS and JavaScript inline.
+
+Per task family a sortable table (click a header) of every model on every task of the
+family, each value with its 95% interval drawn as a bar; filters by task, language and
+modality; the family's overall ranking; and a per-sample browser for each run (the output,
+the parsed boxes drawn in red over the image with the reference in green, per-sample scores).
+Nothing is fetched when the page opens.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from regbench.report.collect import Collection
+
+MAX_SAMPLES = 40
+MAX_IMAGE_SIDE = 320
+
+
+def _image_data_url(path: str) -> str | None:
+    """A small PNG data URL of an image (needs pillow), or None."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", optimize=True)
+    except (OSError, ValueError):
+        return None
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _samples(path: Path, images: dict[str, str | None]) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if len(out) >= MAX_SAMPLES:
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            paths = record.get("reference", {}).get("image") or []
+            if paths and paths[0] not in images:
+                images[paths[0]] = _image_data_url(paths[0])  # each image once, however many runs show it
+            out.append(
+                {
+                    "id": record.get("id"),
+                    "output": (record.get("output") or record.get("error") or "")[:2000],
+                    "text": (record.get("parsed") or {}).get("text", "")[:2000],
+                    "error": (record.get("parsed") or {}).get("error"),
+                    "pred": [o.get("boxes", []) for o in (record.get("parsed") or {}).get("objects", [])],
+                    "ref": [o.get("boxes", []) for o in record.get("reference", {}).get("objects", [])],
+                    "answer": (
+                        record.get("reference", {}).get("answer")
+                        or ", ".join(record.get("reference", {}).get("labels", []))
+                    )[:2000],
+                    "scores": record.get("scores", {}),
+                    "image": paths[0] if paths and images.get(paths[0]) else None,
+                }
+            )
+    return out
+
+
+def render_html(leaderboard: dict[str, Any], collection: Collection, *, title: str = "regbench leaderboard") -> str:
+    """The page, with the leaderboard and a sample of each run's records embedded."""
+    images: dict[str, str | None] = {}
+    samples = {
+        f"{run.results.model} · {run.results.task}": _samples(run.samples_path, images) for run in collection.runs
+    }
+    keyed = {path: url for path, url in images.items() if url}
+    payload = {"leaderboard": leaderboard, "samples": samples, "images": keyed}
+    data = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
+    return _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
+
+
+_TEMPLATE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>__TITLE__</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .85rem; }
+th, td { padding: .25rem .5rem; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+th { cursor: pointer; background: #f4f4f4; position: sticky; top: 0; }
+th.sorted-asc::after { content: " ▲"; } th.sorted-desc::after { content: " ▼"; }
+td.name, th.name { text-align: left; }
+.bar { display: block; height: 4px; background: #e8e8e8; position: relative; margin-top: 2px; }
+.bar span { position: absolute; height: 4px; background: #4a7bd0; }
+.bar i { position: absolute; width: 2px; height: 8px; top: -2px; background: #123; }
+.filters { margin: .5rem 0; } .filters label { margin-right: 1rem; }
+.note { color: #8a5a00; font-size: .8rem; }
+.overall { font-size: .85rem; }
+.sample { display: flex; gap: 1rem; border-bottom: 1px solid #eee; padding: .5rem 0; }
+.sample pre { white-space: pre-wrap; max-width: 40rem; margin: 0; font-size: .8rem; }
+canvas { border: 1px solid #ccc; }
+</style>
+</head>
+<body>
+<h1>__TITLE__</h1>
+<p id="meta"></p>
+<div class="filters">
+  <label>Task <select id="f-task"><option value="">all</option></select></label>
+  <label>Language <select id="f-language"><option value="">all</option></select></label>
+  <label>Modality <select id="f-modality"><option value="">all</option></select></label>
+</div>
+<div id="families"></div>
+<h2>Samples</h2>
+<label>Run <select id="run"></select></label>
+<div id="samples"></div>
+<h2>Notes</h2>
+<ul id="notes"></ul>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const DATA = JSON.parse(document.getElementById("data").textContent);
+const LB = DATA.leaderboard;
+const el = (tag, attrs = {}, text = "") => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== "") node.textContent = text;
+  return node;
+};
+document.getElementById("meta").textContent =
+  `${LB.generated_by}, ${Object.keys(LB.tasks).length} tasks. Overall rank: ${LB.overall_rule}.`;
+
+function fillSelect(id, values) {
+  const select = document.getElementById(id);
+  [...new Set(values)].filter(v => v).sort().forEach(v => select.appendChild(el("option", {value: v}, v)));
+  select.addEventListener("change", applyFilters);
+}
+const tasks = Object.entries(LB.tasks);
+fillSelect("f-task", tasks.map(([name]) => name));
+fillSelect("f-language", tasks.map(([, t]) => t.language));
+fillSelect("f-modality", tasks.map(([, t]) => t.modality || ""));
+
+function applyFilters() {
+  const task = document.getElementById("f-task").value;
+  const language = document.getElementById("f-language").value;
+  const modality = document.getElementById("f-modality").value;
+  document.querySelectorAll("tr.run").forEach(row => {
+    const show = (!task || row.dataset.task === task) && (!language || row.dataset.language === language)
+      && (!modality || row.dataset.modality === modality);
+    row.style.display = show ? "" : "none";
+  });
+}
+
+function sortBy(table, index, th) {
+  const ascending = !th.classList.contains("sorted-asc");
+  table.querySelectorAll("th").forEach(h => h.classList.remove("sorted-asc", "sorted-desc"));
+  th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
+  const body = table.tBodies[0];
+  const rows = [...body.rows];
+  const key = row => {
+    const cell = row.cells[index];
+    const value = cell.dataset.value;
+    return value === undefined || value === "" ? (ascending ? Infinity : -Infinity) : (isNaN(+value) ? value : +value);
+  };
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1);
+  });
+  rows.forEach(row => body.appendChild(row));
+}
+
+const families = {};
+for (const [name, task] of tasks) (families[task.family] ||= []).push([name, task]);
+const container = document.getElementById("families");
+for (const [family, members] of Object.entries(families).sort()) {
+  container.appendChild(el("h2", {}, family));
+  const overall = LB.families[family];
+  if (overall) {
+    const text = overall.overall.map(o => `${o.rank}. ${o.model} (mean rank ${o.mean_rank.toFixed(2)})`).join("   ");
+    container.appendChild(el("p", {class: "overall"}, "Overall: " + (text || "no model ranked")));
+  }
+  const keys = [...new Set(members.flatMap(([, t]) => Object.keys(t.metrics)))];
+  const table = el("table", {"data-family": family});
+  const head = table.createTHead().insertRow();
+  ["model", "task", "n", "parse fail."].concat(keys).forEach((label, i) => {
+    const th = el("th", {class: i < 2 ? "name" : ""}, label);
+    const direction = i >= 4 && members.some(([, t]) => t.metrics[label] && !t.metrics[label].higher_is_better);
+    if (direction) th.textContent += " ↓";
+    th.addEventListener("click", () => sortBy(table, i, th));
+    head.appendChild(th);
+  });
+  const body = table.createTBody();
+  for (const [name, task] of members) {
+    for (const [model, entry] of Object.entries(task.models)) {
+      const row = body.insertRow();
+      row.className = "run";
+      Object.assign(row.dataset, {task: name, language: task.language, modality: task.modality || ""});
+      row.appendChild(el("td", {class: "name", "data-value": model}, model));
+      row.appendChild(el("td", {class: "name", "data-value": name}, name));
+      row.appendChild(el("td", {"data-value": entry.n_samples}, String(entry.n_samples)));
+      const failures = (100 * entry.parse_failure_rate).toFixed(1) + "%";
+      row.appendChild(el("td", {"data-value": entry.parse_failure_rate}, failures));
+      for (const key of keys) {
+        const value = entry.values[key];
+        const cell = el("td", {"data-value": value === undefined ? "" : value});
+        if (value !== undefined) {
+          cell.appendChild(el("span", {}, value.toFixed(4)));
+          const ci = entry.ci95[key];
+          const scale = Math.max(1, ...Object.values(task.models).map(m => Math.abs(m.values[key] ?? 0)));
+          const bar = el("span", {class: "bar", title: ci ? `95% CI [${ci[0].toFixed(4)}, ${ci[1].toFixed(4)}]` : ""});
+          if (ci) {
+            const lo = Math.max(0, ci[0] / scale), hi = Math.min(1, ci[1] / scale);
+            bar.appendChild(el("span", {style: `left:${100 * lo}%;width:${Math.max(1, 100 * (hi - lo))}%`}));
+          }
+          bar.appendChild(el("i", {style: `left:${Math.min(99, 100 * value / scale)}%`}));
+          cell.appendChild(bar);
+        }
+        row.appendChild(cell);
+      }
+    }
+  }
+  container.appendChild(table);
+}
+
+const runSelect = document.getElementById("run");
+Object.keys(DATA.samples).sort().forEach(name => runSelect.appendChild(el("option", {value: name}, name)));
+runSelect.addEventListener("change", showSamples);
+
+function drawBoxes(canvas, image, pred, ref) {
+  const ctx = canvas.getContext("2d");
+  canvas.width = image.width; canvas.height = image.height;
+  ctx.drawImage(image, 0, 0);
+  const draw = (groups, colour) => {
+    ctx.strokeStyle = colour; ctx.lineWidth = 2;
+    for (const boxes of groups) for (const b of boxes) {
+      if (b.length !== 4) continue;
+      const [w, h] = [canvas.width, canvas.height];
+      ctx.strokeRect(b[0] * w, b[1] * h, (b[2] - b[0]) * w, (b[3] - b[1]) * h);
+    }
+  };
+  draw(ref, "#2a2"); draw(pred, "#d22");
+}
+
+function showSamples() {
+  const target = document.getElementById("samples");
+  target.replaceChildren();
+  for (const sample of DATA.samples[runSelect.value] || []) {
+    const row = el("div", {class: "sample"});
+    if (sample.image) {
+      const canvas = el("canvas", {width: 64, height: 64});
+      const image = new Image();
+      image.onload = () => drawBoxes(canvas, image, sample.pred, sample.ref);
+      image.src = DATA.images[sample.image];
+      row.appendChild(canvas);
+    }
+    const scores = Object.entries(sample.scores).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(3) : v}`);
+    const text = `${sample.id}\noutput: ${sample.output}\nreference: ${sample.answer}\n` +
+      (sample.error ? `parse failure: ${sample.error}\n` : "") + `scores: ${scores.join(", ")}`;
+    row.appendChild(el("pre", {}, text));
+    target.appendChild(row);
+  }
+}
+showSamples();
+
+const notes = document.getElementById("notes");
+(LB.notes.length ? LB.notes : ["none"]).forEach(note => notes.appendChild(el("li", {class: "note"}, note)));
+</script>
+</body>
+</html>
+"""

@@ -1,0 +1,137 @@
+"""Charts with matplotlib (Agg, no display): metric bars with intervals, a radar of task families,
+IoU distributions, parse-failure rates. Each function writes one file and returns its path."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from regbench.report.collect import Collection
+
+BOUNDED_EXCLUDED = {"cider", "radcliq_v0", "radcliq_v1", "l1", "giou", "giou_loss"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") -> Path:
+    """One panel per metric of a task: a bar per model, with its 95% interval."""
+    plt = _pyplot()
+    runs = [r.results for r in collection.runs if r.results.task == task]
+    keys = sorted({k for r in runs for k in r.metrics})
+    cols = min(4, len(keys)) or 1
+    rows = (len(keys) + cols - 1) // cols or 1
+    figure, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        models = [r.model for r in runs if key in r.metrics]
+        values = [r.metrics[key] for r in runs if key in r.metrics]
+        errors = [
+            [v - r.ci95.get(key, [v, v])[0] for v, r in zip(values, runs, strict=False)],
+            [r.ci95.get(key, [v, v])[1] - v for v, r in zip(values, runs, strict=False)],
+        ]
+        ax.bar(range(len(models)), values, yerr=errors, capsize=3, color="#4a7bd0")
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
+        direction = "" if all(r.higher_is_better.get(key, True) for r in runs) else " (lower is better)"
+        ax.set_title(key + direction, fontsize=9)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    figure.suptitle(task)
+    figure.tight_layout()
+    path = out / f"bars_{task}.{fmt}"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
+    """Each model's mean score per task family (mean of its 0–1, higher-is-better metrics)."""
+    import numpy as np
+
+    plt = _pyplot()
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in collection.runs:
+        res = run.results
+        usable = [v for k, v in res.metrics.items() if res.higher_is_better.get(k, True) and k not in BOUNDED_EXCLUDED]
+        if usable:
+            scores[res.model][res.family].append(sum(usable) / len(usable))
+    families = sorted({f for per_model in scores.values() for f in per_model})
+    angles = np.linspace(0, 2 * np.pi, max(len(families), 1), endpoint=False).tolist()
+    figure = plt.figure(figsize=(5.5, 5.5))
+    ax = figure.add_subplot(polar=True)
+    for model, per_family in sorted(scores.items()):
+        values = [float(np.mean(per_family[f])) if per_family.get(f) else 0.0 for f in families]
+        ax.plot([*angles, angles[0]], [*values, values[0]], label=model)
+        ax.fill([*angles, angles[0]], [*values, values[0]], alpha=0.1)
+    ax.set_xticks(angles, families, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
+    figure.tight_layout()
+    path = out / f"radar_families.{fmt}"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def iou_distribution(collection: Collection, out: Path, fmt: str = "png") -> Path | None:
+    """Histogram of per-sample IoU (``iou`` or ``miou``) per model, over every region task."""
+    plt = _pyplot()
+    per_model: dict[str, list[float]] = defaultdict(list)
+    for run in collection.runs:
+        if not run.samples_path.is_file():
+            continue
+        with run.samples_path.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    scores = json.loads(line).get("scores", {})
+                except json.JSONDecodeError:
+                    continue
+                value = scores.get("iou", scores.get("miou"))
+                if isinstance(value, int | float):
+                    per_model[run.results.model].append(float(value))
+    if not per_model:
+        return None
+    figure, ax = plt.subplots(figsize=(6, 3.5))
+    for model, values in sorted(per_model.items()):
+        ax.hist(values, bins=20, range=(0, 1), alpha=0.5, label=f"{model} (n={len(values)})")
+    ax.set_xlabel("per-sample IoU")
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    path = out / f"iou_distribution.{fmt}"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def parse_failures(collection: Collection, out: Path, fmt: str = "png") -> Path:
+    """Parse-failure rate of every run (model x task)."""
+    plt = _pyplot()
+    labels = [f"{r.results.model} · {r.results.task}" for r in collection.runs]
+    rates = [r.results.n_parse_failures / r.results.n_samples if r.results.n_samples else 0.0 for r in collection.runs]
+    figure, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.2))
+    ax.barh(range(len(labels)), rates, color="#d0704a")
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("parse-failure rate")
+    ax.invert_yaxis()
+    figure.tight_layout()
+    path = out / f"parse_failures.{fmt}"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def all_plots(collection: Collection, out: Path, fmt: str = "png") -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [metric_bars(collection, task, out, fmt) for task in sorted({r.results.task for r in collection.runs})]
+    paths += [family_radar(collection, out, fmt), parse_failures(collection, out, fmt)]
+    iou = iou_distribution(collection, out, fmt)
+    return [*paths, iou] if iou else paths
