@@ -242,3 +242,27 @@ def test_kill_9_mid_run_then_resume_repeats_no_finished_request(tmp_path: Path) 
     assert resumed == fresh
     samples = (tmp_path / "resumed/served/http_vqa/samples.jsonl").read_text().splitlines()
     assert sorted(json.loads(s)["id"] for s in samples) == sorted(f"q{i}" for i in range(40))
+
+
+def test_multi_turn_feeds_answers_back_and_caches_each_turn(tmp_path: Path, server: RunningServer) -> None:
+    write_jsonl(tmp_path / "data.jsonl", [{"id": f"q{i}", "question": f"case {i}", "answer": "x"} for i in range(4)])
+    task = tmp_path / "task.yaml"
+
+    def write_task(second_turn: str) -> None:
+        task.write_text(
+            "task: http_vqa\nfamily: report\ndataset: {path: data.jsonl}\n"
+            f"prompt: ['Findings for {{{{ question }}}}?', '{second_turn}']\nmetrics: [vqa]\n"
+        )
+
+    write_task("Report from {{ history[0] }}")
+    model = make_model(tmp_path, server.url)
+    run(task, model, tmp_path / "out")
+    first = server.requests()
+    assert len(first) == 8  # two turns per sample
+    second_turns = [r for r in first if r["text"].startswith("Report from")]
+    assert {r["text"] for r in second_turns} == {f"Report from echo: Findings for case {i}?" for i in range(4)}
+    assert all(r["messages"] == 3 for r in second_turns)  # user, assistant (its own answer), user
+    write_task("Now the report, given {{ history[0] }}")  # change turn 2 only
+    run(task, model, tmp_path / "out")
+    again = server.requests()[len(first) :]
+    assert len(again) == 4 and all(r["text"].startswith("Now the report") for r in again)  # turn 1 came from the cache

@@ -7,7 +7,8 @@ has the wrong count of numbers is reported in ``Extraction.errors``.
 
 | name | writes | scale |
 |---|---|---|
-| ``medrega`` | ``<ref>liver</ref><box>[[x1, y1, x2, y2], ...]</box>`` (InternVL too) | 0–999 integers, / 999 |
+| ``medrega`` | ``<ref>liver</ref><box>[[x1, y1, x2, y2], ...]</box>`` | 0–999 integers, / 999 |
+| ``internvl`` | the same syntax (InternVL 1.5 / 2 / 2.5) | 0–1000 integers, / 1000 |
 | ``qwen_vl`` | ``<ref>liver</ref><box>(x1,y1),(x2,y2)</box>`` | 0–999, / 999 |
 | ``qwen25_vl`` | JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": "liver"}`` | absolute pixels (needs the image size) |
 | ``m4cxr`` | ``consolidation [x1, y1, x2, y2]`` | 0–100 integers, / 100 |
@@ -105,7 +106,7 @@ class BracketBoxes:
             numbers = ", ".join(str(round(v * self.scale)) for v in box)
         else:
             numbers = ", ".join(f"{v * self.scale:.{self.decimals}f}" for v in box)
-        return f"[[{numbers}]]" if self.name == "medrega" else f"[{numbers}]"
+        return f"[[{numbers}]]" if self.name in ("medrega", "internvl") else f"[{numbers}]"
 
 
 class QwenVLBoxes:
@@ -225,7 +226,7 @@ class AutoBoxes:
 
 
 BOX_FORMATS.add("medrega", BracketBoxes("medrega", 999))
-BOX_FORMATS.add("internvl", BracketBoxes("medrega", 999))
+BOX_FORMATS.add("internvl", BracketBoxes("internvl", 1000))
 BOX_FORMATS.add("m4cxr", BracketBoxes("m4cxr", 100))
 BOX_FORMATS.add("normalized", BracketBoxes("normalized", 1, decimals=3))
 BOX_FORMATS.add("m3d", BracketBoxes("m3d", 1, decimals=3, dims=6))
