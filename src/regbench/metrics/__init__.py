@@ -13,6 +13,9 @@ _BUILTIN = {
     "vqa": "regbench.metrics.vqa:VQA",
     "region_to_text": "regbench.metrics.region_text:RegionToText",
     "classification": "regbench.metrics.classification:Classification",
+    "chexbert": "regbench.metrics.chexbert:CheXbert",
+    "radgraph": "regbench.metrics.radgraph:RadGraph",
+    "radcliq": "regbench.metrics.radcliq:RadCliQ",
 }
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)

