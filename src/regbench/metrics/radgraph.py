@@ -49,23 +49,26 @@ def _entities(annotation: Annotation) -> dict[str, Any]:
 
 
 def reward(pred: Annotation, ref: Annotation, level: str) -> float:
-    """The radgraph package's reward of one report pair at ``simple``, ``partial`` or ``complete``."""
+    """The radgraph package's reward of one report pair at ``simple``, ``partial`` or ``complete``.
+
+    As the package computes them: tokens compared as written, except in ``complete``'s relation
+    tuples, which are lower-cased.
+    """
 
     def items(annotation: Annotation) -> set[Any]:
         out: set[Any] = set()
         entities = _entities(annotation)
         for entity in entities.values():
-            key = (entity["tokens"].lower(), entity["label"])
-            if level == "simple":
+            key = (entity["tokens"], entity["label"])
+            relations = entity.get("relations") or []
+            if level == "simple" or not relations:
                 out.add(key)
             elif level == "partial":
-                out.add((*key, True) if entity.get("relations") else key)
-            elif not entity.get("relations"):
-                out.add(key)
+                out.add((*key, True))
             else:
-                for relation, target in entity.get("relations", []):
-                    target_tokens = entities.get(str(target), {}).get("tokens", "").lower()
-                    out.add((*key, relation, target_tokens))
+                for relation, target in relations:
+                    target_tokens = entities.get(str(target), {}).get("tokens", "")
+                    out.add((entity["tokens"].lower(), entity["label"], relation, target_tokens.lower()))
         return out
 
     return _set_f1(items(pred), items(ref))
