@@ -139,6 +139,7 @@ class NLG(Metric):
                 "first use and which cannot be fetched here; remove `spice: true` from the nlg options"
             )
         self.aggregation = "mean" if opts.agg == "sample" else "corpus"  # type: ignore[misc]
+        self._last: tuple[list[Stats] | None, dict[str, float]] = (None, {})
         self.tokenizer: Tokenizer = get_tokenizer(
             opts.tokenizer, language=self.context.language, user_dict=opts.user_dict
         )
@@ -162,8 +163,9 @@ class NLG(Metric):
             return []
         tokens = self.tokenizer([p.text for p, _ in items] + [s.answer for _, s in items])
         hyps, refs = tokens[: len(items)], tokens[len(items) :]
-        _, bleu = bleu_scores(hyps, refs)
-        _, cider = cider_scores(hyps, refs)
+        corpus_bleu, bleu = bleu_scores(hyps, refs)
+        corpus_cider, cider = cider_scores(hyps, refs)
+        corpus: dict[str, float] = {**dict(zip(BLEU_KEYS, map(float, corpus_bleu), strict=True)), "cider": corpus_cider}
         rows: list[Stats] = []
         for i, (hyp, ref) in enumerate(zip(hyps, refs, strict=True)):
             row: Stats = {"hyp": hyp, "ref": ref, **dict(zip(BLEU_KEYS, bleu[i], strict=True))}
@@ -173,9 +175,11 @@ class NLG(Metric):
         if self.opts.meteor:
             meteor = self.meteor()
             lines = [meteor.stats(r["hyp"], r["ref"]) for r in rows]
-            _, segments = meteor.evaluate(lines)
+            corpus["meteor"], segments = meteor.evaluate(lines)
             for row, line, segment in zip(rows, lines, segments, strict=True):
                 row["meteor_stats"], row["meteor"] = line, segment
+        # The scorers just ran on exactly this split: finalize on this very list reuses their corpus values.
+        self._last = (rows, corpus)
         return rows
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
@@ -187,6 +191,9 @@ class NLG(Metric):
             return {}
         if self.opts.agg == "sample":
             return mean_of_sample_scores([self.sample_scores(s) for s in stats])
+        rows, corpus = self._last
+        if stats is rows:
+            return {**corpus, "rouge_l": sum(s["rouge_l"] for s in stats) / len(stats)}
         hyps, refs = [s["hyp"] for s in stats], [s["ref"] for s in stats]
         corpus_bleu, _ = bleu_scores(hyps, refs)
         values = dict(zip(BLEU_KEYS, map(float, corpus_bleu), strict=True))
