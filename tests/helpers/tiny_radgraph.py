@@ -4,33 +4,22 @@ radgraph/{config.json, vocabulary/, weights.th} over a tiny local BERT. Builds i
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertModel
+
+from tests.helpers.tiny_bert import write_encoder
 
 LABELS = ["ANAT-DP", "OBS-DP", "OBS-U", "OBS-DA"]
 RELATIONS = ["modify", "located_at", "suggestive_of"]
 
 
-def build(root: Path, vocab_file: Path) -> Path:
+def build(root: Path) -> Path:
     """Write ``root/radgraph`` (the directory the package loads) and a tiny BERT beside it."""
     bert = root / "tiny-bert"
-    bert.mkdir(parents=True)
-    shutil.copy(vocab_file, bert / "vocab.txt")
-    (bert / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"})
-    )
+    config = write_encoder(bert)
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
     BertModel(config).save_pretrained(bert)
     model_dir = root / "radgraph"
     vocabulary = model_dir / "vocabulary"

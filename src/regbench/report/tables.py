@@ -157,6 +157,27 @@ def _places(table: Table, key: str) -> dict[str, int]:
     return {m: distinct.index(v) + 1 for m, v in values.items() if distinct.index(v) < 2}
 
 
+def _rows(
+    table: Table, columns: Sequence[Column], decimals: int, marks: tuple[str, str, str]
+) -> list[tuple[str, list[str]]]:
+    """Each model's formatted cells: x100, best and second marked, a dash where missing."""
+    best, second, missing = marks
+    places = {c.key: _places(table, c.key) for c in columns}
+    rows = []
+    for model in table.models:
+        cells = []
+        for column in columns:
+            value = table.values[model].get(column.key)
+            if value is None:
+                cells.append(missing)
+                continue
+            text = f"{_scaled(column.key, value):.{decimals}f}"
+            place = places[column.key].get(model)
+            cells.append(best % text if place == 1 else second % text if place == 2 else text)
+        rows.append((model, cells))
+    return rows
+
+
 def _label(mapping: Mapping[str, str], name: str) -> str:
     return mapping.get(name, name)
 
@@ -219,17 +240,8 @@ def to_latex(
             + r" \\"
         )
         lines.append(r"\midrule")
-        places = {c.key: _places(table, c.key) for c in columns}
-        for model in table.models:
-            cells = []
-            for column in columns:
-                value = table.values[model].get(column.key)
-                if value is None:
-                    cells.append("--")
-                    continue
-                text = f"{_scaled(column.key, value):.{decimals}f}"
-                place = places[column.key].get(model)
-                cells.append(rf"\textbf{{{text}}}" if place == 1 else rf"\underline{{{text}}}" if place == 2 else text)
+        marks = (r"\textbf{%s}", r"\underline{%s}", "--")
+        for model, cells in _rows(table, columns, decimals, marks):
             lines.append(_latex_escape(_label(labels, model)) + " & " + " & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}" + ("}" if len(columns) > 9 else ""), r"\end{table}"]
         chunks.append("\n".join(line for line in lines if line))
@@ -257,17 +269,7 @@ def to_markdown(tables: Sequence[Table], *, decimals: int = 2, labels: Mapping[s
             "| " + " | ".join(header) + " |",
             "|" + "---|" + "---:|" * len(columns),
         ]
-        places = {c.key: _places(table, c.key) for _, c in columns}
-        for model in table.models:
-            cells = []
-            for _, column in columns:
-                value = table.values[model].get(column.key)
-                if value is None:
-                    cells.append("–")
-                    continue
-                text = f"{_scaled(column.key, value):.{decimals}f}"
-                place = places[column.key].get(model)
-                cells.append(f"**{text}**" if place == 1 else f"_{text}_" if place == 2 else text)
+        for model, cells in _rows(table, [c for _, c in columns], decimals, ("**%s**", "_%s_", "–")):
             lines.append("| " + " | ".join([_label(labels, model), *cells]) + " |")
         chunks.append("\n".join(lines))
     return "\n\n".join(chunks) + "\n"
