@@ -22,7 +22,7 @@ from regbench.metrics.chexbert import CONDITIONS, FIVE, Labeller, binarize, buil
 from regbench.metrics.radcliq import bleu2, radcliq_v0, radcliq_v1, recipe_tokens  # noqa: E402
 from regbench.metrics.radgraph import entity_relation_f1, radgraph_scores, reward  # noqa: E402
 from regbench.types import Parsed, Sample  # noqa: E402
-from tests.helpers.tiny_bert import write_encoder  # noqa: E402
+from tests.helpers.tiny_bert import VOCAB, write_encoder  # noqa: E402
 
 REPORTS = [
     "The heart is enlarged. There is a small left pleural effusion.",
@@ -252,3 +252,28 @@ def test_radgraph_plugin_equals_the_package_rewards(tiny_radgraph: Path) -> None
     assert values["radgraph_f1_complete"] == pytest.approx(complete)
     assert [s["radgraph_f1_partial"] for s in stats] == pytest.approx(per_report[1])
     assert "radgraph:0.1.18" in metric.signature("radgraph_f1")
+
+
+def test_radcliq_composes_its_inputs_end_to_end(tiny_chexbert: tuple[Path, Path], tiny_radgraph: Path) -> None:
+    """The whole RadCliQ path on tiny real models (MiniLM stands in for distilroberta-base)."""
+    cls = METRICS.get("radcliq")
+    options = cls.Options(
+        chexbert_checkpoint=str(tiny_chexbert[0]),
+        chexbert_encoder=str(tiny_chexbert[1]),
+        bertscore_model=str(VOCAB.parent),
+        radgraph_model_dir=str(tiny_radgraph),
+    )
+    metric = cls(options, MetricContext(task="t", modality="chest_xray"))
+    hyps, refs = REPORTS[:3], REPORTS[3:6]
+    items = [(Parsed(text=h), Sample(id=str(i), answer=r)) for i, (h, r) in enumerate(zip(hyps, refs, strict=True))]
+    stats = metric.stats_batch(items)
+    semb = [s["chexbert_similarity"] for s in metric.chexbert.stats_batch(items)]
+    bert = [s["bertscore_f1"] for s in metric.bertscore.stats_batch(items)]
+    graph = [s["radgraph_f1"] for s in metric.radgraph.stats_batch(items)]
+    bleu = [bleu2(recipe_tokens(h), recipe_tokens(r)) for h, r in zip(hyps, refs, strict=True)]
+    features = np.column_stack([graph, bert, semb, bleu])
+    assert np.allclose([s["features"] for s in stats], features)
+    assert [s["radcliq_v1"] for s in stats] == pytest.approx(radcliq_v1(features).tolist())
+    values = metric.finalize(stats)
+    assert values["radcliq_v0"] == pytest.approx(float(np.mean(radcliq_v0(features))))
+    assert metric.output_keys() == {"radcliq_v0": False, "radcliq_v1": False}
