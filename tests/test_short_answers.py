@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
@@ -164,3 +166,20 @@ def test_multi_label_against_sklearn() -> None:
 def test_classification_needs_a_label_set() -> None:
     with pytest.raises(RegbenchError, match="needs `labels:`"):
         score(make("classification"), "x", labels=["a"])
+
+
+def test_auroc_from_json_scores_equals_scikit_learn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    clf = make("classification", labels=LABELS)
+    rng = np.random.default_rng(3)
+    truth = [LABELS[i] for i in rng.integers(0, len(LABELS), 30)]
+    scores = rng.random((30, len(LABELS)))
+    scores[:, 2] = scores[:, 2].round(1)  # ties
+    outputs = [json.dumps({label: float(s) for label, s in zip(LABELS, row, strict=True)}) for row in scores]
+    stats = [score(clf, o, labels=[t]) for o, t in zip(outputs, truth, strict=True)]
+    y = np.array([[label == t for label in LABELS] for t in truth])
+    present = [j for j in range(len(LABELS)) if 0 < y[:, j].sum() < len(y)]
+    expected = np.mean([roc_auc_score(y[:, j], scores[:, j]) for j in present])
+    assert clf.finalize(stats)["auroc"] == pytest.approx(expected)
+    assert "auroc" not in clf.finalize([score(clf, "Nodule", labels=["Nodule"])])  # no scores, no AUROC

@@ -8,17 +8,20 @@ every unmapped piece is kept in the per-sample stats, so samples.jsonl shows it.
 
 Keys: ``accuracy`` (exact set match; plain accuracy for single-label tasks), ``f1_macro``,
 ``f1_micro``, ``f1_samples`` (multi-label tasks), with scikit-learn's definitions and
-``zero_division=0``.
+``zero_division=0``; ``auroc`` (macro over labels with both classes present) when every output
+carries scores, as a JSON object with a number for every label (``{"Nodule": 0.8, ...}``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from scipy.stats import rankdata
 
 from regbench.errors import RegbenchError
 from regbench.metrics.base import Metric, Stats, register_metric
@@ -61,7 +64,7 @@ def map_answer(piece: str, labels: Sequence[str], how: str) -> str | None:
 class Classification(Metric):
     """Accuracy and macro / micro / samples F1 of answers mapped onto the task's labels."""
 
-    keys = {"accuracy": True, "f1_macro": True, "f1_micro": True, "f1_samples": True}
+    keys = {"accuracy": True, "f1_macro": True, "f1_micro": True, "f1_samples": True, "auroc": True}
     Options = ClassificationOptions
     aggregation = "corpus"
 
@@ -85,6 +88,7 @@ class Classification(Metric):
             "mapping": {piece: label for piece, label in mapping.items() if label is not None},
             "unmapped": [piece for piece, label in mapping.items() if label is None],
             "multi_label": multi,
+            "scores": label_scores(parsed.text, labels),
         }
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
@@ -110,7 +114,40 @@ class Classification(Metric):
         if multi:
             row_tp, row_fp, row_fn = (truth & pred).sum(1), (~truth & pred).sum(1), (truth & ~pred).sum(1)
             values["f1_samples"] = float(np.mean(f1_from_counts(row_tp, row_fp, row_fn)))
+        if all(record.get("scores") for record in stats):
+            scores = np.array([[record["scores"][label] for label in labels] for record in stats])
+            aurocs = [_auroc(truth[:, j], scores[:, j]) for j in range(len(labels))]
+            defined = [a for a in aurocs if a is not None]
+            if defined:
+                values["auroc"] = float(np.mean(defined))
         return values
+
+
+def label_scores(text: str, labels: Sequence[str]) -> dict[str, float] | None:
+    """Per-label scores when the output is a JSON object giving one for every label, else None."""
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if match is None:
+        return None
+    try:
+        data = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    by_name = {normalise(str(k)): v for k, v in data.items()}
+    scores = {label: by_name.get(normalise(label)) for label in labels}
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in scores.values()):
+        return None
+    return {label: float(v) for label, v in scores.items()}  # type: ignore[arg-type]
+
+
+def _auroc(truth: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties shared; None if one class."""
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
