@@ -70,3 +70,11 @@ def test_template_cannot_reach_python_internals() -> None:
 def test_invalid_template_syntax_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not a valid jinja2 template"):
         renderer("{{ question ")
+
+
+def test_boxes_filter_groups_boxes_in_the_models_format() -> None:
+    sample = SAMPLE.model_copy(
+        update={"objects": [Region(name="kidney", boxes=[[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.6, 0.6]])]}
+    )
+    text = renderer("<box>{{ objects[0].boxes | boxes }}</box>").messages(sample, 0, [])[1].content
+    assert text == "<box>[[100, 100, 200, 200], [500, 500, 599, 599]]</box>"

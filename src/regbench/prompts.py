@@ -27,6 +27,14 @@ from regbench.types import Region, Sample
 BoxWriter = Callable[[Sequence[float]], str]
 
 
+def write_boxes(write_box: BoxWriter, boxes: Sequence[Sequence[float]]) -> str:
+    """Several boxes in one group: ``[[a], [b]]`` for double-bracket formats, else comma-separated."""
+    written = [write_box(b) for b in boxes]
+    if written and all(w.startswith("[[") and w.endswith("]]") for w in written):
+        return "[" + ", ".join(w[1:-1] for w in written) + "]"
+    return ", ".join(written)
+
+
 class PromptRenderer:
     """Renders one task's turns for one model."""
 
@@ -34,7 +42,7 @@ class PromptRenderer:
         self.task, self.model = task, model
         env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
         env.filters["box"] = write_box
-        env.filters["boxes"] = lambda boxes: ", ".join(write_box(b) for b in boxes)
+        env.filters["boxes"] = lambda boxes: write_boxes(write_box, boxes)
         self._file = str(task.source or task.task)
         try:
             self._turns = [env.from_string(turn) for turn in task.turns]

@@ -101,17 +101,21 @@ class TransformersAdapter(ModelAdapter):
             await asyncio.sleep(0)  # let requests issued in the same tick join the batch
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                texts = await asyncio.to_thread(self.generate_batch, [r for r, _ in batch])
-                results = [Response(text=t) for t in texts]
-            except Exception as exc:  # a failed batch is recorded per sample; the run goes on
-                results = [Response(error=f"{type(exc).__name__}: {exc}") for _ in batch]
-            for (_, future), response in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(response)
+            groups: dict[str, list[tuple[Request, asyncio.Future[Response]]]] = {}
+            for item in batch:  # one generate() call per set of generation parameters
+                groups.setdefault(item[0].generation.model_dump_json(), []).append(item)
+            for group in groups.values():
+                try:
+                    texts = await asyncio.to_thread(self.generate_batch, [r for r, _ in group])
+                    results = [Response(text=t) for t in texts]
+                except Exception as exc:  # a failed batch is recorded per sample; the run goes on
+                    results = [Response(error=f"{type(exc).__name__}: {exc}") for _ in group]
+                for (_, future), response in zip(group, results, strict=True):
+                    if not future.done():
+                        future.set_result(response)
 
     def generate_batch(self, requests: list[Request]) -> list[str]:
-        """Generate for requests sharing the generation settings of the first (runs in a thread)."""
+        """Generate for requests that share generation parameters (runs in a thread)."""
         import torch
         from PIL import Image
 
