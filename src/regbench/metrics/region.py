@@ -313,16 +313,11 @@ class RegionAligned(Metric):
         # Pooled IoU (medrega) needs the whole list in finalize; the others are per-sample means.
         self.aggregation = "corpus" if self.opts.mode == "medrega" else "mean"  # type: ignore[misc]
 
-    def threshold(self, subtask: str) -> tuple[float, bool]:
-        """(threshold, strict) for a subtask under the configured mode."""
-        mode, given = self.opts.mode, self.opts.iou_threshold
-        if mode == "m3d":
-            return given or 0.2, True
-        if mode == "medrega":
-            if subtask == "single_object_single_region":
-                return given or 0.5, True
-            return given or (0.75 if subtask == "single_object_multi_region" else 0.5), False
-        return given or 0.5, False
+    def threshold(self) -> tuple[float, bool]:
+        """(threshold, strict) of the standard and m3d modes (medrega's are per subtask, in medrega_rows)."""
+        if self.opts.mode == "m3d":
+            return self.opts.iou_threshold or 0.2, True
+        return self.opts.iou_threshold or 0.5, False
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
@@ -336,23 +331,10 @@ class RegionAligned(Metric):
         preds = [BoxSet.from_regions(p.objects, d, synonyms) for (p, _), d in zip(items, dims, strict=True)]
         refs = [BoxSet.from_regions(s.objects, d) for (_, s), d in zip(items, dims, strict=True)]
         rows: list[Stats] = []
-        by_threshold: dict[tuple[float, bool], list[int]] = defaultdict(list)
-        for i, subtask in enumerate(subtasks):
-            by_threshold[self.threshold(subtask)].append(i)
-        counts: list[dict[str, float]] = [{} for _ in items]
-        for (threshold, strict), members in by_threshold.items():
-            found = standard_counts(
-                [preds[i] for i in members],
-                [refs[i] for i in members],
-                threshold=threshold,
-                strict=strict,
-                enclosing=self.opts.mode == "m3d",
-            )
-            for i, c in zip(members, found, strict=True):
-                counts[i] = c
+        threshold, strict = self.threshold()
+        counts = standard_counts(preds, refs, threshold=threshold, strict=strict, enclosing=self.opts.mode == "m3d")
         for i, (pred, ref) in enumerate(zip(preds, refs, strict=True)):
             c, n, m = counts[i], len(pred.names), len(ref.names)
-            threshold, strict = self.threshold(subtasks[i])
             row: Stats = {"subtask": subtasks[i], "n_pred": n, "n_ref": m, "hits": c["hits"]}
             levels = {
                 "region": (c["hits"], n, m),
