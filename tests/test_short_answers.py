@@ -183,3 +183,19 @@ def test_auroc_from_json_scores_equals_scikit_learn() -> None:
     expected = np.mean([roc_auc_score(y[:, j], scores[:, j]) for j in present])
     assert clf.finalize(stats)["auroc"] == pytest.approx(expected)
     assert "auroc" not in clf.finalize([score(clf, "Nodule", labels=["Nodule"])])  # no scores, no AUROC
+
+
+def test_bleu1_equals_nltk_sentence_bleu() -> None:
+    import warnings
+
+    from nltk.translate.bleu_score import sentence_bleu
+
+    rng = np.random.default_rng(5)
+    words = ["right", "upper", "lobe", "nodule", "liver", "left", "the"]
+    for _ in range(200):
+        hyp = list(rng.choice(words, size=int(rng.integers(1, 6))))
+        ref = list(rng.choice(words, size=int(rng.integers(1, 6))))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nltk warns when there is no unigram match
+            expected = sentence_bleu([ref], hyp, weights=(1.0,))
+        assert bleu1(hyp, ref) == pytest.approx(expected, abs=1e-12)
