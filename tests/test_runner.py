@@ -147,3 +147,20 @@ def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
     assert (tmp_path / "merged/samples.jsonl").read_text() == (tmp_path / "whole/rec/t/samples.jsonl").read_text()
     with pytest.raises(Exception, match="more than one shard"):
         merge_shards([shard_dirs[0], shard_dirs[0]], tmp_path / "again")
+
+
+def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    task = make_task(tmp_path, rows=4)
+    model = replay(tmp_path, {f"s{i}": f"a{i}" for i in range(4)})
+    dirs = []
+    for index in range(2):
+        options = RunOptions(output=tmp_path / "out", bootstrap_trials=20, shard=(index, 2))
+        dirs.append(asyncio.run(evaluate(task, model, build_adapter(model), options)).directory)
+    result = CliRunner().invoke(app, ["merge", *map(str, dirs)])
+    assert result.exit_code == 0, result.output
+    merged = json.loads((tmp_path / "out/rec/t/results.json").read_text())
+    assert merged["n_samples"] == 4 and merged["metrics"]["exact"] == 1.0

@@ -257,10 +257,19 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
 @user_errors
 def merge(
     shards: Annotated[list[Path], typer.Argument(help="Shard directories (each with results.json, samples.jsonl).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the merged files.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Directory for the merged files (default: the shards' parent)."),
+    ] = None,
 ) -> None:
     """Merge the shards of one model and task into one results.json (equal to an unsharded run)."""
     from regbench.runner import merge_shards
+
+    if output is None:
+        parents = {shard.resolve().parent for shard in shards}
+        if len(parents) != 1 or not all(shard.name.startswith("shard-") for shard in shards):
+            raise RegbenchError("give --output: the shards are not the shard-I-of-N folders of one run")
+        output = parents.pop()
 
     merged = merge_shards(shards, output)
     out.print(f"merged {len(shards)} shards: {merged.n_samples} samples → {output / 'results.json'}")

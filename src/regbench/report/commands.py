@@ -97,6 +97,22 @@ def export_markdown(
     output.write_text(to_markdown(tables, decimals=decimals, labels=_labels(labels)))
 
 
+@export_app.command("lm-eval")
+def export_lm_eval(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the lm-eval task YAMLs and data.")],
+    task: Annotated[list[str], typer.Option("--task", "-t", help="Task or group names, or task YAML paths.")],
+    box_format: Annotated[str, typer.Option("--box-format", help="Box format written into prompts.")] = "medrega",
+) -> None:
+    """Tasks as lm-evaluation-harness YAMLs (prompts rendered here; first turn; exact match)."""
+    from regbench.cli import _task_specs, out
+    from regbench.export_lmeval import export_task
+
+    for spec in _task_specs(task):
+        path, _ = export_task(spec, out_dir, box_format=box_format)
+        out.print(str(path))
+    out.print(f"run with: lm_eval --include_path {out_dir} --tasks <task> --model ...")
+
+
 def plot(
     directory: DirArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the charts.")] = Path("plots"),
