@@ -110,22 +110,20 @@ class RadGraphOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     model_dir: str | None = None
     """The extracted RadGraph model directory; default REGBENCH_WEIGHTS_DIR/radgraph."""
-    batch_size: int = 8
 
 
 class Annotator:
     """The radgraph package's model, loaded from a local directory only."""
 
-    def __init__(self, model_dir: Path, batch_size: int) -> None:
+    def __init__(self, model_dir: Path) -> None:
         try:
             from radgraph import RadGraph
         except ImportError as exc:
             message = f"radgraph metrics need the `clinical` extra (pip install 'regbench[clinical]'): {exc}"
             raise RegbenchError(message) from None
         with contextlib.redirect_stdout(io.StringIO()):  # it prints the device
-            self.model = RadGraph(
-                model_type=model_dir.name, model_cache_dir=str(model_dir.parent), batch_size=batch_size
-            )
+            # radgraph 0.1.18 annotates one report per forward pass whatever batch_size says.
+            self.model = RadGraph(model_type=model_dir.name, model_cache_dir=str(model_dir.parent))
 
     def __call__(self, reports: Sequence[str]) -> list[Annotation]:
         annotations: list[Annotation] = []
@@ -168,7 +166,7 @@ class RadGraph(Metric):
 
     def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
         if self._annotate is None:
-            self._annotate = Annotator(self.model_dir, self.options.batch_size)  # type: ignore[attr-defined]
+            self._annotate = Annotator(self.model_dir)
         annotations = self._annotate([p.text for p, _ in items] + [s.answer for _, s in items])
         n = len(items)
         return [radgraph_scores(annotations[i], annotations[n + i]) for i in range(n)]
