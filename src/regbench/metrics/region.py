@@ -26,6 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Literal
 
 import numpy as np
@@ -132,11 +133,20 @@ def standard_counts(
     return out
 
 
+def _name_ids(sets: Sequence[BoxSet], vocabulary: dict[str, int]) -> np.ndarray:
+    """Every set's names as integer ids, shape (len(sets), names per set); new names extend the vocabulary."""
+    flat = list(chain.from_iterable(s.names for s in sets))
+    for name in dict.fromkeys(flat):
+        vocabulary.setdefault(name, len(vocabulary))
+    ids = np.fromiter(map(vocabulary.__getitem__, flat), dtype=np.intp, count=len(flat))
+    return ids.reshape(len(sets), -1)
+
+
 def _name_table(members: Sequence[int], preds: Sequence[BoxSet], refs: Sequence[BoxSet]) -> np.ndarray:
     """``same[b, i, j]``: predicted box i and reference box j of sample b carry the same name."""
     vocabulary: dict[str, int] = {}
-    p = np.array([[vocabulary.setdefault(x, len(vocabulary)) for x in preds[i].names] for i in members])
-    r = np.array([[vocabulary.setdefault(x, len(vocabulary)) for x in refs[i].names] for i in members])
+    p = _name_ids([preds[i] for i in members], vocabulary)
+    r = _name_ids([refs[i] for i in members], vocabulary)
     return p[:, :, None] == r[:, None, :]
 
 
@@ -226,8 +236,8 @@ def _pair_table(
     """``align[b, i, j]`` by MedRegA's substring rule, evaluated once per distinct (name, name) pair."""
     p_vocab: dict[str, int] = {}
     r_vocab: dict[str, int] = {}
-    p = np.array([[p_vocab.setdefault(x, len(p_vocab)) for x in preds[i].names] for i in members])
-    r = np.array([[r_vocab.setdefault(x, len(r_vocab)) for x in refs[i].names] for i in members])
+    p = _name_ids([preds[i] for i in members], p_vocab)
+    r = _name_ids([refs[i] for i in members], r_vocab)
     table = np.zeros((len(p_vocab), len(r_vocab)), dtype=bool)
     for a, ia in p_vocab.items():
         for b, ib in r_vocab.items():
