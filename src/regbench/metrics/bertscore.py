@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from regbench.errors import RegbenchError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.types import Parsed, Sample
-from regbench.weights import resolve_model
+from regbench.weights import REQUIREMENTS, resolve_model
 
 # Layers bert-score uses for these models (its model2layers table).
 KNOWN_LAYERS = {
@@ -43,6 +43,25 @@ class BERTScoreOptions(BaseModel):
     baseline_path: str | None = None
     batch_size: int = Field(32, gt=0)
     device: str = "auto"
+
+
+def model_label(name: str, model_dir: Path) -> str:
+    """A readable model name for signatures, also when the model was given as a directory.
+
+    A hub id or requirement name stays as given; a Hugging Face cache snapshot gives its
+    repository id; a known requirement's directory gives the requirement name; any other
+    directory gives its last two path parts (a bare ``model`` folder says nothing).
+    """
+    if not Path(name).expanduser().exists():
+        return name
+    resolved = model_dir.resolve()
+    for part in resolved.parts:
+        if part.startswith("models--"):
+            return part.removeprefix("models--").replace("--", "/")
+    for requirement in REQUIREMENTS.values():
+        if any(candidate.resolve() == resolved for candidate in requirement.candidates()):
+            return requirement.name
+    return "/".join(resolved.parts[-2:])
 
 
 @register_metric("bertscore")
@@ -120,7 +139,7 @@ class BERTScore(Metric):
         parts = [
             key or self.name,
             f"plugin:{self.name}",
-            f"model:{self.model_name.rstrip('/').split('/')[-1]}",
+            f"model:{model_label(self.model_name, self.model_dir)}",
             f"layer:{self.layer}",
             f"idf:{opts.idf_on if opts.idf else 'no'}",
             f"rescale:{'yes' if opts.rescale else 'no'}",

@@ -50,3 +50,11 @@ class Rouge1(Metric):
         tokens = self.tokenizer([p.text for p, _ in items] + [s.answer for _, s in items])
         hyps, refs = tokens[: len(items)], tokens[len(items) :]
         return [{"rouge1": rouge1_f(h.split(), r.split())} for h, r in zip(hyps, refs, strict=True)]
+
+    def signature(self, key: str | None = None) -> str:
+        """Records the resolved tokenizer (``auto`` alone would not say jieba or PTB)."""
+        from regbench import __version__
+
+        return "|".join(
+            [key or self.name, f"tok:{self.tokenizer.signature()}", "agg:sample", f"regbench:{__version__}"]
+        )
