@@ -20,12 +20,12 @@ SAMPLE = Sample(
 )
 
 
-def renderer(prompt: str | list[str], **model: object) -> PromptRenderer:
+def renderer(prompt: str | list[str], box_format: str = "medrega", **model: object) -> PromptRenderer:
     task = TaskSpec(
         task="t", family="vqa", dataset={"path": "d.jsonl"}, prompt=prompt, metrics=["vqa"], system="Task system."
     )
     spec = ModelSpec(model="m", adapter="replay", path="p.jsonl", **model)  # type: ignore[arg-type]
-    return PromptRenderer(task, spec, write_box=BOX_FORMATS.get("medrega").write)
+    return PromptRenderer(task, spec, write_box=BOX_FORMATS.get(box_format).write)
 
 
 def test_single_turn_with_system_image_and_box_filter() -> None:
@@ -34,6 +34,14 @@ def test_single_turn_with_system_image_and_box_filter() -> None:
     assert messages[0].content == "Task system."
     assert messages[1].content == "What is <box>[[100, 200, 500, 599]]</box>? Where is the liver?"
     assert messages[1].images == ["/x/img.png"]
+
+
+def test_pixel_formats_write_boxes_in_the_samples_image_size() -> None:
+    r = renderer("{{ objects[0].boxes | boxes }}", box_format="qwen25_vl")
+    sized = SAMPLE.model_copy(update={"width": 1000, "height": 500})
+    assert r.messages(sized, 0, [])[1].content == '{"bbox_2d": [100, 100, 500, 300]}'
+    # without a size the format can only write 0-1 floats
+    assert r.messages(SAMPLE, 0, [])[1].content == '{"bbox_2d": [0.1, 0.2, 0.5, 0.6]}'
 
 
 def test_model_system_prompt_and_suffix() -> None:

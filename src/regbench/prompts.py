@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, UndefinedError, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from regbench.errors import SpecError
@@ -24,12 +25,13 @@ from regbench.models.base import Message
 from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Region, Sample
 
-BoxWriter = Callable[[Sequence[float]], str]
+BoxWriter = Callable[[Sequence[float], Sample | None], str]
+_SAMPLE = "__sample__"  # the sample being rendered, for formats that write pixels of its image
 
 
-def write_boxes(write_box: BoxWriter, boxes: Sequence[Sequence[float]]) -> str:
+def write_boxes(write_box: BoxWriter, boxes: Sequence[Sequence[float]], sample: Sample | None = None) -> str:
     """Several boxes in one group: ``[[a], [b]]`` for double-bracket formats, else comma-separated."""
-    written = [write_box(b) for b in boxes]
+    written = [write_box(b, sample) for b in boxes]
     if written and all(w.startswith("[[") and w.endswith("]]") for w in written):
         return "[" + ", ".join(w[1:-1] for w in written) + "]"
     return ", ".join(written)
@@ -41,8 +43,8 @@ class PromptRenderer:
     def __init__(self, task: TaskSpec, model: ModelSpec, *, write_box: BoxWriter) -> None:
         self.task, self.model = task, model
         env = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
-        env.filters["box"] = write_box
-        env.filters["boxes"] = lambda boxes: write_boxes(write_box, boxes)
+        env.filters["box"] = pass_context(lambda ctx, box: write_box(box, _sample_of(ctx)))
+        env.filters["boxes"] = pass_context(lambda ctx, boxes: write_boxes(write_box, boxes, _sample_of(ctx)))
         self._file = str(task.source or task.task)
         try:
             self._turns = [env.from_string(turn) for turn in task.turns]
@@ -68,6 +70,7 @@ class PromptRenderer:
             "task_labels": self.task.labels or [],
             "history": list(history),
             "previous_objects": list(previous_objects),
+            _SAMPLE: sample,
         }
 
     def messages(
@@ -107,3 +110,8 @@ class PromptRenderer:
             ) from None
         except TemplateError as exc:
             raise SpecError(self._file, field, f"task {self.task.task}: {exc}") from None
+
+
+def _sample_of(context: Context) -> Sample | None:
+    sample = context.get(_SAMPLE)
+    return sample if isinstance(sample, Sample) else None

@@ -18,13 +18,17 @@
 - ``mode: m3d``: M3D's enclosing-box "IoU" and hits at IoU > 0.2.
 
 Subtasks (``single_object_single_region`` ...) come from the options or from each reference.
+
+Scoring is column-wise: a batch of samples becomes flat box arrays (:class:`BoxColumns`),
+padded into ``(B, N, M)`` IoU blocks of similar sizes, matched all at once
+(:mod:`regbench.metrics.matching`), and only the final per-sample records are Python dicts.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
@@ -33,9 +37,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
-from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric
+from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix
-from regbench.metrics.matching import assign_batch
+from regbench.metrics.matching import assign_padded, isolated
 from regbench.types import Parsed, Region, Sample
 
 Subtask = Literal[
@@ -44,29 +48,30 @@ Subtask = Literal[
     "multi_object_single_region",
     "multi_object_multi_region",
 ]
+SINGLE = "single_object_single_region"
 LEVELS = ("region", "object", "alignment")
 PRF_KEYS = tuple(f"{level}_{m}" for level in LEVELS for m in ("precision", "recall", "f1"))
 
 # MedRegA's released parser (evaluator_reg.py PATTERN_REGCAP): double-bracketed integer lists only.
 _MEDREGA_GROUP = re.compile(r"([^\[\]]*)(\[\[\d+,\s*\d+,\s*\d+,\s*\d+\](?:,\s*\[\d+,\s*\d+,\s*\d+,\s*\d+\])*\])")
+_SPACES = re.compile(r"\s+")
+_MEDREGA_BOX = re.compile(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]")
+# Above this many rows, the lock-step assignment costs more Python steps than scipy per sample.
+_LOCKSTEP_MAX_ROWS = 16
 
 
-def derive_subtask(reference: Sequence[Region]) -> str:
+def derive_subtask(reference: Sequence[Region], name: Callable[[str], str] | None = None) -> str:
     """The text-to-region subtask a reference belongs to: objects x boxes per object."""
-    names = {normalise_name(r.name) for r in reference}
-    many_boxes = any(len(r.boxes) > 1 for r in reference)
+    names = {(name or normalise_name)(r.name) for r in reference}
+    boxes = sum(len(r.boxes) for r in reference)
     if len(names) <= 1:
-        return (
-            "single_object_multi_region"
-            if many_boxes or sum(len(r.boxes) for r in reference) > 1
-            else ("single_object_single_region")
-        )
-    return "multi_object_multi_region" if many_boxes else "multi_object_single_region"
+        return "single_object_multi_region" if boxes > 1 else SINGLE
+    return "multi_object_multi_region" if any(len(r.boxes) > 1 for r in reference) else "multi_object_single_region"
 
 
 def normalise_name(name: str, synonyms: dict[str, str] | None = None) -> str:
     """Lower case, trimmed, inner whitespace collapsed, trailing punctuation dropped, synonyms mapped."""
-    name = re.sub(r"\s+", " ", name.strip().lower()).rstrip(".,;:!?。，；：")
+    name = _SPACES.sub(" ", name.strip().lower()).rstrip(".,;:!?。，；：")
     return (synonyms or {}).get(name, name)
 
 
@@ -80,93 +85,240 @@ def prf(hits: float, n_pred: float, n_ref: float) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def prf_columns(hits: np.ndarray, n_pred: np.ndarray, n_ref: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`prf` for whole columns of counts (same edge rules)."""
+    hits, n_pred, n_ref = (np.asarray(a, dtype=np.float64) for a in (hits, n_pred, n_ref))
+    precision = np.divide(hits, n_pred, out=np.zeros_like(hits), where=n_pred > 0)
+    recall = np.divide(hits, n_ref, out=np.zeros_like(hits), where=n_ref > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
+    empty = (n_pred == 0) & (n_ref == 0)
+    return tuple(np.where(empty, 1.0, column) for column in (precision, recall, f1))
+
+
 @dataclass
-class BoxSet:
-    """One sample's boxes as an array with a name per box."""
+class BoxColumns:
+    """The boxes of many samples, flat: sample ``b`` owns ``counts[b]`` consecutive boxes and names."""
 
     boxes: np.ndarray
+    """``(total, 4)`` or ``(total, 6)`` float64 corners."""
+    counts: np.ndarray
+    """Boxes per sample, ``(B,)``."""
     names: list[str]
+    """One name per box."""
 
     @classmethod
-    def from_regions(cls, regions: Sequence[Region], dims: int, synonyms: dict[str, str] | None = None) -> BoxSet:
-        pairs = [(b, normalise_name(r.name, synonyms)) for r in regions for b in r.boxes if len(b) == dims]
-        return cls(np.asarray([b for b, _ in pairs], dtype=np.float64).reshape(-1, dims), [n for _, n in pairs])
+    def from_lists(
+        cls, boxes: Sequence[Sequence[Sequence[float]]], names: Sequence[Sequence[str]], dims: int
+    ) -> BoxColumns:
+        """From per-sample lists of boxes and of names (one name per box)."""
+        counts = np.fromiter(map(len, boxes), dtype=np.intp, count=len(boxes))
+        total = int(counts.sum()) * dims
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(boxes)), dtype=np.float64, count=total)
+        np.nan_to_num(flat, copy=False, nan=0.0, posinf=1.0, neginf=0.0)  # a NaN box would poison the matching
+        return cls(flat.reshape(-1, dims), counts, list(chain.from_iterable(names)))
+
+    @classmethod
+    def from_regions(
+        cls, samples: Iterable[Sequence[Region]], dims: int, name: Callable[[str], str] = normalise_name
+    ) -> BoxColumns:
+        """Every box of the right dimension, named ``name(region.name)``."""
+        boxes: list[list[list[float]]] = []
+        names: list[list[str]] = []
+        for regions in samples:
+            kept = [(b, r.name) for r in regions for b in r.boxes if len(b) == dims]
+            boxes.append([b for b, _ in kept])
+            names.append([name(n) for _, n in kept])
+        return cls.from_lists(boxes, names, dims)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def padded(self, members: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes of ``members`` as ``(len(members), size, dims)`` (zero boxes after the last) and flat box indices
+        (``-1`` for padding)."""
+        counts = self.counts[members]
+        starts = (np.cumsum(self.counts) - self.counts)[members]
+        slots = np.arange(size)
+        index = np.where(slots[None, :] < counts[:, None], starts[:, None] + slots[None, :], -1)
+        if not len(self.boxes):
+            return np.zeros((len(members), size, self.boxes.shape[1])), index
+        boxes = np.where((index >= 0)[:, :, None], self.boxes[np.maximum(index, 0)], 0.0)
+        return boxes, index
+
+
+def _padded_ids(ids: np.ndarray, index: np.ndarray, fill: int) -> np.ndarray:
+    """Name ids laid out like :meth:`BoxColumns.padded` boxes, ``fill`` where there is no box."""
+    return np.where(index >= 0, ids[np.maximum(index, 0)], fill) if len(ids) else np.full(index.shape, fill)
+
+
+def name_ids(columns: Sequence[BoxColumns], vocabulary: dict[str, int]) -> list[np.ndarray]:
+    """Each column set's names as integer ids; new names extend ``vocabulary``."""
+    out = []
+    for c in columns:
+        for name in dict.fromkeys(c.names):
+            vocabulary.setdefault(name, len(vocabulary))
+        out.append(np.fromiter(map(vocabulary.__getitem__, c.names), dtype=np.intp, count=len(c.names)))
+    return out
+
+
+def _buckets(n: np.ndarray, m: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """Samples grouped by (N, M) rounded up to powers of two: padding wastes at most 4x, few numpy calls."""
+
+    def ceil2(a: np.ndarray) -> np.ndarray:
+        return np.where(a <= 1, a, 1 << np.ceil(np.log2(np.maximum(a, 1))).astype(np.intp))
+
+    keys = ceil2(n) * (1 << 20) + ceil2(m)
+    out = []
+    for key in np.unique(keys):
+        members = np.flatnonzero(keys == key)
+        out.append((members, int(n[members].max()), int(m[members].max())))
+    return out
+
+
+def _assign(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: bool) -> np.ndarray:
+    """scipy's assignment of every sample: lock step for small samples, scipy itself for large ones."""
+    if min(cost.shape[1], cost.shape[2]) <= _LOCKSTEP_MAX_ROWS:
+        return assign_padded(cost, n, m, maximize=maximize)
+    mask = np.zeros(cost.shape, dtype=bool)
+    for b in range(len(cost)):
+        rows, cols = linear_sum_assignment(cost[b, : n[b], : m[b]], maximize=maximize)
+        mask[b, rows, cols] = True
+    return mask
 
 
 # ---------------------------------------------------------------- standard and m3d modes
 
 
-def standard_counts(
-    preds: Sequence[BoxSet], refs: Sequence[BoxSet], *, threshold: float, strict: bool = False, enclosing: bool = False
-) -> list[dict[str, float]]:
-    """Hits, aligned hits and assignment IoU of every sample, batched by (N, M, dims).
+def standard_columns(
+    pred: BoxColumns,
+    ref: BoxColumns,
+    *,
+    threshold: float,
+    strict: bool = False,
+    enclosing: bool = False,
+) -> dict[str, np.ndarray]:
+    """Per-sample counts of the standard matching, as columns.
 
-    ``strict`` counts a hit at IoU > threshold (M3D) instead of >=; ``enclosing`` uses M3D's
-    enclosing-box IoU.
+    Returns ``hits`` (region level), ``aligned`` (pairs matched under the name constraint),
+    ``iou_sum`` (IoU of the region assignment's pairs), ``best_iou`` (best predicted box
+    against the first reference box), and distinct-name counts ``names_pred``, ``names_ref``,
+    ``names_both``. ``strict`` counts a hit at IoU > threshold (M3D) instead of >=;
+    ``enclosing`` uses M3D's enclosing-box IoU.
     """
-    out: list[dict[str, float]] = [{} for _ in preds]
-    groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
-    for i, (p, r) in enumerate(zip(preds, refs, strict=True)):
-        groups[(len(p.names), len(r.names), r.boxes.shape[1])].append(i)
-    for (n, m, _), members in groups.items():
-        if n == 0 or m == 0:
-            for i in members:
-                out[i].update(hits=0.0, aligned=0.0, iou_sum=0.0, best_iou=0.0)
+    size = len(pred)
+    out = {key: np.zeros(size) for key in ("hits", "aligned", "iou_sum", "best_iou")}
+    vocabulary: dict[str, int] = {}
+    pred_ids, ref_ids = name_ids([pred, ref], vocabulary)
+    for members, size_n, size_m in _buckets(pred.counts, ref.counts):
+        if size_n == 0 or size_m == 0:
             continue
-        pred = np.stack([preds[i].boxes for i in members])
-        ref = np.stack([refs[i].boxes for i in members])
-        iou = enclosing_iou_matrix(pred, ref) if enclosing else iou_matrix(pred, ref)
-        hit = iou > threshold if strict else iou >= threshold
-        assigned = assign_batch(np.where(hit, min(n, m) + 1.0, 0.0) + iou)
-        same = _name_table(members, preds, refs)
-        allowed_hit = hit & same
-        aligned = assign_batch(np.where(allowed_hit, min(n, m) + 1.0, 0.0) + np.where(same, iou, 0.0))
-        columns = {
-            "hits": (assigned & hit).sum(axis=(1, 2)),
-            "aligned": (aligned & allowed_hit).sum(axis=(1, 2)),
-            "iou_sum": (assigned * iou).sum(axis=(1, 2)),
-            "best_iou": iou[:, :, 0].max(axis=1),
-        }
-        lists = {key: values.astype(float).tolist() for key, values in columns.items()}
-        for k, i in enumerate(members):
-            out[i] = {key: values[k] for key, values in lists.items()}
+        n, m = pred.counts[members], ref.counts[members]
+        p_boxes, p_index = pred.padded(members, size_n)
+        r_boxes, r_index = ref.padded(members, size_m)
+        # padding boxes are all zeros: degenerate, so IoU 0 with everything
+        iou = enclosing_iou_matrix(p_boxes, r_boxes) if enclosing else iou_matrix(p_boxes, r_boxes)
+        hit = (iou > threshold) if strict else (iou >= threshold)
+        bonus = min(size_n, size_m) + 1.0  # one more hit outweighs any total IoU
+        same = _padded_ids(pred_ids, p_index, -1)[:, :, None] == _padded_ids(ref_ids, r_index, -2)[:, None, :]
+        region = _max_assignment(np.where(hit, bonus, 0.0) + iou, n, m)
+        aligned = _max_assignment(np.where(hit & same, bonus, 0.0) + np.where(same, iou, 0.0), n, m)
+        out["hits"][members] = (region & hit).sum(axis=(1, 2))
+        out["aligned"][members] = (aligned & hit & same).sum(axis=(1, 2))
+        out["iou_sum"][members] = _ordered_sum(region * iou)
+        out["best_iou"][members] = iou[:, :, 0].max(axis=1)
+    out.update(_distinct_names(pred, ref, pred_ids, ref_ids, len(vocabulary)))
     return out
 
 
-def _name_ids(sets: Sequence[BoxSet], vocabulary: dict[str, int]) -> np.ndarray:
-    """Every set's names as integer ids, shape (len(sets), names per set); new names extend the vocabulary."""
-    flat = list(chain.from_iterable(s.names for s in sets))
-    for name in dict.fromkeys(flat):
-        vocabulary.setdefault(name, len(vocabulary))
-    ids = np.fromiter(map(vocabulary.__getitem__, flat), dtype=np.intp, count=len(flat))
-    return ids.reshape(len(sets), -1)
+def _ordered_sum(values: np.ndarray) -> np.ndarray:
+    """Sum of an assignment's values per sample, added in predicted-box order.
+
+    A plain ``sum`` over a padded block adds in an order that depends on the padding, so the
+    same sample could differ in the last bit depending on the batch it came in (and a merged
+    or resumed run would not be bit-identical). Each row holds at most one assigned value, so
+    the row sums are exact; the rows are then added one by one.
+    """
+    rows = values.sum(axis=2)
+    total = np.zeros(len(values))
+    for r in range(rows.shape[1]):
+        total += rows[:, r]
+    return total
 
 
-def _name_table(members: Sequence[int], preds: Sequence[BoxSet], refs: Sequence[BoxSet]) -> np.ndarray:
-    """``same[b, i, j]``: predicted box i and reference box j of sample b carry the same name."""
-    vocabulary: dict[str, int] = {}
-    p = _name_ids([preds[i] for i in members], vocabulary)
-    r = _name_ids([refs[i] for i in members], vocabulary)
-    return p[:, :, None] == r[:, None, :]
+def _max_assignment(weights: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """A maximum-weight assignment (weights >= 0); isolated positive pairs need no solver."""
+    positive = weights > 0
+    mask = positive.copy()
+    hard = np.flatnonzero(~isolated(positive))
+    if hard.size:
+        mask[hard] = _assign(weights[hard], n[hard], m[hard], maximize=True)
+    return mask
+
+
+def _distinct_names(
+    pred: BoxColumns, ref: BoxColumns, pred_ids: np.ndarray, ref_ids: np.ndarray, vocabulary: int
+) -> dict[str, np.ndarray]:
+    """Distinct names per sample: predicted, reference, and in both."""
+    size = len(pred)
+    width = max(vocabulary, 1)
+    p_keys = np.unique(np.repeat(np.arange(size), pred.counts) * width + pred_ids)
+    r_keys = np.unique(np.repeat(np.arange(size), ref.counts) * width + ref_ids)
+    both = np.intersect1d(p_keys, r_keys, assume_unique=True)
+    return {
+        "names_pred": np.bincount(p_keys // width, minlength=size).astype(np.float64),
+        "names_ref": np.bincount(r_keys // width, minlength=size).astype(np.float64),
+        "names_both": np.bincount(both // width, minlength=size).astype(np.float64),
+    }
+
+
+def standard_rows(
+    columns: dict[str, np.ndarray],
+    n: np.ndarray,
+    m: np.ndarray,
+    subtasks: Sequence[str],
+    *,
+    threshold: float,
+    strict: bool,
+) -> list[Stats]:
+    """Per-sample records (sufficient statistics) of the standard and m3d modes.
+
+    Counts only: :meth:`RegionAligned.sample_scores` turns a record into the metric values and
+    :meth:`RegionAligned.finalize` does the same for whole columns. Single-object
+    single-region samples also carry ``accuracy``.
+    """
+    keys = ("hits", "aligned", "iou_sum", "names_pred", "names_ref", "names_both")
+    rows = _records({"n_pred": n, "n_ref": m, **{k: columns[k] for k in keys}}, subtasks)
+    best = columns["best_iou"]
+    accurate = (best > threshold) if strict else (best >= threshold)
+    for i in np.flatnonzero((np.asarray(subtasks) == SINGLE) & (np.asarray(m) > 0)).tolist():
+        rows[i]["accuracy"] = float(accurate[i])  # (nothing to find: no accuracy)
+    return rows
+
+
+def _records(values: dict[str, np.ndarray], subtasks: Sequence[str]) -> list[Stats]:
+    """Columns to per-sample dicts (plain Python numbers, JSON-ready)."""
+    keys = ["subtask", *values]
+    columns = [list(subtasks), *(np.asarray(v).tolist() for v in values.values())]
+    return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 # ---------------------------------------------------------------- medrega mode (released code)
 
 
-def medrega_parse(raw: str) -> BoxSet:
-    """MedRegA's released prediction parser: (preceding text, [[ints]]) groups, coordinates / 999."""
-    boxes, names = [], []
+def medrega_parse(raw: str) -> tuple[list[list[float]], list[str]]:
+    """MedRegA's released prediction parser: (preceding text, [[ints]]) groups, coordinates / 999.
+
+    Returns the boxes and, per box, its group's name: all the text before the ``[[``, tags
+    included, lower-cased.
+    """
+    boxes: list[list[float]] = []
+    names: list[str] = []
     for text, lists in _MEDREGA_GROUP.findall(raw):
-        for box in re.findall(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]", lists):
+        for box in _MEDREGA_BOX.findall(lists):
             boxes.append([int(v) / 999 for v in box])
             names.append(text.lower())
-    return BoxSet(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), names)
-
-
-def medrega_reference(regions: Sequence[Region]) -> BoxSet:
-    """Reference boxes as the released code reads them: names lower-cased, nothing else."""
-    pairs = [(b, r.name.lower()) for r in regions for b in r.boxes if len(b) == 4]
-    return BoxSet(np.asarray([b for b, _ in pairs], dtype=np.float64).reshape(-1, 4), [n for _, n in pairs])
+    return boxes, names
 
 
 def medrega_align(pred: str, ref: str) -> bool:
@@ -174,123 +326,92 @@ def medrega_align(pred: str, ref: str) -> bool:
     return pred == "" or pred in ref or ref in pred
 
 
-def medrega_counts(preds: Sequence[BoxSet], refs: Sequence[BoxSet], *, threshold: float) -> list[dict[str, float]]:
-    """C, A, CA and the assigned IoU sum per sample, as ``linear_sum_assignment(1 - IoU)`` gives them.
+def medrega_columns(pred: BoxColumns, ref: BoxColumns, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """C, A, CA, the assigned IoU sum and pair count per sample, as ``linear_sum_assignment(1 - IoU)`` gives them.
 
-    The assignment maximises total IoU; samples whose assignment includes a zero-IoU pair are
-    re-solved with scipy itself, since which of several equal pairings it picks decides A.
+    ``thresholds`` holds each sample's hit threshold (>=). The assignment maximises total IoU,
+    and the pairs are exactly scipy's, ties included: which zero-IoU pairs it adds decides
+    the released "object" counts. Samples whose positive IoUs are isolated and already fill
+    ``min(N, M)`` pairs have a unique optimum and need no solver.
     """
-    out: list[dict[str, float]] = [{} for _ in preds]
-    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i, (p, r) in enumerate(zip(preds, refs, strict=True)):
-        groups[(len(p.names), len(r.names))].append(i)
-    aligned_pairs: dict[tuple[str, str], bool] = {}
-    for (n, m), members in groups.items():
-        if n == 0 or m == 0:
-            for i in members:
-                out[i] = {"C": 0.0, "A": 0.0, "CA": 0.0, "iou_sum": 0.0, "pairs": 0.0}
+    size = len(pred)
+    out = {key: np.zeros(size) for key in ("C", "A", "CA", "iou_sum", "pairs")}
+    p_vocab: dict[str, int] = {}
+    r_vocab: dict[str, int] = {}
+    (pred_ids,) = name_ids([pred], p_vocab)
+    (ref_ids,) = name_ids([ref], r_vocab)
+    # one extra row and column of False for the padding id -1
+    table = np.zeros((len(p_vocab) + 1, len(r_vocab) + 1), dtype=bool)
+    for a, i in p_vocab.items():
+        table[i, :-1] = [medrega_align(a, b) for b in r_vocab]
+    for members, size_n, size_m in _buckets(pred.counts, ref.counts):
+        if size_n == 0 or size_m == 0:
             continue
-        pred = np.stack([preds[i].boxes for i in members])
-        ref = np.stack([refs[i].boxes for i in members])
-        iou = iou_matrix(pred, ref)
-        assigned = medrega_assignment(iou)
-        align = _pair_table(members, preds, refs, aligned_pairs)
-        hit = iou >= threshold
-        columns = {
-            "C": (assigned & hit).sum(axis=(1, 2)),
-            "A": (assigned & align).sum(axis=(1, 2)),
-            "CA": (assigned & hit & align).sum(axis=(1, 2)),
-            "iou_sum": (assigned * iou).sum(axis=(1, 2)),
-            "pairs": assigned.sum(axis=(1, 2)),
-        }
-        lists = {key: values.astype(float).tolist() for key, values in columns.items()}
-        for k, i in enumerate(members):
-            out[i] = {key: values[k] for key, values in lists.items()}
+        n, m = pred.counts[members], ref.counts[members]
+        p_boxes, p_index = pred.padded(members, size_n)
+        r_boxes, r_index = ref.padded(members, size_m)
+        iou = iou_matrix(p_boxes, r_boxes)  # padding boxes are all zeros: IoU 0
+        positive = iou > 0
+        assigned = positive.copy()
+        hard = np.flatnonzero(~(isolated(positive) & (positive.sum(axis=(1, 2)) == np.minimum(n, m))))
+        if hard.size:
+            assigned[hard] = _assign(1.0 - iou[hard], n[hard], m[hard], maximize=False)
+        align = table[_padded_ids(pred_ids, p_index, -1)[:, :, None], _padded_ids(ref_ids, r_index, -1)[:, None, :]]
+        hit = iou >= thresholds[members][:, None, None]
+        out["C"][members] = (assigned & hit).sum(axis=(1, 2))
+        out["A"][members] = (assigned & align).sum(axis=(1, 2))
+        out["CA"][members] = (assigned & hit & align).sum(axis=(1, 2))
+        out["iou_sum"][members] = _ordered_sum(assigned * iou)
+        out["pairs"][members] = assigned.sum(axis=(1, 2))
     return out
 
 
-def medrega_assignment(iou: np.ndarray) -> np.ndarray:
-    """The pairs ``linear_sum_assignment(1 - IoU)`` returns, for a ``(B, N, M)`` batch.
-
-    It always returns min(N, M) pairs, zero-IoU ones included, and those decide the released
-    "object" counts. When the zero-IoU pairs it must add are forced (none, or one row left with
-    one column) they are added here; when several pairings tie, scipy itself is asked.
-    """
-    assigned = assign_batch(iou)
-    free_rows, free_cols = ~assigned.any(axis=2), ~assigned.any(axis=1)
-    still_open = np.minimum(free_rows.sum(axis=1), free_cols.sum(axis=1))
-    forced = (free_rows.sum(axis=1) == 1) & (free_cols.sum(axis=1) == 1)
-    ambiguous = (assigned & (iou <= 0)).any(axis=(1, 2)) | ((still_open > 0) & ~forced)
-    single = np.flatnonzero(forced & ~ambiguous)
-    assigned[single, free_rows[single].argmax(axis=1), free_cols[single].argmax(axis=1)] = True
-    for k in np.flatnonzero(ambiguous):
-        rows, cols = linear_sum_assignment(1 - iou[k])
-        assigned[k] = False
-        assigned[k, rows, cols] = True
-    return assigned
-
-
-def _pair_table(
-    members: Sequence[int], preds: Sequence[BoxSet], refs: Sequence[BoxSet], cache: dict[tuple[str, str], bool]
-) -> np.ndarray:
-    """``align[b, i, j]`` by MedRegA's substring rule, evaluated once per distinct (name, name) pair."""
-    p_vocab: dict[str, int] = {}
-    r_vocab: dict[str, int] = {}
-    p = _name_ids([preds[i] for i in members], p_vocab)
-    r = _name_ids([refs[i] for i in members], r_vocab)
-    table = np.zeros((len(p_vocab), len(r_vocab)), dtype=bool)
-    for a, ia in p_vocab.items():
-        for b, ib in r_vocab.items():
-            if (a, b) not in cache:
-                cache[(a, b)] = medrega_align(a, b)
-            table[ia, ib] = cache[(a, b)]
-    return table[p[:, :, None], r[:, None, :]]
-
-
-def medrega_single_region_iou(pred: BoxSet, ref: BoxSet) -> float:
+def medrega_single_region_iou(pred: BoxColumns, ref: BoxColumns) -> np.ndarray:
     """The single-object single-region evaluator's IoU: best box if more predictions than references, else the first."""
-    if len(pred.names) == 0 or len(ref.names) == 0:
-        return 0.0
-    ious = iou_matrix(pred.boxes, ref.boxes[:1])[:, 0]
-    return float(ious.max() if len(pred.names) > len(ref.names) else ious[0])
+    out = np.zeros(len(pred))
+    has = np.flatnonzero((pred.counts > 0) & (ref.counts > 0))
+    if has.size == 0:
+        return out
+    p_boxes, p_index = pred.padded(has, int(pred.counts[has].max()))
+    r_boxes, _ = ref.padded(has, 1)
+    iou = np.where(p_index >= 0, iou_matrix(p_boxes, r_boxes)[:, :, 0], 0.0)
+    more = pred.counts[has] > ref.counts[has]
+    out[has] = np.where(more, iou.max(axis=1), iou[:, 0])
+    return out
 
 
 def medrega_rows(
-    preds: Sequence[BoxSet], refs: Sequence[BoxSet], subtasks: Sequence[str], *, threshold: float | None = None
+    pred: BoxColumns, ref: BoxColumns, subtasks: Sequence[str], *, threshold: float | None = None
 ) -> list[Stats]:
-    """Per-sample stats of MedRegA's released evaluator for each sample's subtask."""
-    rows: list[Stats] = [{} for _ in preds]
-    by_threshold: dict[float, list[int]] = defaultdict(list)
-    for i, subtask in enumerate(subtasks):
-        if subtask == "single_object_single_region":
-            iou = medrega_single_region_iou(preds[i], refs[i])
-            accuracy = float(iou > (threshold or 0.5))  # strict, as in the released single-region evaluator
+    """Per-sample records (counts) of MedRegA's released evaluator for each sample's subtask.
+
+    Multi-box subtasks: ``C`` (hits), ``A`` (assigned pairs with aligned names, any IoU),
+    ``CA`` (both), ``iou_sum`` and ``pairs`` of the assignment. Single-object single-region:
+    that evaluator's ``ss_iou`` and ``accuracy`` (IoU > threshold, strictly).
+    """
+    kinds = np.asarray(subtasks)
+    thresholds = np.where(kinds == "single_object_multi_region", 0.75, 0.5) if threshold is None else None
+    counts = medrega_columns(pred, ref, np.full(len(kinds), threshold) if thresholds is None else thresholds)
+    rows = _records({"n_pred": pred.counts, "n_ref": ref.counts, **counts}, subtasks)
+    ss = np.flatnonzero(kinds == SINGLE)
+    if ss.size:
+        ss_iou = medrega_single_region_iou(_take(pred, ss), _take(ref, ss))
+        accurate = ss_iou > (threshold or 0.5)  # strict, as in the released single-region evaluator
+        for k, i in enumerate(ss.tolist()):
             rows[i] = {
-                "subtask": subtask,
-                "n_pred": len(preds[i].names),
-                "n_ref": len(refs[i].names),
-                "ss_iou": iou,
-                "accuracy": accuracy,
+                "subtask": SINGLE,
+                "n_pred": rows[i]["n_pred"],
+                "n_ref": rows[i]["n_ref"],
+                "ss_iou": float(ss_iou[k]),
+                "accuracy": float(accurate[k]),
             }
-        else:
-            by_threshold[threshold or (0.75 if subtask == "single_object_multi_region" else 0.5)].append(i)
-    for hit_threshold, members in by_threshold.items():
-        found = medrega_counts([preds[i] for i in members], [refs[i] for i in members], threshold=hit_threshold)
-        for i, c in zip(members, found, strict=True):
-            g, p = len(refs[i].names), len(preds[i].names)
-            row: Stats = {"subtask": subtasks[i], "n_pred": p, "n_ref": g, **c}
-            for level, count in (("region", c["C"]), ("object", c["A"]), ("alignment", c["CA"])):
-                precision = count / g if g else 0.0  # the released (swapped) naming: divided by references
-                recall = count / p if p else 0.0
-                f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-                row.update({f"{level}_precision": precision, f"{level}_recall": recall, f"{level}_f1": f1})
-            if subtasks[i] == "single_object_multi_region":  # names unused; IoU pooled over assigned pairs
-                row.update(dict.fromkeys(PRF_KEYS[3:]))
-                row["iou_den"] = c["pairs"]
-            else:
-                row["iou_den"] = float(g)
-            rows[i] = row
     return rows
+
+
+def _take(columns: BoxColumns, members: np.ndarray) -> BoxColumns:
+    boxes, index = columns.padded(members, int(columns.counts[members].max()) if members.size else 0)
+    keep = index >= 0
+    return BoxColumns(boxes[keep], columns.counts[members], [columns.names[k] for k in index[keep].tolist()])
 
 
 # ---------------------------------------------------------------- the plugin
@@ -333,62 +454,86 @@ class RegionAligned(Metric):
         return self.stats_batch([(parsed, sample)])[0]
 
     def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
-        subtasks = [self.opts.subtask or derive_subtask(s.objects) for _, s in items]
+        # names repeat across samples: normalise each distinct one once
+        reference_name = functools.cache(normalise_name)
+        subtasks = [self.opts.subtask or derive_subtask(s.objects, reference_name) for _, s in items]
         if self.opts.mode == "medrega":
             return self._medrega(items, subtasks)
-        dims = [next((len(b) for r in s.objects for b in r.boxes), 4) for _, s in items]
         synonyms = {normalise_name(k): normalise_name(v) for k, v in self.opts.synonyms.items()}
-        preds = [BoxSet.from_regions(p.objects, d, synonyms) for (p, _), d in zip(items, dims, strict=True)]
-        refs = [BoxSet.from_regions(s.objects, d) for (_, s), d in zip(items, dims, strict=True)]
-        rows: list[Stats] = []
+        predicted_name = functools.cache(lambda n: normalise_name(n, synonyms))
         threshold, strict = self.threshold()
-        counts = standard_counts(preds, refs, threshold=threshold, strict=strict, enclosing=self.opts.mode == "m3d")
-        for i, (pred, ref) in enumerate(zip(preds, refs, strict=True)):
-            c, n, m = counts[i], len(pred.names), len(ref.names)
-            row: Stats = {"subtask": subtasks[i], "n_pred": n, "n_ref": m, "hits": c["hits"]}
-            levels = {
-                "region": (c["hits"], n, m),
-                "object": (len(set(pred.names) & set(ref.names)), len(set(pred.names)), len(set(ref.names))),
-                "alignment": (c["aligned"], n, m),
-            }
-            for level, counts_ in levels.items():
-                row.update(zip((f"{level}_precision", f"{level}_recall", f"{level}_f1"), prf(*counts_), strict=True))
-            row["iou"] = c["iou_sum"] / max(n, m) if max(n, m) else 1.0
-            if subtasks[i] == "single_object_single_region":
-                best = c["best_iou"]
-                row["accuracy"] = float(best > threshold if strict else best >= threshold)
-            rows.append(row)
+        dims = [next((len(b) for r in s.objects for b in r.boxes), 4) for _, s in items]
+        rows: list[Stats] = [{} for _ in items]
+        for d in sorted(set(dims)):  # 2D and 3D samples are scored apart
+            idx = [i for i, x in enumerate(dims) if x == d]
+            pred = BoxColumns.from_regions((items[i][0].objects for i in idx), d, predicted_name)
+            ref = BoxColumns.from_regions((items[i][1].objects for i in idx), d, reference_name)
+            columns = standard_columns(pred, ref, threshold=threshold, strict=strict, enclosing=self.opts.mode == "m3d")
+            found = standard_rows(
+                columns, pred.counts, ref.counts, [subtasks[i] for i in idx], threshold=threshold, strict=strict
+            )
+            for i, row in zip(idx, found, strict=True):
+                rows[i] = row
         return rows
 
     def _medrega(self, items: Sequence[tuple[Parsed, Sample]], subtasks: list[str]) -> list[Stats]:
-        preds = [medrega_parse(p.raw or p.text) for p, _ in items]
-        refs = [medrega_reference(s.objects) for _, s in items]
-        return medrega_rows(preds, refs, subtasks, threshold=self.opts.iou_threshold)
+        parsed = [medrega_parse(p.raw or p.text) for p, _ in items]
+        pred = BoxColumns.from_lists([b for b, _ in parsed], [n for _, n in parsed], 4)
+        ref = BoxColumns.from_regions((s.objects for _, s in items), 4, str.lower)  # only lower-cased, as released
+        return medrega_rows(pred, ref, subtasks, threshold=self.opts.iou_threshold)
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
-        scores = {key: stats.get(key) for key in self.keys}
+        scores: dict[str, float | None] = dict.fromkeys(self.keys)
+        scores["accuracy"] = stats.get("accuracy")
         if self.opts.mode == "medrega":
-            den = stats.get("iou_den")
-            scores["iou"] = stats.get("ss_iou", stats["iou_sum"] / den if den else None)
+            if "ss_iou" in stats:  # the single-region evaluator reports accuracy and IoU only
+                scores["iou"] = stats["ss_iou"]
+                return scores
+            g, p = stats["n_ref"], stats["n_pred"]
+            multi_region = stats["subtask"] == "single_object_multi_region"
+            for level, count in zip(LEVELS, (stats["C"], stats["A"], stats["CA"]), strict=True):
+                if level != "region" and multi_region:
+                    continue  # that evaluator ignores names
+                precision = count / g if g else 0.0  # the released (swapped) naming
+                recall = count / p if p else 0.0
+                f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+                scores.update(
+                    zip((f"{level}_precision", f"{level}_recall", f"{level}_f1"), (precision, recall, f1), strict=True)
+                )
+            den = stats["pairs"] if multi_region else g
+            scores["iou"] = stats["iou_sum"] / den if den else None
+            return scores
+        n, m = stats["n_pred"], stats["n_ref"]
+        levels = {
+            "region": (stats["hits"], n, m),
+            "object": (stats["names_both"], stats["names_pred"], stats["names_ref"]),
+            "alignment": (stats["aligned"], n, m),
+        }
+        for level, counts in levels.items():
+            scores.update(zip((f"{level}_precision", f"{level}_recall", f"{level}_f1"), prf(*counts), strict=True))
+        scores["iou"] = stats["iou_sum"] / max(n, m) if max(n, m) else 1.0
         return scores
 
     def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
-        values = mean_of_sample_scores([self.sample_scores(s) for s in stats])
+        """Means of the per-sample values (as ``sample_scores`` gives them), computed on columns.
+
+        In ``medrega`` mode the IoU is pooled as the released evaluators pool it: summed IoU of
+        assigned pairs over summed reference boxes (assigned pairs in single-object
+        multi-region); a split mixing in single-object single-region samples weights each
+        evaluator's IoU by its samples.
+        """
+        if not stats:
+            return {}
+        values = _medrega_columns_of(stats) if self.opts.mode == "medrega" else _standard_columns_of(stats)
+        out = {}
+        for key, column in values.items():
+            finite = column[np.isfinite(column)]
+            if finite.size:
+                out[key] = float(finite.mean())
         if self.opts.mode == "medrega":
-            pooled = [s for s in stats if "iou_den" in s]
-            singles = [s["ss_iou"] for s in stats if "ss_iou" in s]
-            den = sum(s["iou_den"] for s in pooled)
-            parts = []
-            if pooled:
-                parts.append(sum(s["iou_sum"] for s in pooled) / den if den else 0.0)
-            if singles:
-                parts.append(sum(singles) / len(singles))
-            values.pop("iou", None)
-            if len(parts) == 1:
-                values["iou"] = parts[0]
-            elif parts:  # a split mixing subtasks: each evaluator's IoU, weighted by its samples
-                values["iou"] = (parts[0] * len(pooled) + parts[1] * len(singles)) / (len(pooled) + len(singles))
-        return values
+            out.pop("iou", None)
+            out.update(_medrega_pooled_iou(stats))
+        return out
 
     def signature(self, key: str | None = None) -> str:
         from regbench import __version__
@@ -405,6 +550,59 @@ class RegionAligned(Metric):
         if opts.synonyms:
             parts.append(f"synonyms:{len(opts.synonyms)}")
         return "|".join([*parts, f"regbench:{__version__}"])
+
+
+def _column(stats: Sequence[Stats], key: str) -> np.ndarray:
+    """One key of every record as floats (absent or ``None`` -> NaN)."""
+    return np.array([row.get(key) for row in stats], dtype=np.float64)
+
+
+def _standard_columns_of(stats: Sequence[Stats]) -> dict[str, np.ndarray]:
+    n, m = _column(stats, "n_pred"), _column(stats, "n_ref")
+    levels = {
+        "region": (_column(stats, "hits"), n, m),
+        "object": (_column(stats, "names_both"), _column(stats, "names_pred"), _column(stats, "names_ref")),
+        "alignment": (_column(stats, "aligned"), n, m),
+    }
+    out = {}
+    for level, counts in levels.items():
+        out.update(zip((f"{level}_precision", f"{level}_recall", f"{level}_f1"), prf_columns(*counts), strict=True))
+    largest = np.maximum(n, m)
+    out["iou"] = np.divide(_column(stats, "iou_sum"), largest, out=np.ones(len(n)), where=largest > 0)
+    out["accuracy"] = _column(stats, "accuracy")
+    return out
+
+
+def _medrega_columns_of(stats: Sequence[Stats]) -> dict[str, np.ndarray]:
+    kinds = np.array([row["subtask"] for row in stats])
+    single, multi_region = kinds == SINGLE, kinds == "single_object_multi_region"
+    g, p = _column(stats, "n_ref"), _column(stats, "n_pred")
+    out = {}
+    for level, key in zip(LEVELS, ("C", "A", "CA"), strict=True):
+        count = np.nan_to_num(_column(stats, key))
+        precision = np.divide(count, g, out=np.zeros_like(count), where=g > 0)
+        recall = np.divide(count, p, out=np.zeros_like(count), where=p > 0)
+        total = precision + recall
+        f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(count), where=total > 0)
+        unused = single | multi_region if level != "region" else single
+        for name, column in (("precision", precision), ("recall", recall), ("f1", f1)):
+            out[f"{level}_{name}"] = np.where(unused, np.nan, column)
+    out["accuracy"] = _column(stats, "accuracy")
+    return out
+
+
+def _medrega_pooled_iou(stats: Sequence[Stats]) -> dict[str, float]:
+    pooled = [row for row in stats if "ss_iou" not in row]
+    singles = [row["ss_iou"] for row in stats if "ss_iou" in row]
+    parts = []
+    if pooled:
+        den = sum(row["pairs"] if row["subtask"] == "single_object_multi_region" else row["n_ref"] for row in pooled)
+        parts.append(sum(row["iou_sum"] for row in pooled) / den if den else 0.0)
+    if singles:
+        parts.append(sum(singles) / len(singles))
+    if len(parts) == 2:  # a split mixing subtasks: each evaluator's IoU, weighted by its samples
+        return {"iou": (parts[0] * len(pooled) + parts[1] * len(singles)) / len(stats)}
+    return {"iou": parts[0]} if parts else {}
 
 
 _THRESHOLDS = {"standard": "0.5", "medrega": "0.5,sm:0.75,ss:>0.5", "m3d": ">0.2"}
@@ -448,8 +646,8 @@ class BoxRegression(Metric):
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         dims = next((len(b) for r in sample.objects for b in r.boxes), 4)
-        pred = BoxSet.from_regions(parsed.objects, dims).boxes
-        ref = BoxSet.from_regions(sample.objects, dims).boxes
+        pred = BoxColumns.from_regions([parsed.objects], dims).boxes
+        ref = BoxColumns.from_regions([sample.objects], dims).boxes
         if len(pred) == 0 or len(ref) == 0:
             return {"l1": None, "giou": None, "giou_loss": None, "pairs": 0}
         l1, giou = l1_matrix(pred, ref), giou_matrix(pred, ref)

@@ -21,6 +21,17 @@ _REFUSAL = re.compile(
     r"|sorry|i (cannot|can't|could not|am unable to) (find|locate|see|identify)|unable to (find|locate))",
     re.IGNORECASE,
 )
+# A short answer whose first sentence says the thing is absent: "There is no liver in this image.",
+# "The liver is not visible.", "未发现病灶。" Only short answers: a long report that says "no
+# effusion" and has no box is a parse failure, not a refusal.
+_ABSENT = re.compile(
+    r"\b(there (is|are) no|there's no|not (present|visible|seen|found|detected|identified|shown)"
+    r"|(cannot|can't|could not|couldn't) be (found|located|seen|identified|detected)|does not (exist|appear))\b"
+    r"|(未|没有|无法|不能)(见|发现|找到|定位|看到|显示|识别)|不存在",
+    re.IGNORECASE,
+)
+_FIRST_SENTENCE = re.compile(r"^[^.!?。！？\n]*")
+_SHORT = 120
 
 
 @dataclass
@@ -43,7 +54,10 @@ class BoxFormat(Protocol):
 
     def extract(self, text: str, sample: Sample | None) -> Extraction: ...
 
-    def write(self, box: Sequence[float]) -> str: ...
+    def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
+        """A 0–1 box as this format writes it inside its box tags (``sample`` gives the image size
+        to formats in pixels)."""
+        ...
 
 
 BOX_FORMATS: Registry[BoxFormat] = Registry("box format")
@@ -55,8 +69,15 @@ def strip_reasoning(text: str) -> str:
 
 
 def is_refusal(text: str) -> bool:
-    """``Not present.``, ``Sorry, I cannot find ...``: an answer that says there is no box."""
-    return bool(_REFUSAL.match(text))
+    """``Not present.``, ``Sorry, I cannot find ...``: an answer that says there is no box.
+
+    >>> [is_refusal(t) for t in ("Not present.", "The liver is not visible.", "未发现病灶。", "Liver at left.")]
+    [True, True, True, False]
+    """
+    if _REFUSAL.match(text):
+        return True
+    first = _FIRST_SENTENCE.match(text.strip())
+    return len(text) <= _SHORT and first is not None and bool(_ABSENT.search(first.group(0)))
 
 
 def parse_output(

@@ -71,7 +71,8 @@ def _trailing_name(prefix: str) -> str:
 
 
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", _TAGS.sub("", text)).strip()
+    """Tags gone, whitespace collapsed, no space left before punctuation where a box was cut out."""
+    return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", re.sub(r"\s+", " ", _TAGS.sub("", text))).strip()
 
 
 class BracketBoxes:
@@ -101,7 +102,7 @@ class BracketBoxes:
         remaining = re.sub(rf"(?:{_GRID.pattern}){_SEPARATOR}", " ", text, flags=re.DOTALL)
         return Extraction(objects=regions, text=_clean(remaining), errors=errors, format=self.name)
 
-    def write(self, box: Sequence[float]) -> str:
+    def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         if self.decimals is None:
             numbers = ", ".join(str(round(v * self.scale)) for v in box)
         else:
@@ -125,7 +126,7 @@ class QwenVLBoxes:
         remaining = _QWEN_BOX.sub(" ", text)
         return Extraction(objects=list(regions.values()), text=_clean(remaining), format=self.name)
 
-    def write(self, box: Sequence[float]) -> str:
+    def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         x1, y1, x2, y2 = (round(v * 999) for v in box[:4])
         return f"({x1},{y1}),({x2},{y2})"
 
@@ -162,7 +163,11 @@ class Qwen25Boxes:
         remaining = re.sub(r"\[\s*(?:,\s*)*\]", " ", remaining)
         return Extraction(objects=list(regions.values()), text=_clean(remaining), errors=errors, format=self.name)
 
-    def write(self, box: Sequence[float]) -> str:
+    def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
+        """Pixels of ``sample``'s image; without a size, 0–1 floats (then say so in the prompt)."""
+        if sample is not None and sample.width and sample.height:
+            scale = [sample.width, sample.height] * 2
+            return json.dumps({"bbox_2d": [round(v * k) for v, k in zip(box[:4], scale, strict=True)]})
         return json.dumps({"bbox_2d": [round(v, 3) for v in box]})
 
 
@@ -192,7 +197,7 @@ class VividMedPhrases:
             return Extraction(text=_clean(remaining), errors=errors, format=self.name)
         return Extraction(objects=[r for r in regions if r.boxes], text=_clean(remaining), format=self.name)
 
-    def write(self, box: Sequence[float]) -> str:
+    def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
 
 
@@ -221,8 +226,8 @@ class AutoBoxes:
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         return BOX_FORMATS.get(self.detect(text)).extract(text, sample)
 
-    def write(self, box: Sequence[float]) -> str:
-        return BOX_FORMATS.get("medrega").write(box)
+    def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
+        return BOX_FORMATS.get("medrega").write(box, sample)
 
 
 BOX_FORMATS.add("medrega", BracketBoxes("medrega", 999))

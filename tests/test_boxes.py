@@ -1,0 +1,195 @@
+"""Box parsers: every format of METRICS.md, auto detection, refusals, failures, the grounded-report split."""
+
+from __future__ import annotations
+
+import pytest
+
+from regbench.parsing import BOX_FORMATS, parse_output
+from regbench.parsing.base import is_refusal
+from regbench.types import Sample
+
+GRID = ("medrega", "qwen_vl")  # 0-999 formats: values come back as k / 999
+
+
+def boxes_of(text: str, fmt: str, sample: Sample | None = None) -> list[tuple[str, list[float]]]:
+    parsed = parse_output(text, box_format=fmt, sample=sample, expect_boxes=True)
+    assert parsed.ok, parsed.error
+    return [(o.name, b) for o in parsed.objects for b in o.boxes]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "expected"),
+    [
+        ("medrega", "<ref>liver</ref><box>[[100, 200, 300, 400]]</box>", [("liver", [100, 200, 300, 400])]),
+        ("medrega", "<ref>liver</ref><ref>[100, 200, 300, 400]</ref>", [("liver", [100, 200, 300, 400])]),
+        ("qwen_vl", "<ref>liver</ref><box>(100,200),(300,400)</box>", [("liver", [100, 200, 300, 400])]),
+        ("internvl", "<ref>liver</ref><box>[[100, 200, 300, 400]]</box>", [("liver", [0.1, 0.2, 0.3, 0.4])]),
+        ("m4cxr", "[10, 20, 30, 40].", [("", [0.1, 0.2, 0.3, 0.4])]),
+        ("m4cxr", "consolidation [10, 20, 30, 40]", [("consolidation", [0.1, 0.2, 0.3, 0.4])]),
+        ("normalized", "liver [0.1, 0.2, 0.3, 0.4]", [("liver", [0.1, 0.2, 0.3, 0.4])]),
+        ("m3d", "[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]", [("", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])]),
+        ("m3d", "<bx_start>[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]<bx_end>", [("", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])]),
+        ("vividmed", "<p>opacity</p> [0.1, 0.2, 0.3, 0.4] is seen", [("opacity", [0.1, 0.2, 0.3, 0.4])]),
+        ("vividmed", "<p> opacity</p> [0.1, 0.2, 0.3, 0.4]", [("opacity", [0.1, 0.2, 0.3, 0.4])]),
+    ],
+)
+def test_box_formats(fmt: str, text: str, expected: list[tuple[str, list[float]]]) -> None:
+    got = boxes_of(text, fmt)
+    assert [name for name, _ in got] == [name for name, _ in expected]
+    for (_, box), (_, want) in zip(got, expected, strict=True):
+        scale = 999 if fmt in GRID else 1
+        assert box == pytest.approx([v / scale for v in want])
+
+
+def test_swapped_corners_are_reordered_and_out_of_range_values_clipped() -> None:
+    assert boxes_of("<ref>x</ref><box>[[300, 400, 100, 200]]</box>", "medrega")[0][1] == pytest.approx(
+        [100 / 999, 200 / 999, 300 / 999, 400 / 999]
+    )
+    assert boxes_of("x [1.5, -0.2, 0.5, 0.5]", "normalized")[0][1] == pytest.approx([0.5, 0.0, 1.0, 0.5])
+    assert boxes_of("[0.9, 0.1, 0.2, 0.1, 0.8, 0.9]", "m3d")[0][1] == pytest.approx([0.1, 0.1, 0.2, 0.9, 0.8, 0.9])
+
+
+def test_several_boxes_and_objects_keep_their_names() -> None:
+    text = "<ref>kidney</ref><box>[[1, 2, 3, 4], [5, 6, 7, 8]]</box> and <ref>liver</ref><box>[[9, 10, 11, 12]]</box>"
+    parsed = parse_output(text, box_format="medrega", expect_boxes=True)
+    assert [(o.name, len(o.boxes)) for o in parsed.objects] == [("kidney", 2), ("liver", 1)]
+    assert parsed.text == "and"
+
+
+def test_chinese_names() -> None:
+    parsed = parse_output("<ref>胰腺癌</ref><box>[[100, 200, 300, 400]]</box>：胰头占位。", box_format="auto")
+    assert parsed.objects[0].name == "胰腺癌" and parsed.text == "胰头占位。"
+
+
+def test_qwen25_needs_the_image_size() -> None:
+    text = '```json\n[{"bbox_2d": [20, 40, 100, 200], "label": "liver"}]\n```'
+    sized = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=200, height=400))
+    assert sized.objects[0].name == "liver"
+    assert sized.objects[0].boxes[0] == pytest.approx([0.1, 0.1, 0.5, 0.5])
+    unsized = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s"), expect_boxes=True)
+    assert not unsized.ok and "width" in (unsized.error or "")
+    broken = '{"bbox_2d": [20, 40, 100, 200], "label": "liver",}'  # not JSON: read field by field
+    assert parse_output(broken, box_format="qwen25_vl", sample=Sample(id="s", width=200, height=400)).objects
+
+
+@pytest.mark.parametrize("fmt", sorted(set(BOX_FORMATS.names()) - {"auto"}))
+def test_write_then_read_gives_the_box_back(fmt: str) -> None:
+    box = [0.1, 0.2, 0.3, 0.35, 0.6, 0.7] if fmt == "m3d" else [0.1, 0.2, 0.35, 0.6]
+    sample = Sample(id="s", width=640, height=480)
+    written = BOX_FORMATS.get(fmt).write(box, sample)
+    text = {
+        "qwen25_vl": written,
+        "vividmed": f"<p>liver</p> {written}",
+        "qwen_vl": f"<ref>liver</ref><box>{written}</box>",
+    }.get(fmt, f"<ref>liver</ref><box>{written}</box>")
+    got = boxes_of(text, fmt, sample)
+    assert len(got) == 1
+    assert got[0][1] == pytest.approx(box, abs=1.5e-3)  # the grid rounds to 1/999 or one pixel
+
+
+def test_auto_writes_medregas_grid() -> None:
+    assert BOX_FORMATS.get("auto").write([0.1, 0.2, 0.35, 0.6]) == "[[100, 200, 350, 599]]"
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ('[{"bbox_2d": [1, 2, 3, 4]}]', "qwen25_vl"),
+        ("<box>(1,2),(3,4)</box>", "qwen_vl"),
+        ("<p>nodule</p> [0.1, 0.2, 0.3, 0.4]", "vividmed"),
+        ("<ref>a</ref><box>[[1, 2, 3, 4]]</box>", "medrega"),
+        ("[0.1, 0.2, 0.3, 0.4]", "normalized"),
+        ("[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]", "m3d"),
+        ("effusion [10, 20, 30, 40]", "m4cxr"),
+        ("liver [120, 340, 560, 780]", "medrega"),
+    ],
+)
+def test_auto_detection_says_what_it_chose(text: str, fmt: str) -> None:
+    assert parse_output(text, box_format="auto").box_format == fmt
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Not present.",
+        "Sorry, I cannot find the liver.",
+        "No such region is found.",
+        "There is no liver in this image.",
+        "The lesion is not visible.",
+        "未发现病灶。",
+        "图中没有找到肝脏",
+    ],
+)
+def test_refusals_parse_to_no_boxes(text: str) -> None:
+    parsed = parse_output(text, box_format="auto", expect_boxes=True)
+    assert parsed.ok and parsed.refusal and parsed.objects == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the liver is big",
+        "[[1, 2]]",
+        "<box>(1,2)</box>",
+        "<ref>liver</ref><box>[[10, 20]]</box>",
+        # a long report without boxes is a failure even if it says "no": it is not a refusal
+        "The lungs are clear. There is no pleural effusion. The heart size is normal. " * 3,
+    ],
+)
+def test_unreadable_outputs_are_counted_failures(text: str) -> None:
+    parsed = parse_output(text, box_format="auto", expect_boxes=True)
+    assert not parsed.ok and parsed.error and not parsed.refusal
+
+
+def test_empty_and_missing_outputs() -> None:
+    assert parse_output("", box_format="medrega").error == "empty output"
+    assert parse_output(None, box_format="medrega").ok is False
+    assert parse_output("<think>the liver is at [[1, 2, 3, 4]]", box_format="medrega").error == "empty output"
+
+
+def test_no_box_is_fine_when_the_task_expects_none() -> None:
+    parsed = parse_output("A normal chest.", box_format="medrega", expect_boxes=False)
+    assert parsed.ok and parsed.objects == []
+
+
+def test_reasoning_is_stripped_before_parsing() -> None:
+    text = "<think>maybe [[1, 1, 2, 2]]</think><ref>liver</ref><box>[[100, 200, 300, 400]]</box>"
+    parsed = parse_output(text, box_format="medrega")
+    assert len(parsed.objects) == 1 and parsed.objects[0].name == "liver"
+
+
+def test_vividmed_rejects_nested_or_unmatched_phrases() -> None:
+    for text in ("<p>a <p>b</p></p> [0.1, 0.2, 0.3, 0.4]", "<p>a [0.1, 0.2, 0.3, 0.4]", "a</p> [0.1, 0.2, 0.3, 0.4]"):
+        parsed = parse_output(text, box_format="vividmed", expect_boxes=True)
+        assert not parsed.ok and "nested" in (parsed.error or "")
+
+
+def test_vividmed_phrases_stay_in_the_text() -> None:
+    parsed = parse_output(
+        "<p>opacity</p> [0.1, 0.2, 0.3, 0.4] is seen in <p>right lower lobe</p>.", box_format="vividmed"
+    )
+    assert parsed.text == "opacity is seen in right lower lobe."
+    assert [(o.phrase, len(o.boxes)) for o in parsed.objects] == [("opacity", 1)]  # an unboxed phrase is no region
+
+
+def test_grounded_report_split_english() -> None:
+    text = (
+        "<ref>right lung</ref><box>[[102, 106, 481, 910]]</box>, "
+        "<ref>left lung</ref><box>[[535, 128, 923, 889]]</box>: "
+        "No focal consolidation. <ref>heart</ref><box>[[390, 470, 640, 810]]</box>：Normal size."
+    )
+    parsed = parse_output(text, box_format="medrega", expect_boxes=True)
+    assert parsed.text == "No focal consolidation. Normal size."
+    assert [o.name for o in parsed.objects] == ["right lung", "left lung", "heart"]
+
+
+def test_grounded_report_split_chinese() -> None:
+    text = "<ref>胰腺癌</ref><box>[[412, 388, 540, 502]]</box>：胰头部见低密度肿块，考虑胰腺癌。"
+    parsed = parse_output(text, box_format="medrega", expect_boxes=True)
+    assert parsed.text == "胰头部见低密度肿块，考虑胰腺癌。"
+    assert parsed.objects[0].boxes[0] == pytest.approx([412 / 999, 388 / 999, 540 / 999, 502 / 999])
+
+
+def test_is_refusal_needs_a_short_answer() -> None:
+    assert is_refusal("There is no nodule.")
+    assert not is_refusal("There is no nodule. " + "The rest of the report is long. " * 6)
