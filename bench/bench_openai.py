@@ -6,8 +6,11 @@ TCP_NODELAY), then runs the same N requests through
   2. lm-evaluation-harness's ``local-chat-completions`` model (num_concurrent C), from a cold
      process, when a Python with lm-eval installed is given (it conflicts with our pins).
 Reports the request span (first request in to last request in at the server, plus one latency)
-as a share of the ideal latency x N / C, and the end-to-end time from command start to the
-results file.
+as a share of the ideal latency x N / C, the end-to-end time from command start to the results
+file, and where the rest goes: command start to the first request at the server (interpreter,
+imports, specs, data, adapter start-up) and last answer to the results file (scoring,
+bootstrap, writing). regbench runs twice: with its response cache (the default) and with
+``--no-cache``.
 
 Usage: python bench/bench_openai.py [--n 2000] [--latency 0.05] [--concurrency 64]
                                     [--lm-eval-python /path/to/venv/bin/python]
@@ -39,12 +42,20 @@ def start_server(root: Path, latency: float) -> tuple[subprocess.Popen[bytes], s
     return process, f"http://127.0.0.1:{ready.read_text()}/v1", log
 
 
-def span(log: Path, latency: float) -> tuple[int, float]:
+def phases(log: Path, latency: float, started: float, finished: float) -> dict[str, float]:
+    """Start-up, request span and finish of one run, from the server's arrival times (wall clock)."""
     times = [json.loads(line)["time"] for line in log.read_text().splitlines()]
-    return len(times), max(times) - min(times) + latency
+    first, last = min(times), max(times)
+    return {
+        "requests": len(times),
+        "startup": first - started,
+        "span": last - first + latency,
+        "finish": finished - (last + latency),
+        "total": finished - started,
+    }
 
 
-def run_regbench(root: Path, url: str, n: int, concurrency: int) -> float:
+def run_regbench(root: Path, url: str, n: int, concurrency: int, cache: bool) -> tuple[float, float]:
     rows = [
         {"id": f"q{i}", "question": f"question number {i}", "answer": f"echo: question number {i}"} for i in range(n)
     ]
@@ -56,7 +67,8 @@ def run_regbench(root: Path, url: str, n: int, concurrency: int) -> float:
     (root / "model.yaml").write_text(
         json.dumps({"model": "served", "adapter": "openai", "base_url": url, "model_name": "test-model"})
     )
-    start = time.perf_counter()
+    out = root / ("out-cache" if cache else "out")
+    start = time.time()
     subprocess.run(
         [
             sys.executable,
@@ -70,14 +82,14 @@ def run_regbench(root: Path, url: str, n: int, concurrency: int) -> float:
             "-c",
             str(concurrency),
             "-o",
-            str(root / "out"),
-            "--no-cache",
+            str(out),
+            *([] if cache else ["--no-cache"]),
         ],
         check=True,
         capture_output=True,
     )
-    assert (root / "out" / "served" / "bench_http" / "results.json").exists()
-    return time.perf_counter() - start
+    assert (out / "served" / "bench_http" / "results.json").exists()
+    return start, time.time()
 
 
 LM_EVAL = textwrap.dedent(
@@ -98,7 +110,7 @@ LM_EVAL = textwrap.dedent(
 )
 
 
-def run_lm_eval(root: Path, python: str, url: str, concurrency: int) -> float:
+def run_lm_eval(root: Path, python: str, url: str, concurrency: int) -> tuple[float, float]:
     tasks = root / "lmeval_tasks"
     tasks.mkdir(exist_ok=True)
     (tasks / "bench_http.yaml").write_text(
@@ -124,13 +136,21 @@ def run_lm_eval(root: Path, python: str, url: str, concurrency: int) -> float:
         "HF_DATASETS_OFFLINE": "1",
         "OPENAI_API_KEY": "unused",
     }
-    start = time.perf_counter()
+    start = time.time()
     done = subprocess.run(
         [python, "-c", LM_EVAL, str(root), url, str(concurrency)], capture_output=True, text=True, env=env, timeout=1800
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
-    return time.perf_counter() - start
+    return start, time.time()
+
+
+def report(name: str, measured: dict[str, float], ideal: float) -> None:
+    print(
+        f"{name:<20} span {measured['span']:.2f} s ({ideal / measured['span']:.0%} of ideal), "
+        f"end to end {measured['total']:.2f} s (ideal + {measured['total'] - ideal:.2f} s) = "
+        f"start-up {measured['startup']:.2f} + span + finish {measured['finish']:.2f} s"
+    )
 
 
 def main() -> None:
@@ -146,22 +166,21 @@ def main() -> None:
         root = Path(tmp)
         server, url, log = start_server(root, args.latency)
         try:
-            total = run_regbench(root, url, args.n, args.concurrency)
-            count, seconds = span(log, args.latency)
-            assert count == args.n, count
-            print(
-                f"regbench  span {seconds:.2f} s ({ideal / seconds:.0%} of ideal), end to end {total:.2f} s "
-                f"(ideal + {total - ideal:.2f} s)"
-            )
+            runs = {}
+            for name, cache in (("regbench", True), ("regbench --no-cache", False)):
+                log.write_text("")
+                runs[name] = phases(log, args.latency, *run_regbench(root, url, args.n, args.concurrency, cache))
+                assert runs[name]["requests"] == args.n, runs[name]
+                report(name, runs[name], ideal)
             if args.lm_eval_python:
                 log.write_text("")
-                reference = run_lm_eval(root, args.lm_eval_python, url, args.concurrency)
-                count, seconds = span(log, args.latency)
-                print(
-                    f"lm-eval   span {seconds:.2f} s ({ideal / seconds:.0%} of ideal), end to end {reference:.2f} s "
-                    f"({count} requests)"
+                runs["lm-eval"] = phases(
+                    log, args.latency, *run_lm_eval(root, args.lm_eval_python, url, args.concurrency)
                 )
-                print(f"ratio     lm-eval / regbench end to end = {reference / total:.1f}x")
+                assert runs["lm-eval"]["requests"] == args.n, runs["lm-eval"]
+                report("lm-eval", runs["lm-eval"], ideal)
+                ratio = runs["lm-eval"]["total"] / runs["regbench"]["total"]
+                print(f"ratio: lm-eval / regbench end to end = {ratio:.1f}x")
         finally:
             server.kill()
 

@@ -7,7 +7,9 @@ import asyncio
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -28,35 +30,67 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("tiny-vlm") / "ckpt")
 
 
-def request(i: int, image: bool) -> Request:
+def request(i: int, image: bool | list[str], **generation: object) -> Request:
+    images = image if isinstance(image, list) else [IMAGE] if image else []
     messages = [
         Message(role="system", content="be brief"),
-        Message(role="user", content="where is the liver " + "right " * i, images=[IMAGE] if image else []),
+        Message(role="user", content="where is the liver " + "right " * i, images=images),
     ]
-    return Request(sample_id=str(i), task="t", messages=messages, generation=GenerationSpec(max_tokens=6))
+    return Request(sample_id=str(i), task="t", messages=messages, generation=GenerationSpec(max_tokens=6, **generation))
 
 
-async def ask(spec: ModelSpec, requests: list[Request]) -> list[str]:
+def tiny(checkpoint: Path, **options: object) -> ModelSpec:
+    return ModelSpec(model="tiny", adapter="transformers", path=str(checkpoint), options=options)
+
+
+async def ask(spec: ModelSpec, requests: list[Request], errors_ok: bool = False) -> list[str]:
     adapter = build_adapter(spec)
     await adapter.start()
     try:
         responses = await asyncio.gather(*(adapter.generate(r) for r in requests))
     finally:
         await adapter.close()
-    assert all(r.error is None for r in responses), [r.error for r in responses]
-    return [r.text for r in responses]
+    assert errors_ok or all(r.error is None for r in responses), [r.error for r in responses]
+    return [r.text if r.error is None else f"error: {r.error}" for r in responses]
 
 
 def test_batched_generation_equals_one_at_a_time(checkpoint: Path) -> None:
     requests = [request(i, image=i % 2 == 1) for i in range(5)]
-    batched = asyncio.run(
-        ask(ModelSpec(model="tiny", adapter="transformers", path=str(checkpoint), options={"batch_size": 5}), requests)
-    )
-    single = asyncio.run(
-        ask(ModelSpec(model="tiny", adapter="transformers", path=str(checkpoint), options={"batch_size": 1}), requests)
-    )
+    batched = asyncio.run(ask(tiny(checkpoint, batch_size=5), requests))
+    single = asyncio.run(ask(tiny(checkpoint, batch_size=1), requests))
     assert batched == single
     assert all(isinstance(t, str) and t for t in batched)
+
+
+def test_an_unreadable_image_costs_its_own_sample_only(checkpoint: Path, tmp_path: Path) -> None:
+    requests = [request(1, True), request(2, [str(tmp_path / "missing.png")]), request(3, True)]
+    batched = asyncio.run(ask(tiny(checkpoint, batch_size=3), requests, errors_ok=True))
+    single = asyncio.run(ask(tiny(checkpoint, batch_size=1), [requests[0], requests[2]]))
+    assert batched[1].startswith("error: FileNotFoundError") and [batched[0], batched[2]] == single
+
+
+def test_a_volume_is_sent_as_evenly_spaced_slices(checkpoint: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 256, size=(5, 40, 48)).astype(np.int16) * 3 - 100  # rescaled to 0-255 on the way
+    volume[0, 0, 0], volume[4, 0, 0] = -100, 665  # the volume's own min and max
+    np.save(tmp_path / "ct.npy", volume)
+    expected = []
+    for index in (0, 2, 4):  # linspace(0, 4, 3)
+        plane = np.round((volume[index] + 100) * (255 / 765)).astype(np.uint8)
+        Image.fromarray(plane).save(tmp_path / f"slice{index}.png")
+        expected.append(str(tmp_path / f"slice{index}.png"))
+    spec = tiny(checkpoint, volume_slices=3)
+    from_volume, from_slices = asyncio.run(ask(spec, [request(1, [str(tmp_path / "ct.npy")]), request(1, expected)]))
+    assert from_volume == from_slices
+
+
+def test_stop_strings_end_the_answer_before_them(checkpoint: Path) -> None:
+    (free,) = asyncio.run(ask(tiny(checkpoint), [request(2, True)]))
+    words = free.split()
+    assert len(words) >= 3, free
+    stop = words[2]
+    (stopped,) = asyncio.run(ask(tiny(checkpoint), [request(2, True, stop=[stop])]))
+    assert stopped == free[: free.index(stop)].strip()
 
 
 def test_runs_a_task_end_to_end(checkpoint: Path, tmp_path: Path) -> None:
@@ -90,3 +124,10 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     spec = ModelSpec(model="tiny", adapter="transformers", path=str(tmp_path / "nothing"))
     with pytest.raises(ModelUnavailableError, match=r"no checkpoint at .*does not download"):
         asyncio.run(build_adapter(spec).start())
+
+
+def test_bad_options_are_clear_errors(checkpoint: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match=r"options.dtype must be one of"):
+        build_adapter(tiny(checkpoint, dtype="fp8"))
+    with pytest.raises(ModelUnavailableError, match=r"transformers has no class 'NoSuchModel'"):
+        asyncio.run(build_adapter(tiny(checkpoint, model_class="NoSuchModel")).start())

@@ -3,67 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from regbench.errors import ModelUnavailableError
 from regbench.models import build_adapter
+from regbench.models.base import Message, Request
+from regbench.models.images import image_data_urls
 from regbench.runner import RunOptions, evaluate
-from regbench.spec import ModelSpec, TaskSpec, load_spec
+from regbench.spec import GenerationSpec, ModelSpec, TaskSpec, load_spec
 from tests.conftest import REPO, write_jsonl
+from tests.servers import RunningServer, closed_port, start_openai_server
 
-SERVER = Path(__file__).parent / "servers" / "openai_server.py"
 IMAGE = REPO / "tasks" / "data" / "images" / "demo_1.png"
-
-
-@dataclass
-class RunningServer:
-    url: str
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    def requests(self) -> list[dict]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-
-def start_server(tmp: Path, latency: float = 0.0, name: str = "server") -> RunningServer:
-    ready, log = tmp / f"{name}.port", tmp / f"{name}.log"
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "--latency", str(latency), "--log", str(log), "--ready", str(ready)]
-    )
-    deadline = time.monotonic() + 20
-    while not ready.exists() or not ready.read_text():
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    return RunningServer(f"http://127.0.0.1:{ready.read_text()}/v1", log, process)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(tmp_path, latency=0.0)
+    running = start_openai_server(tmp_path, latency=0.0)
     yield running
-    running.process.kill()
-    running.process.wait()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    running.stop()
 
 
 def make_task(tmp_path: Path, questions: list[str], image: bool = True) -> Path:
@@ -130,16 +101,36 @@ def test_text_only_samples_work(tmp_path: Path, server: RunningServer) -> None:
 
 
 def test_concurrency_is_bounded(tmp_path: Path) -> None:
-    slow = start_server(tmp_path, latency=0.15, name="slow")
+    slow = start_openai_server(tmp_path, latency=0.15, name="slow")
     try:
         questions = [f"question {i}" for i in range(12)]
         run(
             make_task(tmp_path, questions, image=False), make_model(tmp_path, slow.url), tmp_path / "out", concurrency=3
         )
+        in_flight = [r["in_flight"] for r in slow.requests()]
+        assert len(in_flight) == 12 and max(in_flight) == 3
+        # The adapter bounds itself too, when called without the runner's semaphore.
+        spec = ModelSpec(model="m", adapter="openai", base_url=slow.url, concurrency=2)
+        asyncio.run(ask_all(spec, [f"direct {i}" for i in range(6)]))
     finally:
-        slow.process.kill()
-    in_flight = [r["in_flight"] for r in slow.requests()]
-    assert len(in_flight) == 12 and max(in_flight) == 3
+        slow.stop()
+    direct = [r["in_flight"] for r in slow.requests() if r["text"].startswith("direct")]
+    assert len(direct) == 6 and max(direct) == 2
+
+
+async def ask_all(spec: ModelSpec, texts: list[str]) -> list[str]:
+    """Send every text at once straight to a fresh adapter; return the answers."""
+    adapter = build_adapter(spec)
+    await adapter.start()
+    try:
+        requests = [
+            Request(sample_id=str(i), task="t", messages=[Message(role="user", content=t)], generation=GenerationSpec())
+            for i, t in enumerate(texts)
+        ]
+        responses = await asyncio.gather(*(adapter.generate(r) for r in requests))
+    finally:
+        await adapter.close()
+    return [r.text if r.error is None else f"error: {r.error}" for r in responses]
 
 
 def test_server_failures_are_retried_and_the_last_one_recorded(tmp_path: Path, server: RunningServer) -> None:
@@ -159,21 +150,42 @@ def test_server_failures_are_retried_and_the_last_one_recorded(tmp_path: Path, s
     assert records[5]["output"] is None and "failed after 4 attempts: HTTP 500" in records[5]["error"]
     statuses = {q: [r["status"] for r in server.requests() if r["text"] == q] for q in questions}
     assert statuses["a chaos:500:2"] == [500, 500, 200] and statuses["b chaos:429:1"] == [429, 200]
+    times = [r["time"] for r in server.requests() if r["text"] == "b chaos:429:1"]
+    assert times[1] - times[0] >= 0.3  # Retry-After: 0.3 honoured (the backoff alone is about 0.01 s)
     assert len(statuses["f chaos:500:9"]) == 4
 
 
-def test_dead_base_url_is_skipped(tmp_path: Path, server: RunningServer) -> None:
-    urls = [f"http://127.0.0.1:{closed_port()}/v1", server.url]
-    results = run(
-        make_task(tmp_path, [f"q{i}" for i in range(6)], image=False), make_model(tmp_path, urls), tmp_path / "o"
-    )
-    assert results["n_errors"] == 0 and len(server.requests()) == 6
+def test_base_urls_round_robin_and_a_dead_one_is_skipped(tmp_path: Path, server: RunningServer) -> None:
+    other = start_openai_server(tmp_path, name="other")
+    try:
+        urls = [f"http://127.0.0.1:{closed_port()}/v1", server.url, other.url]
+        task = make_task(tmp_path, [f"q{i}" for i in range(8)], image=False)
+        results = run(task, make_model(tmp_path, urls), tmp_path / "o")
+    finally:
+        other.stop()
+    assert results["n_errors"] == 0
+    assert len(server.requests()) + len(other.requests()) == 8
+    assert len(server.requests()) >= 2 and len(other.requests()) >= 2  # shared, not all on one
 
 
 def test_no_server_gives_a_clear_message(tmp_path: Path) -> None:
     spec = ModelSpec(model="m", adapter="openai", base_url=f"http://127.0.0.1:{closed_port()}/v1", start_hint="Run X.")
     with pytest.raises(ModelUnavailableError, match=r"no OpenAI-compatible server answers .*ConnectError.*Run X\."):
         asyncio.run(build_adapter(spec).start())
+
+
+def test_a_refused_key_is_a_clear_error_that_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guarded = start_openai_server(tmp_path, require_key="sk-right")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-5d1e")
+    try:
+        spec = ModelSpec(model="m", adapter="openai", base_url=guarded.url)
+        with pytest.raises(ModelUnavailableError, match=r"refuses the API key \(HTTP 401\).*OPENAI_API_KEY") as caught:
+            asyncio.run(build_adapter(spec).start())
+    finally:
+        guarded.stop()
+    assert "sk-wrong" not in str(caught.value)
 
 
 def test_medrega_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
@@ -189,32 +201,31 @@ def test_medrega_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
     assert "no OpenAI-compatible server answers" in done.stderr and "lmdeploy serve api_server" in done.stderr
 
 
-def test_api_key_reaches_the_server_and_no_file(tmp_path: Path, server: RunningServer) -> None:
+@pytest.mark.parametrize("variable", ["OPENAI_API_KEY", "REGBENCH_TEST_KEY"])
+def test_api_key_reaches_the_server_and_no_file(tmp_path: Path, server: RunningServer, variable: str) -> None:
     secret = "sk-test-7f3a9c2e51d04b8f"
-    env = {**os.environ, "REGBENCH_TEST_KEY": secret}
-    model = make_model(tmp_path, server.url, api_key_env="REGBENCH_TEST_KEY")
-    command = [
-        sys.executable,
-        "-m",
-        "regbench",
-        "run",
-        "--model",
-        str(model),
-        "--task",
-        str(make_task(tmp_path, ["k?"])),
-    ]
+    env = {**os.environ, variable: secret}
+    extra = {} if variable == "OPENAI_API_KEY" else {"api_key_env": variable}  # the default, or the YAML's
+    model = make_model(tmp_path, server.url, **extra)
+    task = make_task(tmp_path, ["k?", "z chaos:401:9"])  # the 401 body echoes the Authorization header
+    command = [sys.executable, "-m", "regbench", "run", "--model", str(model), "--task", str(task)]
     done = subprocess.run([*command, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert server.requests()[0]["auth"] == f"Bearer {secret}"
+    assert {r["auth"] for r in server.requests()} == {f"Bearer {secret}"}
+    records = [json.loads(x) for x in (tmp_path / "out/served/http_vqa/samples.jsonl").read_text().splitlines()]
+    assert records[1]["error"].startswith("turn 0: HTTP 401 from") and "Bearer ***" in records[1]["error"]
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert len(written) >= 4  # results.json, samples.jsonl, run.json, cache.sqlite
     for path in written:
         assert secret.encode() not in path.read_bytes(), path
     assert secret not in done.stdout + done.stderr
+    assert json.loads((tmp_path / "out/served/http_vqa/results.json").read_text())["config"]["model"][
+        "api_key_env"
+    ] == (variable)
 
 
 def test_kill_9_mid_run_then_resume_repeats_no_finished_request(tmp_path: Path) -> None:
-    slow = start_server(tmp_path, latency=0.1, name="slow")
+    slow = start_openai_server(tmp_path, latency=0.1, name="slow")
     try:
         task = make_task(tmp_path, [f"question {i}" for i in range(40)], image=False)
         model = make_model(tmp_path, slow.url)
@@ -234,9 +245,10 @@ def test_kill_9_mid_run_then_resume_repeats_no_finished_request(tmp_path: Path) 
         texts = [r["text"] for r in slow.requests()]
         # Only requests in flight at the kill (at most the concurrency) may be asked twice.
         assert len(texts) - 40 <= 2 and set(texts) == {f"question {i}" for i in range(40)}
+        assert max(r["in_flight"] for r in slow.requests()) == 2  # -c 2 overrides the YAML's default of 8
         subprocess.run([*command, "-o", str(tmp_path / "fresh")], check=True, capture_output=True, timeout=120)
     finally:
-        slow.process.kill()
+        slow.stop()
     resumed = (tmp_path / "resumed/served/http_vqa/results.json").read_text()
     fresh = (tmp_path / "fresh/served/http_vqa/results.json").read_text()
     assert resumed == fresh
@@ -266,3 +278,35 @@ def test_multi_turn_feeds_answers_back_and_caches_each_turn(tmp_path: Path, serv
     run(task, model, tmp_path / "out")
     again = server.requests()[len(first) :]
     assert len(again) == 4 and all(r["text"].startswith("Now the report") for r in again)  # turn 1 came from the cache
+
+
+def test_a_volume_goes_as_evenly_spaced_png_slices(tmp_path: Path, server: RunningServer) -> None:
+    volume = np.arange(5 * 4 * 3, dtype=np.float32).reshape(5, 4, 3)  # values 0..59
+    np.save(tmp_path / "ct.npy", volume)
+    np.save(tmp_path / "flat.npy", volume[0])  # 2D: not a volume
+    urls = image_data_urls(str(tmp_path / "ct.npy"), {"volume_slices": 3})
+    planes = [np.asarray(Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1])))) for u in urls]
+    assert all(u.startswith("data:image/png;base64,") for u in urls)
+    assert [p.tolist() for p in planes] == [np.round(volume[i] * 255 / 59).astype(np.uint8).tolist() for i in (0, 2, 4)]
+    assert planes[0][0, 1] == 4 and planes[2][-1, -1] == 255  # 1 * 255 / 59 = 4.3; the maximum is white
+    assert len(image_data_urls(str(tmp_path / "ct.npy"), {})) == 4  # the default
+    np.save(tmp_path / "constant.npy", np.full((2, 3, 3), 7.0))
+    (constant,) = image_data_urls(str(tmp_path / "constant.npy"), {"volume_slices": 1})
+    assert not np.asarray(Image.open(io.BytesIO(base64.b64decode(constant.split(",", 1)[1])))).any()  # black
+
+    rows = [
+        {"id": "v", "image": "ct.npy", "question": "Where is the liver?", "answer": "x"},
+        {"id": "f", "image": "flat.npy", "question": "And here?", "answer": "x"},
+    ]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    (tmp_path / "task.yaml").write_text("task: http_vqa\nfamily: vqa\ndataset: {path: data.jsonl}\nmetrics: [vqa]\n")
+    results = run(
+        tmp_path / "task.yaml", make_model(tmp_path, server.url, options={"volume_slices": 3}), tmp_path / "o"
+    )
+    assert [(r["text"], r["images"]) for r in server.requests()] == [("Where is the liver?", 3)]
+    records = [json.loads(x) for x in (tmp_path / "o/served/http_vqa/samples.jsonl").read_text().splitlines()]
+    assert (
+        results["n_errors"] == 1
+        and "cannot build the request" in records[1]["error"]
+        and "3D volume" in records[1]["error"]
+    )

@@ -122,6 +122,59 @@ def test_partial_malformed_old_and_duplicate_results(runs: Path, tmp_path: Path)
     assert "–" in markdown  # the missing value shows as a dash, not a zero
 
 
+def test_non_finite_values_are_treated_as_not_reported(tmp_path: Path) -> None:
+    values = {"a": (0.5, None), "b": (float("nan"), 0.2), "c": (0.7, 0.1)}
+    for model, (f1, acc) in values.items():
+        path = tmp_path / model / "t" / "results.json"
+        path.parent.mkdir(parents=True)
+        ci95 = {"f1": [float("nan"), 1.0], "acc": [0.0, 0.3]}
+        path.write_text(
+            json.dumps({"task": "t", "model": model, "n_samples": 2, "metrics": {"f1": f1, "acc": acc}, "ci95": ci95})
+        )
+    collection = collect(tmp_path)
+    assert {r.results.model for r in collection.runs} == {"a", "b", "c"}  # a null metric does not drop the run
+    assert any("b/t/results.json: f1 not a finite number" in n for n in collection.notes)
+    board = build_leaderboard(collection)
+    rankings = board["tasks"]["t"]["rankings"]
+    assert rankings["f1"][0]["ranks"] == {"c": 1.0, "a": 2.0}  # NaN would otherwise have ranked first
+    assert rankings["acc"][0]["ranks"] == {"b": 1.0, "c": 2.0}
+    assert all("f1" not in m["ci95"] for m in board["tasks"]["t"]["models"].values())
+    json.dumps(board, allow_nan=False)  # strict JSON
+    markdown = to_markdown(build_tables(collection))
+    assert "| a | – | _50.00_ |" in markdown and "| b | **20.00** | – |" in markdown and "nan" not in markdown
+
+
+def hostile_run(runs: Path, target: Path) -> Path:
+    """A copy of a run whose samples.jsonl holds markup, NaN scores and malformed records."""
+    run = target / "hostile" / "demo_vqa_en"
+    shutil.copytree(runs / "medrega-demo" / "demo_vqa_en", run)
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "model": "hostile"}))
+    records = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    records[0]["output"] = "<!--<script>alert(1)</script> </script><b>bold</b>"
+    records[0]["scores"] = {"token_f1": float("nan")}
+    records[1]["reference"] = None
+    records[1]["parsed"] = {"text": None, "objects": [{"boxes": "x"}, 3]}
+    lines = [json.dumps(r) for r in records] + ["[1, 2]", "{not json"]
+    (run / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def test_page_data_cannot_break_out_of_its_script(runs: Path, tmp_path: Path) -> None:
+    from regbench.report.html import render_html
+
+    copy_run(runs, "medrega-demo", "demo_vqa_en", tmp_path)
+    hostile_run(runs, tmp_path)
+    collection = collect(tmp_path)
+    page = render_html(build_leaderboard(collection), collection)
+    data = page.split('<script id="data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and "NaN" not in data
+    payload = json.loads(data)
+    assert payload["samples"]["hostile · demo_vqa_en"][0]["output"].startswith("<!--<script>")
+    assert payload["samples"]["hostile · demo_vqa_en"][0]["scores"] == {"token_f1": None}
+    assert payload["samples"]["hostile · demo_vqa_en"][1]["answer"] == ""
+
+
 def test_different_signatures_are_ranked_apart(runs: Path, tmp_path: Path) -> None:
     copy_run(runs, "medrega-demo", "demo_vqa_en", tmp_path)
     other = copy_run(runs, "worse", "demo_vqa_en", tmp_path)
@@ -244,5 +297,16 @@ def test_page_in_headless_chromium(runs: Path, tmp_path: Path) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+        # model output with markup and a comment opener is shown as text and leaves the page's script working
+        hostile = tmp_path / "hostile"
+        hostile_run(runs, hostile)
+        collection = collect(hostile)
+        page.write_text(render_html(build_leaderboard(collection), collection))
+        driver.get(page.as_uri())
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        assert driver.find_elements(By.CSS_SELECTOR, "table[data-family='vqa'] tr.run")
+        assert driver.find_elements(By.CSS_SELECTOR, "#samples b") == []
+        assert "<!--<script>alert(1)</script>" in driver.find_element(By.ID, "samples").text
     finally:
         driver.quit()

@@ -1,0 +1,63 @@
+"""Test servers run as real processes on 127.0.0.1, and helpers to start them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OPENAI_SERVER = Path(__file__).parent / "openai_server.py"
+
+
+@dataclass
+class RunningServer:
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request the server has logged so far."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def start_openai_server(
+    tmp: Path,
+    latency: float = 0.0,
+    name: str = "server",
+    script: list[dict[str, Any]] | None = None,
+    require_key: str | None = None,
+) -> RunningServer:
+    """Start tests/servers/openai_server.py on a free port and wait until it listens."""
+    ready, log = tmp / f"{name}.port", tmp / f"{name}.log"
+    command = [sys.executable, str(OPENAI_SERVER), "--latency", str(latency), "--log", str(log), "--ready", str(ready)]
+    if script is not None:
+        (tmp / f"{name}.script.json").write_text(json.dumps(script))
+        command += ["--script", str(tmp / f"{name}.script.json")]
+    if require_key is not None:
+        command += ["--require-key", require_key]
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 20
+    while not ready.exists() or not ready.read_text():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return RunningServer(f"http://127.0.0.1:{ready.read_text()}/v1", log, process)
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

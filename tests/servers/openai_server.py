@@ -2,12 +2,18 @@
 
 It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text containing
 ``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
-``500``, ``429`` (with Retry-After: 0), ``garbage`` (200 with a body that is not JSON),
-``reset`` (the connection is dropped) or ``slow`` (no answer for 30 s). Every request is
-logged as a JSON line to ``--log``: the text, the status sent, how many images it carried,
-the Authorization header, and how many requests were in flight when it arrived.
+``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the Authorization
+header, as careless servers do), ``garbage`` (200 with a body that is not JSON), ``reset``
+(the connection is dropped) or ``slow`` (no answer for 30 s). A ``--script`` JSON
+file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND, "times": N}`` for prompts
+that cannot carry a chaos word (bundled task YAMLs): the first rule whose ``match`` occurs in
+the last user text answers ``reply`` instead of the echo and/or misbehaves like ``chaos`` on
+the first N attempts. Every request is logged as a JSON line to ``--log``: the text, the
+status sent, how many images it carried, the Authorization header, and how many requests
+were in flight when it arrived.
 
-Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE]
+Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE] [--script FILE]
+[--require-key KEY]
 (the chosen port is written to FILE when the server listens).
 """
 
@@ -28,9 +34,13 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # listen backlog: at least the clients' concurrency
 
-    def __init__(self, address: tuple[str, int], latency: float, log: Path | None) -> None:
+    def __init__(
+        self, address: tuple[str, int], latency: float, log: Path | None, script: list[dict[str, Any]]
+    ) -> None:
         super().__init__(address, Handler)
         self.latency = latency
+        self.script = script
+        self.require_key: str | None = None
         self.log = log.open("a", buffering=1) if log else None
         self.lock = threading.Lock()
         self.attempts: Counter[str] = Counter()
@@ -67,7 +77,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        key = self.server.require_key
+        if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
+            self.send_json(401, b'{"error": "invalid api key"}')
+        elif self.path.rstrip("/").endswith("/models"):
             self.send_json(200, json.dumps({"object": "list", "data": [{"id": "test-model"}]}).encode())
         else:
             self.send_json(404, b'{"error": "not found"}')
@@ -102,11 +115,14 @@ class Handler(BaseHTTPRequestHandler):
             server.attempts[key] += 1
             attempt = server.attempts[key]
         status = 200
+        rule = next((r for r in server.script if r["match"] in text), {})
         chaos = next((w for w in text.split() if w.startswith("chaos:")), None)
         if chaos is not None:
             _, kind, times = chaos.split(":")
-            if attempt <= int(times):
-                status = {"500": 500, "429": 429, "garbage": 201, "reset": 0, "slow": 1}[kind]
+        else:
+            kind, times = rule.get("chaos"), rule.get("times", 0)
+        if kind is not None and attempt <= int(times):
+            status = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1}[kind]
         entry = {
             "text": text,
             "status": status,
@@ -117,6 +133,14 @@ class Handler(BaseHTTPRequestHandler):
             "max_tokens": body.get("max_tokens"),
             "temperature": body.get("temperature"),
             "messages": len(body["messages"]),
+            "roles": [m["role"] for m in body["messages"]],
+            "assistant": [m["content"] for m in body["messages"] if m["role"] == "assistant"],
+            "all_images": sum(
+                p.get("type") == "image_url"
+                for m in body["messages"]
+                if isinstance(m["content"], list)
+                for p in m["content"]
+            ),
             "system": next((m["content"] for m in body["messages"] if m["role"] == "system"), None),
             "time": time.time(),
         }
@@ -131,15 +155,19 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(server.latency)
         if status == 500:
             self.send_json(500, b'{"error": "internal"}')
+        elif status == 401:
+            self.send_json(401, json.dumps({"error": f"bad key: {self.headers.get('Authorization')}"}).encode())
         elif status == 429:
-            self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0"})
+            self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0.3"})
         elif status == 201:
             self.send_json(200, b"<html>not json")
         else:
             reply = {
                 "id": "x",
                 "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {text}"}}],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": rule.get("reply", f"echo: {text}")}}
+                ],
                 "usage": {"prompt_tokens": len(text.split()), "completion_tokens": 2},
             }
             self.send_json(200, json.dumps(reply).encode())
@@ -151,8 +179,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--log", type=Path)
     parser.add_argument("--ready", type=Path, required=True)
+    parser.add_argument("--script", type=Path)
+    parser.add_argument("--require-key", help="GET /models answers 401 unless this bearer key is sent")
     args = parser.parse_args()
-    server = Server(("127.0.0.1", args.port), args.latency, args.log)
+    script = json.loads(args.script.read_text()) if args.script else []
+    server = Server(("127.0.0.1", args.port), args.latency, args.log, script)
+    server.require_key = args.require_key
     args.ready.write_text(str(server.server_address[1]))
     server.serve_forever(poll_interval=0.05)
 

@@ -1,4 +1,9 @@
-"""Images for HTTP requests: local files as base64 data URLs; 3D volumes as a few axial slices."""
+"""Images for model requests: files as they are, 3D volumes as a few axial slices.
+
+The openai adapter sends base64 data URLs; the transformers adapter hands PIL images to its
+processor. A ``.npy`` volume (depth, height, width) becomes ``volume_slices`` evenly spaced
+axial slices (model option, default 4), intensity-scaled to 8 bits over the whole volume.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +12,64 @@ import functools
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+DEFAULT_SLICES = 4
+
+
+def volume_slices(options: Mapping[str, Any]) -> int:
+    """How many axial slices a 3D volume is sent as."""
+    count = int(options.get("volume_slices", DEFAULT_SLICES))
+    if count < 1:
+        raise ValueError(f"volume_slices must be at least 1, got {count}")
+    return count
 
 
 def image_data_urls(path: str, options: Mapping[str, Any]) -> list[str]:
-    """Data URLs for one image file, or for ``volume_slices`` slices of a ``.npy`` volume (default 4)."""
-    return list(_encode(path, int(options.get("volume_slices", 4))))
+    """Data URLs for one image file, or for the slices of a ``.npy`` volume."""
+    return list(_encode(path, volume_slices(options)))
+
+
+def load_images(path: str, options: Mapping[str, Any]) -> list[Image.Image]:
+    """RGB PIL images for one image file, or for the slices of a ``.npy`` volume."""
+    from PIL import Image
+
+    if Path(path).suffix.lower() == ".npy":
+        return [plane.convert("RGB") for plane in _planes(path, volume_slices(options))]
+    with Image.open(path) as image:
+        return [image.convert("RGB")]
 
 
 @functools.lru_cache(maxsize=256)
 def _encode(path: str, slices: int) -> tuple[str, ...]:
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        return tuple(_volume_slices(path, slices))
+        urls = []
+        for plane in _planes(path, slices):
+            buffer = io.BytesIO()
+            plane.save(buffer, format="PNG")
+            urls.append(f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}")
+        return tuple(urls)
     if suffix not in _MIME:
         raise ValueError(f"unsupported image type {suffix!r} ({path}); expected PNG, JPEG, GIF, WebP or .npy")
     data = Path(path).read_bytes()
     return (f"data:{_MIME[suffix]};base64,{base64.b64encode(data).decode('ascii')}",)
 
 
-def _volume_slices(path: str, count: int) -> list[str]:
-    """Evenly spaced axial slices of a (D, H, W) volume, intensity-scaled to 8-bit PNGs."""
+def _planes(path: str, count: int) -> list[Image.Image]:
+    """Evenly spaced axial slices of a (D, H, W) volume as 8-bit grayscale images."""
     import numpy as np
     from PIL import Image
 
-    volume = np.load(path)
+    volume = np.load(path, allow_pickle=False)
     if volume.ndim != 3:
         raise ValueError(f"{path}: expected a 3D volume (depth, height, width), got shape {volume.shape}")
+    volume = np.nan_to_num(volume.astype(np.float64))
     indices = np.linspace(0, volume.shape[0] - 1, num=min(count, volume.shape[0])).round().astype(int)
     low, high = float(volume.min()), float(volume.max())
-    urls = []
-    for index in indices:
-        plane = (volume[index] - low) / (high - low or 1.0) * 255.0
-        buffer = io.BytesIO()
-        Image.fromarray(plane.astype("uint8")).save(buffer, format="PNG")
-        urls.append(f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}")
-    return urls
+    scale = 255.0 / (high - low) if high > low else 0.0  # a constant volume is black, not a division by zero
+    return [Image.fromarray(((volume[i] - low) * scale).round().astype(np.uint8)) for i in indices]

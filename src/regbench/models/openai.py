@@ -1,12 +1,15 @@
 """Any OpenAI-compatible chat-completions server (vLLM, SGLang, lmdeploy, TGI, ...), over httpx.
 
-Concurrency is bounded by the runner (the adapter's ``concurrency``) and by the client's
-connection pool. Several ``base_url`` values are used round robin; one that refuses
-connections is set aside for a while. 429 (honouring ``Retry-After``), 5xx, timeouts,
-connection errors and unreadable JSON are retried with exponential backoff and jitter;
-after ``max_retries`` the request comes back as an error and the run goes on. The API key is
-read from the environment variable the model YAML names and is sent only in the
-``Authorization`` header: it is never part of a message, a cache key or a file.
+Concurrency is bounded twice: by the runner (the adapter's ``concurrency``) and by the
+adapter itself, which lends each request one single-connection client from an idle list
+per ``base_url``, so at most ``concurrency`` connections are open per server and none waits
+in a connection pool while another sits idle. Several ``base_url`` values are used round
+robin; one that refuses connections is set aside for a while. 429 (honouring
+``Retry-After``), 408/409/425, any 5xx, timeouts, connection errors and unreadable JSON are
+retried with exponential backoff and jitter; after ``max_retries`` the request comes back
+as an error and the run goes on. The API key is read from the environment variable the model
+YAML names and is sent only in the ``Authorization`` header: it is never part of a message,
+a cache key, an error message or a file.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import itertools
 import json
 import os
 import random
+import ssl
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,11 +31,8 @@ from regbench.models.base import Message, ModelAdapter, Request, Response
 from regbench.models.images import image_data_urls
 from regbench.spec import ModelSpec
 
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx
 _DEAD_FOR = 30.0  # seconds a base_url that refused connections is skipped
-# httpx's connection pool does work proportional to its size on every request; several small
-# pools keep a high concurrency cheap (2,000 requests at concurrency 64: 6.5 -> 1 ms CPU each).
-_CONNECTIONS_PER_POOL = 8
 
 
 class _Retryable(Exception):
@@ -50,8 +51,12 @@ class OpenAIAdapter(ModelAdapter):
         self._urls = [u.rstrip("/") for u in spec.base_urls]
         self._next = itertools.cycle(range(len(self._urls)))
         self._dead_until = [0.0] * len(self._urls)
+        # One connection per client: httpx's pool does work proportional to its size on every
+        # request (one pool of 64 cost 6.5 ms of CPU per request; see docs/benchmarks.md).
+        self._idle: list[list[httpx.AsyncClient]] = [[] for _ in self._urls]
         self._clients: list[httpx.AsyncClient] = []
-        self._next_client = itertools.count()
+        self._slots: asyncio.Semaphore | None = None
+        self._ssl: ssl.SSLContext | None = None  # built once: each default context costs ~20 ms
         self.backoff_base = float(spec.options.get("backoff_base", 0.5))
         self.backoff_max = float(spec.options.get("backoff_max", 30.0))
 
@@ -60,22 +65,36 @@ class OpenAIAdapter(ModelAdapter):
         key = os.environ.get(self.spec.api_key_env)
         return {"Authorization": f"Bearer {key}"} if key else {}
 
+    def _new_client(self) -> httpx.AsyncClient:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        client = httpx.AsyncClient(timeout=self.spec.timeout, limits=limits, headers=self._headers(), verify=self._ssl)
+        self._clients.append(client)
+        return client
+
     async def start(self) -> None:
-        pools = -(-self.concurrency // _CONNECTIONS_PER_POOL)
-        size = -(-self.concurrency // pools)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self._clients = [
-            httpx.AsyncClient(timeout=self.spec.timeout, limits=limits, headers=self._headers()) for _ in range(pools)
-        ]
+        """Check that a server answers ``GET /models``; raise ModelUnavailableError if none does."""
+        self._slots = asyncio.Semaphore(self.concurrency)
         problems = []
-        for url in self._urls:
+        for index, url in enumerate(self._urls):
+            client = self._new_client()
             try:
-                reply = await self._clients[0].get(f"{url}/models", timeout=min(10.0, self.spec.timeout))
-                if reply.status_code < 500:
-                    return
-                problems.append(f"{url}: HTTP {reply.status_code}")
+                reply = await client.get(f"{url}/models", timeout=min(10.0, self.spec.timeout))
             except httpx.HTTPError as exc:
                 problems.append(f"{url}: {type(exc).__name__}")
+                continue
+            self._idle[index].append(client)
+            if reply.status_code in (401, 403):
+                await self.close()
+                key_state = "is set" if os.environ.get(self.spec.api_key_env) else "is not set"
+                raise ModelUnavailableError(
+                    f"model {self.spec.model}: {url} refuses the API key (HTTP {reply.status_code}); "
+                    f"the key comes from the environment variable {self.spec.api_key_env}, which {key_state}."
+                )
+            if reply.status_code < 500:  # 404 too: some servers do not list models
+                return
+            problems.append(f"{url}: HTTP {reply.status_code}")
         await self.close()
         hint = f" {self.spec.start_hint}" if self.spec.start_hint else ""
         raise ModelUnavailableError(
@@ -84,6 +103,7 @@ class OpenAIAdapter(ModelAdapter):
 
     async def close(self) -> None:
         clients, self._clients = self._clients, []
+        self._idle = [[] for _ in self._urls]
         for client in clients:
             await client.aclose()
 
@@ -118,8 +138,9 @@ class OpenAIAdapter(ModelAdapter):
         return {"role": message.role, "content": parts}
 
     async def generate(self, request: Request) -> Response:
-        if not self._clients:
+        if self._slots is None:
             await self.start()
+        assert self._slots is not None
         try:
             body = self.payload(request)
         except (OSError, ValueError) as exc:
@@ -128,7 +149,8 @@ class OpenAIAdapter(ModelAdapter):
         for attempt in range(self.spec.max_retries + 1):
             index = self._pick()
             try:
-                return await self._post(self._urls[index], body)
+                async with self._slots:
+                    return await self._post(index, body)
             except _Retryable as exc:
                 last = str(exc)
                 delay = exc.retry_after
@@ -138,25 +160,37 @@ class OpenAIAdapter(ModelAdapter):
                     self._dead_until[index] = time.monotonic() + _DEAD_FOR
                 delay = None
             except httpx.TimeoutException as exc:
-                last = f"{type(exc).__name__} after {self.spec.timeout:.0f} s"
+                last = f"{type(exc).__name__} after {self.spec.timeout:g} s"
                 delay = None
             if attempt < self.spec.max_retries:
                 await asyncio.sleep(self._delay(attempt, delay))
         return Response(error=f"failed after {self.spec.max_retries + 1} attempts: {last}")
 
-    async def _post(self, url: str, body: dict[str, Any]) -> Response:
-        client = self._clients[next(self._next_client) % len(self._clients)]
-        reply = await client.post(f"{url}/chat/completions", json=body)
-        if reply.status_code in _RETRY_STATUS:
-            raise _Retryable(f"HTTP {reply.status_code} from {url}", _retry_after(reply.headers.get("retry-after")))
-        if reply.status_code >= 400:
-            return Response(error=f"HTTP {reply.status_code} from {url}: {reply.text[:300]}")
+    async def _post(self, index: int, body: dict[str, Any]) -> Response:
+        url = self._urls[index]
+        idle = self._idle[index]
+        client = idle.pop() if idle else self._new_client()
+        try:
+            reply = await client.post(f"{url}/chat/completions", json=body)
+        finally:
+            idle.append(client)
+        status = reply.status_code
+        if status in _RETRY_STATUS or status >= 500:
+            raise _Retryable(f"HTTP {status} from {url}", _retry_after(reply.headers.get("retry-after")))
+        if status >= 400:
+            return Response(error=f"HTTP {status} from {url}: {self._scrub(reply.text[:300])}")
         try:
             data = reply.json()
             text = data["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as exc:
             raise _Retryable(f"unreadable response from {url} ({type(exc).__name__})") from None
-        return Response(text=text if isinstance(text, str) else "", usage=data.get("usage") or {})
+        usage = data.get("usage")
+        return Response(text=text if isinstance(text, str) else "", usage=usage if isinstance(usage, dict) else {})
+
+    def _scrub(self, text: str) -> str:
+        """A server's error text without the API key (some echo the header back)."""
+        key = os.environ.get(self.spec.api_key_env)
+        return text.replace(key, "***") if key else text
 
     def _pick(self) -> int:
         now = time.monotonic()

@@ -2,13 +2,15 @@
 
 Every problem becomes a one-line ``notes`` entry instead of a crash: a file that is not JSON
 or not a results file is skipped, a missing field gets its default, unknown fields are
-ignored, and when one model has several runs of one task the newest file wins (the others
+ignored, a metric whose value is not a finite number (null, NaN, a string) is dropped so it
+is neither ranked nor bolded, and when one model has several runs of one task the newest file wins (the others
 are named in the notes).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,10 @@ class Collection:
     notes: list[str] = field(default_factory=list)
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def collect(directory: Path) -> Collection:
     """Every usable results.json under ``directory``, one per (model, task)."""
     found = Collection()
@@ -52,6 +58,18 @@ def collect(directory: Path) -> Collection:
             found.notes.append(f"skipped {path}: not a regbench results file (needs task, model, metrics)")
             continue
         known = {k: v for k, v in data.items() if k in Results.model_fields}
+        if isinstance(known["metrics"], dict):
+            bad = sorted(k for k, v in known["metrics"].items() if not _finite(v))
+            if bad:
+                # NaN sorts arbitrarily and would take a rank; null would reject the whole file
+                found.notes.append(f"{path}: {', '.join(bad)} not a finite number; treated as not reported")
+                known["metrics"] = {k: v for k, v in known["metrics"].items() if k not in bad}
+        if isinstance(known.get("ci95"), dict):  # an interval with a NaN end is no interval
+            known["ci95"] = {
+                k: v
+                for k, v in known["ci95"].items()
+                if k in known["metrics"] and isinstance(v, list) and all(_finite(x) for x in v)
+            }
         known.setdefault("n_samples", 0)
         try:
             results = Results.model_validate(known)

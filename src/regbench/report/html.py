@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,28 @@ def _image_data_url(path: str) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _text(value: Any) -> str:
+    return (value if isinstance(value, str) else "")[:2000]
+
+
+def _boxes(objects: Any) -> list[list[Any]]:
+    """Each object's boxes (lists of numbers; anything else left out)."""
+    if not isinstance(objects, list):
+        return []
+    out = []
+    for obj in objects:
+        boxes = obj.get("boxes") if isinstance(obj, dict) else None
+        if isinstance(boxes, list):
+            out.append([b for b in boxes if isinstance(b, list) and all(isinstance(x, (int, float)) for x in b)])
+    return out
+
+
 def _samples(path: Path, images: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Up to MAX_SAMPLES records for the browser; unreadable lines and odd fields are passed over."""
     if not path.is_file():
         return []
     out = []
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
             if len(out) >= MAX_SAMPLES:
                 break
@@ -51,26 +69,43 @@ def _samples(path: Path, images: dict[str, str | None]) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            paths = record.get("reference", {}).get("image") or []
+            if not isinstance(record, dict):
+                continue
+            parsed = record.get("parsed") if isinstance(record.get("parsed"), dict) else {}
+            reference = record.get("reference") if isinstance(record.get("reference"), dict) else {}
+            images_field = reference.get("image")
+            paths = [p for p in images_field if isinstance(p, str)] if isinstance(images_field, list) else []
             if paths and paths[0] not in images:
                 images[paths[0]] = _image_data_url(paths[0])  # each image once, however many runs show it
+            labels = reference.get("labels")
+            answer = _text(reference.get("answer")) or (
+                ", ".join(str(x) for x in labels)[:2000] if isinstance(labels, list) else ""
+            )
             out.append(
                 {
-                    "id": record.get("id"),
-                    "output": (record.get("output") or record.get("error") or "")[:2000],
-                    "text": (record.get("parsed") or {}).get("text", "")[:2000],
-                    "error": (record.get("parsed") or {}).get("error"),
-                    "pred": [o.get("boxes", []) for o in (record.get("parsed") or {}).get("objects", [])],
-                    "ref": [o.get("boxes", []) for o in record.get("reference", {}).get("objects", [])],
-                    "answer": (
-                        record.get("reference", {}).get("answer")
-                        or ", ".join(record.get("reference", {}).get("labels", []))
-                    )[:2000],
-                    "scores": record.get("scores", {}),
+                    "id": str(record.get("id", "")),
+                    "output": _text(record.get("output")) or _text(record.get("error")),
+                    "text": _text(parsed.get("text")),
+                    "error": _text(parsed.get("error")) or None,
+                    "pred": _boxes(parsed.get("objects")),
+                    "ref": _boxes(reference.get("objects")),
+                    "answer": answer,
+                    "scores": record.get("scores") if isinstance(record.get("scores"), dict) else {},
                     "image": paths[0] if paths and images.get(paths[0]) else None,
                 }
             )
     return out
+
+
+def _finite_or_null(value: Any) -> Any:
+    """The value with NaN and infinities as null (JSON.parse rejects them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 def render_html(leaderboard: dict[str, Any], collection: Collection, *, title: str = "regbench leaderboard") -> str:
@@ -81,7 +116,9 @@ def render_html(leaderboard: dict[str, Any], collection: Collection, *, title: s
     }
     keyed = {path: url for path, url in images.items() if url}
     payload = {"leaderboard": leaderboard, "samples": samples, "images": keyed}
-    data = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
+    # "<" only occurs inside JSON strings, where \u003c means the same: no model output can close
+    # the data <script> or open an HTML comment in it (which would swallow the page's script)
+    data = json.dumps(_finite_or_null(payload), ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
     return _TEMPLATE.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
 
 
