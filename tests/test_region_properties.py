@@ -146,3 +146,32 @@ def test_batched_equals_one_by_one_and_finalize_is_the_mean(batch, mode, data) -
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert abs(got[key] - value) < 1e-9, key
+
+
+box_list = st.lists(
+    st.lists(st.integers(0, 1200), min_size=4, max_size=4).map(lambda v: "[" + ", ".join(map(str, v)) + "]"),
+    min_size=1,
+    max_size=3,
+).map(lambda boxes: "[" + ",".join(boxes) + "]")
+medrega_text = st.lists(
+    st.one_of(
+        box_list,
+        st.sampled_from(["[[", "]]", "[", "]", ", ", ",", " ", "\t", "\x1c", "<ref>", "</ref>", "Liver", "3", "999"]),
+        st.sampled_from(["１", "٣", "99999999999999999999", "0.5"]),
+        st.integers(0, 2000).map(str),
+        st.text(max_size=3),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raws=st.lists(medrega_text, max_size=6))
+def test_batched_medrega_parser_equals_the_released_one_output_at_a_time(raws: list[str]) -> None:
+    from regbench.metrics.region import medrega_boxes, medrega_parse
+
+    columns = medrega_boxes(raws)
+    one_by_one = [medrega_parse(raw) for raw in raws]
+    assert columns.counts.tolist() == [len(boxes) for boxes, _ in one_by_one]
+    assert columns.boxes.tolist() == [box for boxes, _ in one_by_one for box in boxes]
+    assert columns.names == [name for _, names in one_by_one for name in names]
