@@ -175,3 +175,11 @@ def test_batched_medrega_parser_equals_the_released_one_output_at_a_time(raws: l
     assert columns.counts.tolist() == [len(boxes) for boxes, _ in one_by_one]
     assert columns.boxes.tolist() == [box for boxes, _ in one_by_one for box in boxes]
     assert columns.names == [name for _, names in one_by_one for name in names]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=medrega_text)
+def test_the_linear_time_medrega_pattern_finds_what_the_released_one_finds(text: str) -> None:
+    from regbench.metrics.region import _MEDREGA_GROUP, _MEDREGA_GROUP_LONG
+
+    assert _MEDREGA_GROUP_LONG.findall(text) == _MEDREGA_GROUP.findall(text)
