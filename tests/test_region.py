@@ -428,3 +428,21 @@ def test_grounded_report_boxes_score_as_regions() -> None:
     values = score(plugin(), parsed, sample)
     assert parsed.text == "No focal consolidation."
     assert values["region_recall"] == 1.0 and values["alignment_f1"] == 1.0  # left lung IoU ~0.88
+
+
+@pytest.mark.parametrize("mode", ["medrega", "standard"])
+def test_bootstrap_by_draw_counts_equals_finalize_on_each_resample(mode: str) -> None:
+    from regbench.aggregate import _finalize_draws, _weighted_draws, resample_indices
+
+    metric = plugin(mode=mode)
+    outputs = [f"liver [{grid(A)}]", f"[{grid(A_SHIFT)}, {grid(B)}]", "", f"kidney [{grid(FAR)}]", f"[{grid(B)}]"]
+    samples = [ref(("liver", [A])), ref(("kidney", [A, B])), ref(("liver", [A]), ("kidney", [B]))]
+    items = [
+        (parse_output(out, box_format="medrega"), samples[(i * 7) % 3]) for i, out in enumerate(outputs * 4)
+    ]  # mixes the single-region, single-object multi-region and multi-object evaluators
+    stats = metric.stats_batch(items)
+    indices = resample_indices(len(stats), trials=50, seed=3)
+    weighted, looped = _weighted_draws(metric, stats, indices), _finalize_draws(metric, stats, indices)
+    assert weighted is not None and set(weighted) == set(looped)
+    for key, values in looped.items():
+        assert weighted[key][np.isfinite(weighted[key])] == pytest.approx(values, abs=1e-12), key

@@ -3,17 +3,18 @@
 Intervals resample *samples* (their stats records) with replacement and recompute the
 plugin's ``finalize``, so corpus-level metrics get honest intervals too. For plugins whose
 aggregate is a per-sample mean, the resampling is done with bootstrap weight vectors in
-numpy instead of calling ``finalize`` a thousand times. Every plugin sees the same
+numpy instead of calling ``finalize`` a thousand times; corpus plugins whose aggregate is
+built from per-sample sums do the same through ``finalize_weighted``. Every plugin sees the same
 resampled index sets (one seed), which is what a paired comparison needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from regbench.metrics.base import Metric, Stats
+from regbench.metrics.base import Metric, Stats, weighted_means
 
 _CHUNK = 64  # bootstrap trials per vectorised block (bounds memory at 64 x n_samples)
 
@@ -30,10 +31,11 @@ def bootstrap_ci(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: i
     if n == 0 or trials <= 0:
         return {}
     trials = min(trials, plugin.bootstrap_trials)
+    indices = resample_indices(n, trials=trials, seed=seed)
     if plugin.aggregation == "mean":
-        draws = _mean_draws(plugin, stats, trials=trials, seed=seed)
+        draws = _mean_draws(plugin, stats, indices)
     else:
-        draws = _finalize_draws(plugin, stats, trials=trials, seed=seed)
+        draws = _weighted_draws(plugin, stats, indices) or _finalize_draws(plugin, stats, indices)
     intervals = {}
     for key, values in draws.items():
         finite = values[np.isfinite(values)]
@@ -43,7 +45,17 @@ def bootstrap_ci(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: i
     return intervals
 
 
-def _mean_draws(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: int) -> dict[str, np.ndarray]:
+def _weight_blocks(indices: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """The resamples as draw counts per sample, ``_CHUNK`` trials at a time."""
+    trials, n = indices.shape
+    for start in range(0, trials, _CHUNK):
+        block = indices[start : start + _CHUNK]
+        weights = np.zeros((len(block), n))
+        np.add.at(weights, (np.repeat(np.arange(len(block)), n), block.ravel()), 1.0)
+        yield slice(start, start + len(block)), weights
+
+
+def _mean_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> dict[str, np.ndarray]:
     rows = [plugin.sample_scores(s) for s in stats]
     keys = sorted({k for row in rows for k, v in row.items() if v is not None})
     if not keys:
@@ -51,22 +63,24 @@ def _mean_draws(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: in
     values = np.array(
         [[np.nan if row.get(k) is None else float(row[k]) for k in keys] for row in rows], dtype=np.float64
     )
-    present = np.isfinite(values)
-    filled = np.where(present, values, 0.0)
-    indices = resample_indices(len(stats), trials=trials, seed=seed)
-    out = np.empty((trials, len(keys)))
-    for start in range(0, trials, _CHUNK):
-        block = indices[start : start + _CHUNK]
-        weights = np.zeros((len(block), len(stats)))
-        rows_idx = np.repeat(np.arange(len(block)), block.shape[1])
-        np.add.at(weights, (rows_idx, block.ravel()), 1.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[start : start + len(block)] = (weights @ filled) / (weights @ present)
+    out = np.empty((len(indices), len(keys)))
+    for block, weights in _weight_blocks(indices):
+        out[block] = weighted_means(values, weights)
     return {key: out[:, j] for j, key in enumerate(keys)}
 
 
-def _finalize_draws(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: int) -> dict[str, np.ndarray]:
-    indices = resample_indices(len(stats), trials=trials, seed=seed)
+def _weighted_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> dict[str, np.ndarray] | None:
+    parts: dict[str, list[np.ndarray]] = {}
+    for _, weights in _weight_blocks(indices):
+        found = plugin.finalize_weighted(stats, weights)
+        if found is None:
+            return None
+        for key, values in found.items():
+            parts.setdefault(key, []).append(values)
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def _finalize_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> dict[str, np.ndarray]:
     draws: dict[str, list[float]] = {}
     for row in indices:
         for key, value in plugin.finalize([stats[i] for i in row]).items():

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from regbench import __version__
@@ -82,6 +83,15 @@ class Metric(ABC):
         """Aggregate scores over samples; a key with no applicable sample is left out."""
         return mean_of_sample_scores([self.sample_scores(s) for s in stats])
 
+    def finalize_weighted(self, stats: Sequence[Stats], weights: np.ndarray) -> dict[str, np.ndarray] | None:
+        """``finalize`` of many bootstrap resamples at once, or ``None`` (then it is called per resample).
+
+        ``weights[t, i]`` is how often resample ``t`` draws sample ``i``; each returned array holds
+        one value per resample (NaN where that resample has no value for the key). Corpus
+        metrics whose aggregate is built from per-sample sums override this.
+        """
+        return None
+
     # -- identity -----------------------------------------------------------------------
     def output_keys(self) -> dict[str, bool]:
         """The keys this configured plugin reports, each with whether higher is better."""
@@ -107,6 +117,13 @@ def _compact(value: Any) -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}={_compact(v)}" for k, v in value.items())
     return str(value)
+
+
+def weighted_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Means of ``values`` columns (``(n, k)``, NaN = no value) under each row of ``weights`` (``(t, n)``)."""
+    present = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ np.where(present, values, 0.0)) / (weights @ present)
 
 
 def mean_of_sample_scores(rows: Sequence[Mapping[str, float | None]]) -> dict[str, float]:

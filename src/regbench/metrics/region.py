@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
-from regbench.metrics.base import Metric, Stats, register_metric
+from regbench.metrics.base import Metric, Stats, register_metric, weighted_means
 from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix
 from regbench.metrics.matching import assign_padded, isolated
 from regbench.types import Parsed, Region, Sample
@@ -563,15 +563,15 @@ class RegionAligned(Metric):
         """
         if not stats:
             return {}
+        values = self.finalize_weighted(stats, np.ones((1, len(stats))))
+        return {key: float(column[0]) for key, column in values.items() if np.isfinite(column[0])}
+
+    def finalize_weighted(self, stats: Sequence[Stats], weights: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`finalize` under each row of bootstrap draw counts (every aggregate is built from per-sample sums)."""
         values = _medrega_columns_of(stats) if self.opts.mode == "medrega" else _standard_columns_of(stats)
-        out = {}
-        for key, column in values.items():
-            finite = column[np.isfinite(column)]
-            if finite.size:
-                out[key] = float(finite.mean())
+        out = dict(zip(values, weighted_means(np.column_stack(list(values.values())), weights).T, strict=True))
         if self.opts.mode == "medrega":
-            out.pop("iou", None)
-            out.update(_medrega_pooled_iou(stats))
+            out["iou"] = _medrega_pooled_iou(stats, weights)
         return out
 
     def signature(self, key: str | None = None) -> str:
@@ -630,18 +630,20 @@ def _medrega_columns_of(stats: Sequence[Stats]) -> dict[str, np.ndarray]:
     return out
 
 
-def _medrega_pooled_iou(stats: Sequence[Stats]) -> dict[str, float]:
-    pooled = [row for row in stats if "ss_iou" not in row]
-    singles = [row["ss_iou"] for row in stats if "ss_iou" in row]
-    parts = []
-    if pooled:
-        den = sum(row["pairs"] if row["subtask"] == "single_object_multi_region" else row["n_ref"] for row in pooled)
-        parts.append(sum(row["iou_sum"] for row in pooled) / den if den else 0.0)
-    if singles:
-        parts.append(sum(singles) / len(singles))
-    if len(parts) == 2:  # a split mixing subtasks: each evaluator's IoU, weighted by its samples
-        return {"iou": (parts[0] * len(pooled) + parts[1] * len(singles)) / len(stats)}
-    return {"iou": parts[0]} if parts else {}
+def _medrega_pooled_iou(stats: Sequence[Stats], weights: np.ndarray) -> np.ndarray:
+    """Pooled IoU under each row of draw counts: summed assigned IoU / summed boxes (pairs in
+    single-object multi-region); single-region samples (their own per-sample IoU) weighted in by count."""
+    single = np.array(["ss_iou" in row for row in stats])
+    multi_region = np.array([row["subtask"] == "single_object_multi_region" for row in stats])
+    iou_sum = np.where(single, 0.0, np.nan_to_num(_column(stats, "iou_sum")))
+    boxes = np.where(single, 0.0, np.where(multi_region, _column(stats, "pairs"), _column(stats, "n_ref")))
+    ss_iou = np.where(single, np.nan_to_num(_column(stats, "ss_iou")), 0.0)
+    n_pooled, n_single, den = weights @ ~single, weights @ single, weights @ np.nan_to_num(boxes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = np.where(den > 0, (weights @ iou_sum) / den, 0.0)
+        singles = (weights @ ss_iou) / n_single
+        mixed = (pooled * n_pooled + singles * n_single) / (n_pooled + n_single)
+    return np.where(n_single == 0, np.where(n_pooled > 0, pooled, np.nan), np.where(n_pooled == 0, singles, mixed))
 
 
 _THRESHOLDS = {"standard": "0.5", "medrega": "0.5,sm:0.75,ss:>0.5", "m3d": ">0.2"}
