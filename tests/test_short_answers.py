@@ -12,7 +12,8 @@ from regbench.errors import RegbenchError
 from regbench.metrics import METRICS, MetricContext
 from regbench.metrics.classification import map_answer
 from regbench.metrics.text_match import bleu1, medrega_clean, normalise, token_prf, tokens
-from regbench.types import Parsed, Sample
+from regbench.parsing import parse_output
+from regbench.types import Sample
 
 
 def make(name: str, language: str = "en", labels: list[str] | None = None, **options: object):  # type: ignore[no-untyped-def]
@@ -21,7 +22,8 @@ def make(name: str, language: str = "en", labels: list[str] | None = None, **opt
 
 
 def score(plugin, pred: str, **sample: object) -> dict:  # type: ignore[no-untyped-def]
-    return plugin.stats(Parsed(text=pred), Sample(id="s", **sample))
+    """Stats of one output, parsed as the runner parses it (raw kept, whitespace collapsed in text)."""
+    return plugin.stats(parse_output(pred, box_format="medrega"), Sample(id="s", **sample))
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -67,7 +69,8 @@ def test_vqa_closed_and_open_by_hand() -> None:
 def test_vqa_exact_match_is_m4cxr_rule() -> None:
     vqa = make("vqa")
     assert score(vqa, "Pleural effusion.", answer="pleural effusion")["exact_match"] == 1.0
-    assert score(vqa, "pleural  effusion", answer="pleural effusion")["exact_match"] == 0.0
+    assert score(vqa, "pleural-effusion", answer="pleural effusion")["exact_match"] == 0.0
+    assert score(vqa, "pleural effusions", answer="pleural effusion")["exact_match"] == 0.0
 
 
 def test_vqa_medrega_mode_reproduces_released_rules() -> None:
@@ -119,6 +122,37 @@ def test_region_to_text_standard_and_medrega() -> None:
     assert score(synonyms, "cardiac silhouette", answer="heart")["accuracy"] == 1.0
 
 
+def test_standard_normalisation_drops_every_punctuation_but_decimal_points() -> None:
+    vqa = make("vqa")
+    assert score(vqa, "The answer is 2.", answer="2")["token_recall"] == 1.0
+    assert score(vqa, "T1.", answer="t1")["token_f1"] == 1.0
+    for output in ("liver…", "liver—", "«liver»", "liver。"):
+        assert score(vqa, output, answer="liver")["token_f1"] == 1.0, output
+    assert normalise("3.5 cm, 1,000 ml.") == "3.5 cm 1,000 ml"
+
+
+def test_medrega_modes_follow_the_released_code_on_raw_outputs() -> None:
+    vqa = make("vqa", mode="medrega")
+    # cleanStr splits on , : . before its synonym table, so "PA." is "posterior anterior,"
+    assert score(vqa, "posterior anterior.", answer="PA.")["token_recall"] == 1.0
+    assert score(vqa, "brain, CT", answer="Head: CT")["token_recall"] == 1.0
+    # the VQA evaluator sees the raw output, tags included
+    assert score(vqa, "<ref>left lung</ref>", answer="left lung")["token_recall"] == 0.0
+    r2t = make("region_to_text", mode="medrega")
+    assert score(r2t, "<ref>left lung</ref>", answer="left lung")["accuracy"] == 0.0
+    # only [[...]] lists on one line are removed: "heart", "[[1,", "2,", "3,", "4]]" stay (P = 1/5, R = 1)
+    assert score(r2t, "heart\n[[1, 2,\n3, 4]]", answer="heart")["token_f1"] == pytest.approx(2 * 0.2 / 1.2)
+
+
+def test_medrega_chinese_vqa_adds_not_only_for_the_closed_check() -> None:
+    vqa = make("vqa", language="zh", mode="medrega")
+    values = score(vqa, "no", answer="no")
+    assert (values["token_recall"], values["bleu1"]) == (1.0, 1.0)
+    assert values["closed_accuracy"] == 1.0  # recall 1/2 against {"no", "not"}, threshold 0.4
+    # set(jieba.cut(...)) keeps the space token: {右肺, " ", 下叶} against {右肺, 下叶}
+    assert score(vqa, "右肺 下叶", answer="右肺下叶")["token_f1"] == pytest.approx(0.8)
+
+
 # ---------------------------------------------------------------- classification
 
 LABELS = ["No Finding", "Nodule", "Pleural Effusion", "Cardiomegaly", "Pneumothorax"]
@@ -161,6 +195,12 @@ def test_multi_label_against_sklearn() -> None:
     for key, average in (("f1_macro", "macro"), ("f1_micro", "micro"), ("f1_samples", "samples")):
         assert values[key] == pytest.approx(f1_score(y_true, y_pred, average=average, zero_division=0)), key
     assert values["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+
+
+def test_multi_label_answers_split_on_line_breaks_and_any_case_of_and() -> None:
+    clf = make("classification", labels=LABELS, multi_label=True)
+    assert score(clf, "effusion\nnodule", labels=["Pleural Effusion"])["pred"] == ["Nodule", "Pleural Effusion"]
+    assert score(clf, "Nodule AND cardiomegaly", labels=["Nodule"])["pred"] == ["Nodule", "Cardiomegaly"]
 
 
 def test_classification_needs_a_label_set() -> None:

@@ -26,6 +26,7 @@ from scipy.stats import rankdata
 from regbench.errors import RegbenchError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.text_match import bleu1, normalise
+from regbench.parsing.base import strip_reasoning
 from regbench.types import Parsed, Sample
 
 
@@ -77,7 +78,9 @@ class Classification(Metric):
         opts: ClassificationOptions = self.options  # type: ignore[assignment]
         labels = self.labels()
         multi = opts.multi_label if opts.multi_label is not None else len(sample.labels) > 1
-        pieces = re.split(r"[,;\n]|\band\b", parsed.text) if multi else [parsed.text]
+        # the raw output still has its line breaks (parsed.text has whitespace collapsed)
+        text = strip_reasoning(parsed.raw) if parsed.raw else parsed.text
+        pieces = re.split(r"[,;\n]|\band\b", text, flags=re.IGNORECASE) if multi else [parsed.text]
         mapping = {piece.strip(): map_answer(piece, labels, opts.match) for piece in pieces if piece.strip()}
         predicted = sorted({label for label in mapping.values() if label is not None}, key=labels.index)
         if not multi:

@@ -1,21 +1,22 @@
 """Short-answer matching shared by VQA and region-to-text: normalisation, token sets, BLEU-1.
 
-Two normalisations: ``standard`` (lower case, punctuation removed except inside numbers,
-whitespace collapsed; Chinese cut by jieba with punctuation dropped) and ``medrega``
-(MedRegA's released ``cleanStr``: only ``, : .`` are touched, and they become commas that
-stay glued to the words, so ``"Yes."`` is the token ``yes,``; see docs/text-metrics.md).
+Two normalisations: ``standard`` (lower case, punctuation and symbols removed except a
+decimal point or comma inside a number, whitespace collapsed; Chinese cut by jieba with
+punctuation dropped) and ``medrega`` (MedRegA's released ``cleanStr``: only ``, : .`` are
+touched, and they become commas that stay glued to the words, so ``"Yes."`` is the token
+``yes,``; see docs/text-metrics.md).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 from regbench.metrics.tokenize import JiebaTokenizer
 
-_PUNCT = re.compile(r"(?<!\d)[.,](?!\d)|[!?;:\"'`()\[\]{}<>/\\|*#@~^=+_，。！？；：、“”‘’（）【】《》]")
 _MEDREGA_SYNONYMS = {
     "pa": "posterior anterior",
     "ivc": "inferior vena cava",
@@ -27,26 +28,47 @@ _MEDREGA_SYNONYMS = {
 
 
 def normalise(text: str) -> str:
-    """Lower case, punctuation removed (a decimal point stays), hyphens to spaces, whitespace collapsed."""
-    text = _PUNCT.sub(" ", text.lower()).replace("-", " ")
-    return re.sub(r"\s+", " ", text).strip()
+    """Lower case, punctuation and symbols (any Unicode P* or S* character) to spaces except a
+    decimal point or thousands comma between digits, whitespace collapsed.
+
+    >>> normalise("The answer is 2.5 cm… (T1-weighted).")
+    'the answer is 2.5 cm t1 weighted'
+    """
+    text = text.lower()
+    kept = [
+        c
+        if not unicodedata.category(c).startswith(("P", "S"))
+        or (c in ".," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit())
+        else " "
+        for i, c in enumerate(text)
+    ]
+    return " ".join("".join(kept).split())
 
 
 def medrega_clean(text: str) -> str:
-    """MedRegA's VQA ``cleanStr``: split on , : . and rejoin with commas, synonym map, '-' to space."""
-    parts = [p for p in re.split(r"[,:.]", text) if "_" not in p]
-    text = ",".join(parts).lower()
-    words = [_MEDREGA_SYNONYMS.get(w, w) for w in text.split(" ")]
-    return " ".join(words).replace("-", " ")
+    """MedRegA's VQA ``cleanStr``: two passes of split on ``, : .`` (parts holding ``_`` dropped)
+    and rejoin with commas, the first lower-casing, the second mapping each space-separated word
+    of each part through its synonym table; then ``-`` to space.
+
+    >>> medrega_clean("PA. Yes")
+    'posterior anterior, yes'
+    """
+    first = ",".join(part for part in re.split(r"[,:.]", text) if "_" not in part).lower()
+    parts = [
+        " ".join(_MEDREGA_SYNONYMS.get(word, word) for word in part.split(" "))
+        for part in re.split(r"[,:.]", first)
+        if "_" not in part
+    ]
+    return ",".join(parts).replace("-", " ")
 
 
 def tokens(text: str, *, language: str = "en", mode: str = "standard") -> list[str]:
     """The answer's tokens under a normalisation mode (a list; metrics take sets where the papers do)."""
     if language == "zh":
-        if mode == "medrega":  # jieba precise mode on the raw string, punctuation kept
+        if mode == "medrega":  # jieba precise mode on the raw string, punctuation and whitespace kept
             import jieba
 
-            return [t for t in jieba.lcut(text) if t.strip()]
+            return [t for t in jieba.lcut(text) if t]
         return JiebaTokenizer()([text])[0].split()
     if mode == "medrega":
         return medrega_clean(text).split()

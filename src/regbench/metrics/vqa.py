@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from regbench.metrics.base import Metric, Stats, register_metric
-from regbench.metrics.text_match import bleu1, normalise, token_prf, tokens
+from regbench.metrics.text_match import bleu1, medrega_clean, normalise, token_prf, tokens
 from regbench.types import Parsed, Sample
 
 _YES_NO = {"yes", "no", "是", "否", "有", "无", "没有"}
@@ -48,37 +48,54 @@ class VQA(Metric):
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         opts: VQAOptions = self.options  # type: ignore[assignment]
         language = sample.language or self.context.language
-        pred = tokens(parsed.text, language=language, mode=opts.mode)
-        ref = tokens(sample.answer, language=language, mode=opts.mode)
-        closed, closed_threshold = self._closed(parsed, sample, language, ref)
-        if opts.mode == "medrega" and language == "zh" and set(ref) == {"no"}:
-            ref = [*ref, "not"]
-        _, recall, f1 = token_prf(pred, ref, eps=1e-8 if opts.mode == "medrega" else 0.0)
+        if opts.mode == "medrega":
+            return self._medrega(parsed.raw or parsed.text, sample.answer, language)
+        pred = tokens(parsed.text, language=language)
+        ref = tokens(sample.answer, language=language)
+        if sample.answer_type is not None:
+            closed = sample.answer_type.lower() == "closed"
+        else:
+            closed = normalise(sample.answer) in _YES_NO
+        _, recall, f1 = token_prf(pred, ref)
+        scores = (recall, recall, f1, bleu1(pred, ref))
+        return self._record(closed, opts.closed_threshold, *scores, exact=_exact(parsed.text, sample.answer))
+
+    def _medrega(self, raw: str, answer: str, language: str) -> Stats:
+        """The released evaluators, on the raw output as they read it."""
+        opts: VQAOptions = self.options  # type: ignore[assignment]
+        pred = tokens(raw, language=language, mode="medrega")
+        ref = tokens(answer, language=language, mode="medrega")
+        _, recall, f1 = token_prf(pred, ref, eps=1e-8)
+        if language != "zh":
+            closed = medrega_clean(answer) in ("yes", "no")
+            return self._record(
+                closed, opts.closed_threshold, recall, recall, f1, bleu1(pred, ref), _exact(raw, answer)
+            )
+        # Chinese: closed is decided by the *prediction*, at recall 0.4, and only that check
+        # adds "not" to a "no" reference; BLEU-1 reads the jieba tokens joined by spaces.
+        closed_recall = token_prf(pred, [*ref, "not"] if set(ref) == {"no"} else ref)[1]
+        words = [t for t in pred if t.strip()], [t for t in ref if t.strip()]
+        return self._record(raw in ("yes", "no"), 0.4, closed_recall, recall, f1, bleu1(*words), _exact(raw, answer))
+
+    def _record(
+        self, closed: bool, threshold: float, closed_recall: float, recall: float, f1: float, bleu: float, exact: float
+    ) -> Stats:
+        opts: VQAOptions = self.options  # type: ignore[assignment]
         return {
             "closed": closed,
-            "closed_accuracy": float(recall >= closed_threshold) if closed else None,
+            "closed_accuracy": float(closed_recall >= threshold) if closed else None,
             "open_recall": None if closed else recall,
             "open_accuracy": None if closed else float(recall >= opts.open_threshold),
             "token_f1": f1,
             "token_recall": recall,
-            "exact_match": float(_m4cxr_exact(parsed.text) == _m4cxr_exact(sample.answer)),
-            "bleu1": bleu1(pred, ref),
+            "exact_match": exact,
+            "bleu1": bleu,
         }
-
-    def _closed(self, parsed: Parsed, sample: Sample, language: str, ref: list[str]) -> tuple[bool, float]:
-        opts: VQAOptions = self.options  # type: ignore[assignment]
-        if opts.mode == "medrega":
-            if language == "zh":  # the released Chinese evaluator tests the prediction, at recall 0.4
-                return parsed.text in ("yes", "no"), 0.4
-            return " ".join(ref) in ("yes", "no"), opts.closed_threshold
-        if sample.answer_type is not None:
-            return sample.answer_type.lower() == "closed", opts.closed_threshold
-        return normalise(sample.answer) in _YES_NO, opts.closed_threshold
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
         return {key: stats.get(key) for key in self.keys}
 
 
-def _m4cxr_exact(text: str) -> str:
-    """M4CXR's exact match compares answers lower-cased with every "." removed."""
-    return text.lower().replace(".", "").strip()
+def _exact(pred: str, answer: str) -> float:
+    """M4CXR's exact match: equal after lower-casing and removing every "."."""
+    return float(pred.lower().replace(".", "").strip() == answer.lower().replace(".", "").strip())
