@@ -6,14 +6,25 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from regbench.metrics.geometry import reaches
 from regbench.metrics.matching import (
-    assign,
-    assign_batch,
+    LOCKSTEP_MAX_ROWS,
     assign_padded,
     isolated,
     linear_sum_assignment_batch,
+    max_weight_assignment,
     threshold_weights,
 )
+
+
+def assign_batch(weights: np.ndarray) -> np.ndarray:
+    """Every sample of the batch uses the whole matrix."""
+    batch, n, m = weights.shape
+    return max_weight_assignment(weights, np.full(batch, n), np.full(batch, m))
+
+
+def weights_at(iou: np.ndarray, threshold: float, allowed: np.ndarray | None = None) -> np.ndarray:
+    return threshold_weights(iou, reaches(iou, threshold), allowed)
 
 
 def hits(mask: np.ndarray, iou: np.ndarray, threshold: float = 0.5) -> int:
@@ -24,21 +35,20 @@ def test_threshold_aware_matching_avoids_the_trap() -> None:
     iou = np.array([[[1.0, 0.5], [0.5, 0.05]]])
     # maximising total IoU: the diagonal (1.05 > 1.0), one hit; the anti-diagonal has two
     assert hits(assign_batch(iou), iou) == 1
-    assert hits(assign_batch(threshold_weights(iou, 0.5)), iou) == 2
-    rows, cols = assign(threshold_weights(iou[0], 0.5))
-    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 1), (1, 0)]
+    mask = assign_batch(weights_at(iou, 0.5))
+    assert hits(mask, iou) == 2 and mask[0].tolist() == [[False, True], [True, False]]
 
 
 def test_threshold_weights_prefer_total_iou_among_equal_hit_counts() -> None:
     iou = np.array([[[0.9, 0.6], [0.6, 0.55]]])  # both assignments have 2 hits; the diagonal has more IoU
-    mask = assign_batch(threshold_weights(iou, 0.5))
+    mask = assign_batch(weights_at(iou, 0.5))
     assert mask[0].tolist() == [[True, False], [False, True]]
 
 
 def test_name_constraint_blocks_pairs() -> None:
     iou = np.array([[[1.0, 0.0], [0.0, 1.0]]])
     same = np.array([[[False, False], [False, True]]])
-    mask = assign_batch(threshold_weights(iou, 0.5, same))
+    mask = assign_batch(weights_at(iou, 0.5, same))
     assert hits(mask & same, iou) == 1
 
 
@@ -99,4 +109,13 @@ def test_batched_assignment_reaches_scipys_optimum(n: int, m: int) -> None:
 def test_empty_batches() -> None:
     assert assign_batch(np.zeros((0, 2, 2))).shape == (0, 2, 2)
     assert not assign_padded(np.zeros((2, 3, 3)), np.array([0, 3]), np.array([3, 0])).any()
-    assert assign(np.zeros((0, 3)))[0].size == 0
+    assert not assign_batch(np.zeros((1, 0, 3))).any()
+
+
+def test_samples_larger_than_the_lock_step_limit_go_to_scipy() -> None:
+    size = LOCKSTEP_MAX_ROWS + 2
+    cost = tie_heavy(np.random.default_rng(5), 1, (3, size, size))
+    mask = assign_padded(cost, np.full(3, size), np.array([size, size - 1, 4]))
+    for b, m in enumerate([size, size - 1, 4]):
+        rows, cols = linear_sum_assignment(cost[b, :, :m])
+        assert np.flatnonzero(mask[b]).tolist() == sorted((rows * size + cols).tolist())

@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from regbench.metrics import METRICS, MetricContext
 from regbench.metrics.base import mean_of_sample_scores
+from regbench.metrics.geometry import reaches
 from regbench.metrics.region import derive_subtask, medrega_parse
 from regbench.parsing import parse_output
 from regbench.types import Parsed, Region, Sample
@@ -446,3 +447,16 @@ def test_bootstrap_by_draw_counts_equals_finalize_on_each_resample(mode: str) ->
     assert weighted is not None and set(weighted) == set(looped)
     for key, values in looped.items():
         assert weighted[key][np.isfinite(weighted[key])] == pytest.approx(values, abs=1e-12), key
+
+
+def test_an_iou_of_exactly_the_threshold_is_a_hit_despite_rounding() -> None:
+    # On the grid the IoU is exactly 1/2; in floating point it comes out 0.4999999999999999.
+    reference = ref(("liver", [[200 / 999, 200 / 999, 300 / 999, 300 / 999]]))
+    output = parse_output("<ref>liver</ref><box>[[200, 200, 400, 300]]</box>", box_format="medrega")
+    values = score(plugin(), output, reference)
+    assert values["iou"] == pytest.approx(0.5, abs=1e-12)
+    assert (values["region_f1"], values["alignment_f1"], values["accuracy"]) == (1.0, 1.0, 1.0)
+    grounding = score(plugin("grounding"), output, reference)
+    assert (grounding["acc_iou50"], grounding["hit_rate"]) == (1.0, 1.0)
+    # strict thresholds (M3D's > 0.2) do not count a value that only rounding lifts over them
+    assert not reaches(0.2000000000000001, 0.2, strict=True) and reaches(0.2000001, 0.2, strict=True)

@@ -15,6 +15,21 @@ from __future__ import annotations
 
 import numpy as np
 
+IOU_TOLERANCE = 1e-9
+"""Rounding allowed when an IoU is compared with a threshold: a pair whose exact IoU equals the
+threshold (a half overlap on the 0-999 grid) can come out a hair below it in floating point."""
+
+
+def reaches(iou: np.ndarray | float, threshold: float, *, strict: bool = False) -> np.ndarray:
+    """IoU >= threshold (``strict``: > threshold), up to :data:`IOU_TOLERANCE`.
+
+    >>> bool(reaches(0.4999999999999999, 0.5)), bool(reaches(0.2000000000000001, 0.2, strict=True))
+    (True, False)
+    """
+    if strict:
+        return np.greater(iou, threshold + IOU_TOLERANCE)
+    return np.greater_equal(iou, threshold - IOU_TOLERANCE)
+
 
 def _planes(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     pred = np.asarray(pred, dtype=np.float64)

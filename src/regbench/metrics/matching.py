@@ -24,23 +24,21 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+# Above this many rows, the lock-step assignment costs more Python steps than scipy per sample.
+LOCKSTEP_MAX_ROWS = 16
 
-def threshold_weights(iou: np.ndarray, threshold: float, allowed: np.ndarray | None = None) -> np.ndarray:
-    """Weights whose maximum assignment has the most hits (IoU >= threshold), then the most IoU.
 
-    ``allowed`` (same shape, boolean) restricts the pairs that may score at all (name-constrained
-    matching for the alignment level).
+def threshold_weights(iou: np.ndarray, hit: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Weights whose maximum assignment has the most hits, then the most IoU.
+
+    ``hit`` marks the pairs that count as hits (IoU at or over the threshold, see
+    :func:`regbench.metrics.geometry.reaches`); ``allowed`` (same shape, boolean) restricts the
+    pairs that may score at all (name-constrained matching for the alignment level).
     """
-    usable = iou if allowed is None else np.where(allowed, iou, 0.0)
+    if allowed is not None:
+        hit, iou = hit & allowed, np.where(allowed, iou, 0.0)
     k = min(iou.shape[-2:]) if iou.ndim >= 2 else 1
-    return (usable >= threshold) * (k + 1.0) + usable
-
-
-def assign(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of a maximum-weight one-to-one assignment of one sample."""
-    if weights.size == 0:
-        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    return linear_sum_assignment(weights, maximize=True)
+    return np.where(hit, k + 1.0, 0.0) + iou
 
 
 def isolated(positive: np.ndarray) -> np.ndarray:
@@ -185,6 +183,9 @@ def _shortest_paths(
 def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: bool = False) -> np.ndarray:
     """Exactly scipy's assignment of every sample of a padded batch, as a boolean mask.
 
+    Blocks of up to ``LOCKSTEP_MAX_ROWS`` rows (or columns) run in lock step; larger samples
+    are rare and go to scipy one by one.
+
     Parameters
     ----------
     cost : ``(B, N, M)``; sample ``b`` uses ``cost[b, :n[b], :m[b]]`` (the rest is ignored).
@@ -196,11 +197,20 @@ def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: b
     ``(B, N, M)`` boolean mask of the ``min(n, m)`` assigned pairs of each sample.
     """
     cost = np.asarray(cost, dtype=np.float64)
+    if min(cost.shape[1], cost.shape[2]) <= LOCKSTEP_MAX_ROWS:
+        return _lockstep_assign(cost, np.asarray(n), np.asarray(m), maximize=maximize)
+    mask = np.zeros(cost.shape, dtype=bool)
+    for b in range(len(cost)):
+        rows, cols = linear_sum_assignment(cost[b, : n[b], : m[b]], maximize=maximize)
+        mask[b, rows, cols] = True
+    return mask
+
+
+def _lockstep_assign(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: bool) -> np.ndarray:
     batch, size_n, size_m = cost.shape
     mask = np.zeros(cost.shape, dtype=bool)
     if batch == 0 or size_n == 0 or size_m == 0:
         return mask
-    n, m = np.asarray(n), np.asarray(m)
     # scipy solves a tall matrix transposed; give every sample at most as many rows as columns
     transposed = n > m
     rows, cols = np.minimum(n, m), np.maximum(n, m)
@@ -223,21 +233,16 @@ def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: b
     return mask
 
 
-def assign_batch(weights: np.ndarray) -> np.ndarray:
-    """A maximum-weight assignment of every sample in a ``(B, N, M)`` batch (weights >= 0), as a mask.
+def max_weight_assignment(weights: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """A maximum-weight assignment of every sample of a padded ``(B, N, M)`` batch (weights >= 0), as a mask.
 
     Samples whose positive weights are isolated (boxes that overlap only their own
     counterpart) keep just those pairs: zero-weight pairs add nothing. The others get
     scipy's assignment (:func:`assign_padded`).
     """
-    batch, n, m = weights.shape
-    mask = np.zeros(weights.shape, dtype=bool)
-    if batch == 0 or n == 0 or m == 0:
-        return mask
     positive = weights > 0
-    easy = isolated(positive)
-    mask[easy] = positive[easy]
-    hard = np.flatnonzero(~easy)
+    mask = positive.copy()
+    hard = np.flatnonzero(~isolated(positive))
     if hard.size:
-        mask[hard] = assign_padded(weights[hard], np.full(hard.size, n), np.full(hard.size, m), maximize=True)
+        mask[hard] = assign_padded(weights[hard], n[hard], m[hard], maximize=True)
     return mask

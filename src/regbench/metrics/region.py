@@ -38,8 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
 from regbench.metrics.base import Metric, Stats, register_metric, weighted_means
-from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix
-from regbench.metrics.matching import assign_padded, isolated
+from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix, reaches
+from regbench.metrics.matching import assign_padded, isolated, max_weight_assignment, threshold_weights
 from regbench.types import Parsed, Region, Sample
 
 Subtask = Literal[
@@ -65,8 +65,6 @@ _SPACES = re.compile(r"\s+")
 _MEDREGA_BOX = re.compile(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]")
 # Everything but digits that an ASCII box list can hold (``\s`` includes the \x1c-\x1f separators).
 _NUMBER_SEPARATORS = str.maketrans(dict.fromkeys("[], \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", " "))
-# Above this many rows, the lock-step assignment costs more Python steps than scipy per sample.
-_LOCKSTEP_MAX_ROWS = 16
 
 
 def _medrega_groups(raw: str) -> list[tuple[str, str]]:
@@ -190,17 +188,6 @@ def _buckets(n: np.ndarray, m: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     return out
 
 
-def _assign(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: bool) -> np.ndarray:
-    """scipy's assignment of every sample: lock step for small samples, scipy itself for large ones."""
-    if min(cost.shape[1], cost.shape[2]) <= _LOCKSTEP_MAX_ROWS:
-        return assign_padded(cost, n, m, maximize=maximize)
-    mask = np.zeros(cost.shape, dtype=bool)
-    for b in range(len(cost)):
-        rows, cols = linear_sum_assignment(cost[b, : n[b], : m[b]], maximize=maximize)
-        mask[b, rows, cols] = True
-    return mask
-
-
 # ---------------------------------------------------------------- standard and m3d modes
 
 
@@ -232,11 +219,10 @@ def standard_columns(
         r_boxes, r_index = ref.padded(members, size_m)
         # padding boxes are all zeros: degenerate, so IoU 0 with everything
         iou = enclosing_iou_matrix(p_boxes, r_boxes) if enclosing else iou_matrix(p_boxes, r_boxes)
-        hit = (iou > threshold) if strict else (iou >= threshold)
-        bonus = min(size_n, size_m) + 1.0  # one more hit outweighs any total IoU
+        hit = reaches(iou, threshold, strict=strict)
         same = _padded_ids(pred_ids, p_index, -1)[:, :, None] == _padded_ids(ref_ids, r_index, -2)[:, None, :]
-        region = _max_assignment(np.where(hit, bonus, 0.0) + iou, n, m)
-        aligned = _max_assignment(np.where(hit & same, bonus, 0.0) + np.where(same, iou, 0.0), n, m)
+        region = max_weight_assignment(threshold_weights(iou, hit), n, m)
+        aligned = max_weight_assignment(threshold_weights(iou, hit, same), n, m)
         out["hits"][members] = (region & hit).sum(axis=(1, 2))
         out["aligned"][members] = (aligned & hit & same).sum(axis=(1, 2))
         out["iou_sum"][members] = _ordered_sum(region * iou)
@@ -258,16 +244,6 @@ def _ordered_sum(values: np.ndarray) -> np.ndarray:
     for r in range(rows.shape[1]):
         total += rows[:, r]
     return total
-
-
-def _max_assignment(weights: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """A maximum-weight assignment (weights >= 0); isolated positive pairs need no solver."""
-    positive = weights > 0
-    mask = positive.copy()
-    hard = np.flatnonzero(~isolated(positive))
-    if hard.size:
-        mask[hard] = _assign(weights[hard], n[hard], m[hard], maximize=True)
-    return mask
 
 
 def _distinct_names(
@@ -304,7 +280,7 @@ def standard_rows(
     keys = ("hits", "aligned", "iou_sum", "names_pred", "names_ref", "names_both")
     rows = _records({"n_pred": n, "n_ref": m, **{k: columns[k] for k in keys}}, subtasks)
     best = columns["best_iou"]
-    accurate = (best > threshold) if strict else (best >= threshold)
+    accurate = reaches(best, threshold, strict=strict)
     for i in np.flatnonzero((np.asarray(subtasks) == SINGLE) & (np.asarray(m) > 0)).tolist():
         rows[i]["accuracy"] = float(accurate[i])  # (nothing to find: no accuracy)
     return rows
@@ -395,7 +371,7 @@ def medrega_columns(pred: BoxColumns, ref: BoxColumns, thresholds: np.ndarray) -
         assigned = positive.copy()
         hard = np.flatnonzero(~(isolated(positive) & (positive.sum(axis=(1, 2)) == np.minimum(n, m))))
         if hard.size:
-            assigned[hard] = _assign(1.0 - iou[hard], n[hard], m[hard], maximize=False)
+            assigned[hard] = assign_padded(1.0 - iou[hard], n[hard], m[hard])
         align = table[_padded_ids(pred_ids, p_index, -1)[:, :, None], _padded_ids(ref_ids, r_index, -1)[:, None, :]]
         hit = iou >= thresholds[members][:, None, None]
         out["C"][members] = (assigned & hit).sum(axis=(1, 2))
@@ -675,8 +651,8 @@ class Grounding(Metric):
             matrix = enclosing_iou_matrix if opts.mode == "m3d" else iou_matrix
             iou = float(matrix(np.array([pred]), np.array([ref]))[0, 0])
         threshold = opts.hit_threshold or (0.2 if opts.mode == "m3d" else 0.5)
-        hit = iou > threshold if opts.mode == "m3d" else iou >= threshold
-        return {"iou": iou, "acc_iou50": float(iou >= 0.5), "miou": iou, "hit_rate": float(hit)}
+        hit = reaches(iou, threshold, strict=opts.mode == "m3d")
+        return {"iou": iou, "acc_iou50": float(reaches(iou, 0.5)), "miou": iou, "hit_rate": float(hit)}
 
 
 @register_metric("box_regression")
