@@ -2,8 +2,11 @@
 
 Per sample the plugin keeps the tokenised hypothesis and reference (and METEOR's
 sufficient-statistics line); ``finalize`` runs the pycocoevalcap scorers on exactly the
-samples it is given, so the corpus value is pycocoevalcap's for that list, resampled lists
-included (bootstrap). English is PTB-tokenised as coco-caption does; Chinese is cut by
+samples it is given, so the corpus value is pycocoevalcap's for that list. Bootstrap
+resamples are scored all at once (``finalize_weighted``): BLEU from pycocoevalcap's per-sample
+n-gram statistics, CIDEr-D from sparse n-gram tables with each resample's document
+frequencies, METEOR from summed statistics lines, each equal to rerunning pycocoevalcap on
+the resample (tested). English is PTB-tokenised as coco-caption does; Chinese is cut by
 jieba (or per character) with punctuation dropped; ROUGE-L and the n-gram metrics then
 count the Chinese tokens (MedRegA's released code ran ROUGE through a tokenizer that keeps
 only ``[a-z0-9]`` and so scored Chinese reports on their Latin letters and digits alone).
@@ -19,10 +22,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from regbench.errors import RegbenchError
-from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric
+from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric, weighted_means
 from regbench.metrics.tokenize import Tokenizer, get_tokenizer, java
 from regbench.types import Parsed, Sample
 
@@ -77,6 +81,89 @@ def cider_scores(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, list[
     return float(corpus), [float(v) for v in per_sample]
 
 
+def bleu_counts(hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+    """pycocoevalcap's per-sample BLEU statistics, ``(n, 10)``: test length, reference length,
+    then guessed and correct n-gram counts for n = 1..4 (its ``cook_test`` on one reference)."""
+    from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
+
+    rows = []
+    for hyp, ref in zip(hyps, refs, strict=True):
+        cooked = cook_test(hyp, cook_refs([ref]))
+        rows.append([cooked["testlen"], cooked["reflen"][0], *cooked["guess"], *cooked["correct"]])
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 10)
+
+
+def corpus_bleu_weighted(counts: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """pycocoevalcap's corpus BLEU-1..4 of each resample (row of draw counts), ``(T, 4)``.
+
+    Its ``compute_score`` sums the per-sample statistics, then applies the same constants.
+    """
+    tiny, small = 1e-15, 1e-9
+    totals = weights @ counts
+    testlen, reflen, guess, correct = totals[:, 0], totals[:, 1], totals[:, 2:6], totals[:, 6:10]
+    precision = np.cumprod((correct + tiny) / (guess + small), axis=1)
+    bleu = precision ** (1.0 / np.arange(1, 5))
+    ratio = (testlen + tiny) / (reflen + small)
+    with np.errstate(divide="ignore", over="ignore"):
+        brevity = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    return bleu * brevity[:, None]
+
+
+class CiderTables:
+    """CIDEr-D (pycocoevalcap's ``CiderScorer``, one reference per sample) of many resamples at once.
+
+    A resample changes the document frequencies, so every sample's score changes with it. With
+    one reference per sample, pycocoevalcap's clipped similarity for n-gram order k is
+    ``sum_g min(h_g, r_g) r_g idf_g^2 / (|h idf| |r idf|)`` (idf is never negative), which is
+    linear in ``idf^2``: one sparse product per order scores every sample under every resample.
+    """
+
+    def __init__(self, hyps: Sequence[str], refs: Sequence[str], sigma: float = 6.0) -> None:
+        from pycocoevalcap.cider.cider_scorer import precook
+        from scipy import sparse
+
+        vocabulary: dict[tuple[str, ...], int] = {}
+        entries: dict[str, tuple[list[int], list[int], list[float]]] = {"hyp": ([], [], []), "ref": ([], [], [])}
+        lengths = {"hyp": np.zeros(len(hyps)), "ref": np.zeros(len(refs))}
+        for side, texts in (("hyp", hyps), ("ref", refs)):
+            rows, cols, values = entries[side]
+            for i, text in enumerate(texts):
+                for ngram, count in precook(text).items():
+                    rows.append(i)
+                    cols.append(vocabulary.setdefault(ngram, len(vocabulary)))
+                    values.append(float(count))
+                    if len(ngram) == 2:  # pycocoevalcap's "length" counts bigrams
+                        lengths[side][i] += count
+        shape = (len(hyps), len(vocabulary))
+        self.hyp = sparse.csr_matrix((entries["hyp"][2], entries["hyp"][:2]), shape=shape)
+        self.ref = sparse.csr_matrix((entries["ref"][2], entries["ref"][:2]), shape=shape)
+        self.order = np.zeros(len(vocabulary), dtype=np.intp)
+        for ngram, index in vocabulary.items():
+            self.order[index] = len(ngram) - 1
+        self.present = (self.ref > 0).astype(np.float64).tocsc()
+        self.clipped = self.hyp.minimum(self.ref).multiply(self.ref).tocsr()
+        delta = lengths["hyp"] - lengths["ref"]
+        self.penalty = np.e ** (-(delta**2) / (2 * sigma**2))
+        self.n = len(hyps)
+
+    def scores(self, weights: np.ndarray) -> np.ndarray:
+        """Corpus CIDEr-D of each resample, ``(T,)``."""
+        document_frequency = (self.present.T @ weights.T).T  # (T, vocabulary)
+        idf = np.log(float(self.n)) - np.log(np.maximum(1.0, document_frequency))
+        squared = idf**2
+        per_order = np.zeros((len(weights), self.n))
+        for k in range(4):
+            columns = np.flatnonzero(self.order == k)
+            q = squared[:, columns]
+            overlap = (self.clipped[:, columns] @ q.T).T
+            norms = np.sqrt((self.hyp[:, columns].power(2) @ q.T).T) * np.sqrt((self.ref[:, columns].power(2) @ q.T).T)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = np.where(norms != 0, overlap / norms, overlap)
+            per_order += value * self.penalty
+        sample_scores = per_order / 4 * 10.0
+        return (weights * sample_scores).sum(axis=1) / weights.sum(axis=1)
+
+
 @functools.cache
 def shared_meteor() -> MeteorProcess:
     """The METEOR JVM shared by every nlg plugin of this process (it takes ~10 s to start)."""
@@ -128,7 +215,7 @@ class NLG(Metric):
     keys = {"bleu1": True, "bleu2": True, "bleu3": True, "bleu4": True, "meteor": True, "rouge_l": True, "cider": True}
     Options = NLGOptions
     aggregation = "corpus"
-    bootstrap_trials = 200  # each trial reruns the scorers (and METEOR's aggregate) on a resample
+    bootstrap_trials = 1000
 
     def __init__(self, options: BaseModel | None = None, context: Any = None) -> None:
         super().__init__(options, context)
@@ -140,6 +227,7 @@ class NLG(Metric):
             )
         self.aggregation = "mean" if opts.agg == "sample" else "corpus"  # type: ignore[misc]
         self._last: tuple[list[Stats] | None, dict[str, float]] = (None, {})
+        self._tables: tuple[Sequence[Stats], np.ndarray, CiderTables] | None = None
         self.tokenizer: Tokenizer = get_tokenizer(
             opts.tokenizer, language=self.context.language, user_dict=opts.user_dict
         )
@@ -202,6 +290,30 @@ class NLG(Metric):
         if self.opts.meteor:
             values["meteor"], _ = self.meteor().evaluate([s["meteor_stats"] for s in stats])
         return values
+
+    def finalize_weighted(self, stats: Sequence[Stats], weights: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Corpus values of many resamples: BLEU and CIDEr-D from per-sample tables, ROUGE-L as a
+        mean, METEOR from summed statistics (each equal to pycocoevalcap on the resample, tested)."""
+        if self.opts.agg == "sample":
+            return None
+        if self._tables is None or self._tables[0] is not stats:
+            hyps, refs = [s["hyp"] for s in stats], [s["ref"] for s in stats]
+            self._tables = (stats, bleu_counts(hyps, refs), CiderTables(hyps, refs))
+        _, counts, cider = self._tables
+        out = dict(zip(BLEU_KEYS, corpus_bleu_weighted(counts, weights).T, strict=True))
+        out["rouge_l"] = weighted_means(np.array([[s["rouge_l"]] for s in stats]), weights)[:, 0]
+        out["cider"] = cider.scores(weights)
+        if self.opts.meteor:
+            out["meteor"] = self._meteor_weighted([s["meteor_stats"] for s in stats], weights)
+        return out
+
+    def _meteor_weighted(self, lines: list[str], weights: np.ndarray) -> np.ndarray:
+        """METEOR's corpus score is its score of the summed statistics lines: one summed line per
+        resample, all scored in one call to the METEOR process."""
+        table = np.array([line.split() for line in lines], dtype=np.float64)
+        totals = weights @ table
+        summed = [" ".join(str(int(x)) if x.is_integer() else repr(float(x)) for x in row) for row in totals]
+        return np.array(self.meteor().evaluate(summed)[1])
 
     def signature(self, key: str | None = None) -> str:
         opts = self.opts
