@@ -124,6 +124,35 @@ def test_score_handwritten_task_and_predictions_outside_the_repo(tmp_path: Path,
         assert records[1]["parsed"]["objects"][0]["boxes"] == [[1.0, 1.0, 1.0, 1.0]]
 
 
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('{"id": "a", "output": "x"}\n{"id": "a", "output": "y"}\n', "preds.jsonl:2: id 'a' appears twice"),
+        ('{"id": "a", "output": "x"}\nnot json\n', "preds.jsonl:2: not valid JSON"),
+        ('{"output": "x"}\n', 'preds.jsonl:1: expected {"id": ..., "output": ...}'),
+        ("\n", "no predictions in the file"),
+    ],
+)
+def test_a_malformed_predictions_file_stops_before_scoring(tmp_path: Path, lines: str, message: str) -> None:
+    (tmp_path / "preds.jsonl").write_text(lines)
+    out = tmp_path / "out"
+    code, text = invoke(
+        "score", "--task", "demo_vqa_en", "--predictions", str(tmp_path / "preds.jsonl"), "-o", str(out)
+    )
+    assert code == 2 and message in " ".join(text.split()), text
+    assert not out.exists()  # nothing scored as zeros
+
+
+def test_missing_and_unknown_prediction_ids_are_named(tmp_path: Path) -> None:
+    preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "vqa1", "output": "yes"}, {"id": "zzz", "output": "no"}])
+    code, text = invoke("score", "--task", "demo_vqa_en", "--predictions", str(preds), "-o", str(tmp_path / "out"))
+    flat = " ".join(text.split())
+    assert code == 0 and "ids are not in task demo_vqa_en and are ignored (e.g. 'zzz')" in flat, text
+    assert "scored as errors" in flat
+    run = json.loads((tmp_path / "out" / "preds" / "demo_vqa_en" / "run.json").read_text())
+    assert len(run["notes"]) == 2
+
+
 def test_cache_info_and_clear(tmp_path: Path) -> None:
     from regbench.cache import ResponseCache
     from regbench.models.base import Response

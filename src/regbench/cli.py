@@ -144,6 +144,8 @@ async def _evaluate_tasks(
 def _print_scores(result: RunResult) -> None:
     from rich.table import Table
 
+    for note in result.notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     res = result.results
     table = Table(
         title=f"{res.model} · {res.task}  (n={res.n_samples}, parse failures={res.n_parse_failures}, "

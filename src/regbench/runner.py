@@ -177,6 +177,7 @@ class RunResult:
     directory: Path
     seconds: float
     cache_hits: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def output_dir(options: RunOptions, model: str, task: str) -> Path:
@@ -206,6 +207,8 @@ async def evaluate(
     if options.shard is not None:
         indices = indices[options.shard[0] :: options.shard[1]]
         samples = [samples[i] for i in indices]
+    subset = options.limit is not None or options.shard is not None
+    notes = adapter.check(task.task, [s.id for s in samples], subset=subset)
     plugins = resolve_metrics(task)
     box_format = options.box_format or task.box_format or model.box_format
     renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
@@ -245,12 +248,13 @@ async def evaluate(
             "seconds_generation": round(generated - started, 3),
             "seconds_scoring": round(elapsed - (generated - started), 3),
             "cache_hits": cache_hits,
+            "notes": notes,
             "regbench_version": __version__,
             "python": platform.python_version(),
             "machine": platform.platform(),
         },
     )
-    return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits)
+    return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
@@ -72,6 +73,12 @@ class ModelAdapter(ABC):
 
     async def close(self) -> None:
         """Release what ``start`` acquired."""
+
+    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool) -> list[str]:
+        """Before any request of a task: raise an error when the adapter cannot answer it at all
+        (an unreadable predictions file), else return notes for the user (``subset``: the run
+        covers only part of the task, via ``--limit`` or a shard)."""
+        return []
 
     def fingerprint(self) -> str:
         """The model's identity for the response cache: never the URL, key or concurrency."""

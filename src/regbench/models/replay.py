@@ -8,6 +8,7 @@ model YAML serves recordings of several tasks. Relative paths resolve against th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,6 +39,24 @@ class ReplayAdapter(ModelAdapter):
         if task not in self._recordings:
             self._recordings[task] = read_predictions(self.file_for(task))
         return self._recordings[task]
+
+    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool) -> list[str]:
+        """Read the predictions now, so a malformed or empty file stops the run with its line number."""
+        recorded = self.recordings(task)
+        path = self.file_for(task)
+        if not recorded:
+            raise DataError(f'{path}: no predictions in the file (expected {{"id": ..., "output": ...}} lines)')
+        notes = []
+        missing = [i for i in sample_ids if i not in recorded]
+        if missing:
+            notes.append(
+                f"{path}: no output for {len(missing)} of {len(sample_ids)} samples of {task} "
+                f"(e.g. {missing[0]!r}); they are scored as errors"
+            )
+        unknown = [] if subset else sorted(set(recorded) - set(sample_ids))
+        if unknown:
+            notes.append(f"{path}: {len(unknown)} ids are not in task {task} and are ignored (e.g. {unknown[0]!r})")
+        return notes
 
     async def generate(self, request: Request) -> Response:
         recorded = self.recordings(request.task).get(request.sample_id)
