@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench.errors import SpecError, UnknownNameError
+from regbench.errors import SpecError
 from regbench.metrics import METRICS, Metric, register_metric
 from regbench.models import build_adapter
 from regbench.runner import RunOptions, evaluate, resolve_metrics
@@ -119,8 +119,9 @@ def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None
 def test_unknown_metric_name_suggests(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exakt"]})
-    with pytest.raises(UnknownNameError, match="Did you mean: test_exact"):
+    with pytest.raises(SpecError, match="Did you mean: test_exact") as info:
         resolve_metrics(bad)
+    assert info.value.field == "metrics[0]"
 
 
 def test_duplicate_metric_keys_are_rejected(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.cache import ResponseCache
 from regbench.data import load_samples
-from regbench.errors import DataError, SpecError
+from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
 from regbench.models.base import ModelAdapter, Request, Response
 from regbench.parsing import BOX_FORMATS, parse_output
@@ -74,7 +74,10 @@ def resolve_metrics(task: TaskSpec) -> list[Metric]:
     owner: dict[str, str] = {}
     for index, ref in enumerate(task.metrics):
         for field_name, member in _expand(ref, f"metrics[{index}]", file):
-            plugin_type = METRICS.get(member.name)
+            try:
+                plugin_type = METRICS.get(member.name)
+            except UnknownNameError as exc:
+                raise SpecError(file, field_name, str(exc)) from None
             try:
                 options = plugin_type.Options.model_validate(member.options)
             except ValidationError as exc:
@@ -207,13 +210,13 @@ async def evaluate(
     if options.shard is not None:
         indices = indices[options.shard[0] :: options.shard[1]]
         samples = [samples[i] for i in indices]
-    subset = options.limit is not None or options.shard is not None
-    notes = adapter.check(task.task, [s.id for s in samples], subset=subset)
     plugins = resolve_metrics(task)
     box_format = options.box_format or task.box_format or model.box_format
     renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
     for sample in samples:  # a template error surfaces before any model call
         renderer.messages(sample, 0, [])
+    subset = options.limit is not None or options.shard is not None
+    notes = adapter.check(task.task, [s.id for s in samples], subset=subset)
 
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
     try:
