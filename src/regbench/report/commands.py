@@ -83,7 +83,7 @@ def export_latex(
     from regbench.report.tables import build_tables, to_latex
 
     tables = build_tables(_collect(directory), preset=preset)
-    output.write_text(to_latex(tables, decimals=decimals, labels=_labels(labels), standalone=standalone))
+    _write(output, to_latex(tables, decimals=decimals, labels=_labels(labels), standalone=standalone), len(tables))
 
 
 @export_app.command("markdown")
@@ -94,7 +94,15 @@ def export_markdown(
     from regbench.report.tables import build_tables, to_markdown
 
     tables = build_tables(_collect(directory), preset=preset)
-    output.write_text(to_markdown(tables, decimals=decimals, labels=_labels(labels)))
+    _write(output, to_markdown(tables, decimals=decimals, labels=_labels(labels)), len(tables))
+
+
+def _write(output: Path, text: str, n_tables: int) -> None:
+    from regbench.cli import out
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    out.print(f"{n_tables} tables → {output}")
 
 
 @export_app.command("lm-eval")
