@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from regbench.errors import RegbenchError
+from regbench.metrics.base import Metric, Stats, weighted_means
 from regbench.models import build_adapter
 from regbench.runner import RunOptions, evaluate
 from regbench.spec import ModelSpec, TaskSpec, load_spec
@@ -77,11 +79,35 @@ def test_different_tasks_are_refused(tmp_path: Path) -> None:
         compare_runs(a, other)
 
 
+class CorpusMean(Metric):
+    """A mean that declares itself a corpus metric: paired_test falls back to finalize per resample."""
+
+    name = "corpus_mean"
+    keys = {"v": True}
+    aggregation = "corpus"
+
+    def stats(self, parsed: object, sample: object) -> Stats:  # type: ignore[override]
+        raise NotImplementedError
+
+    def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
+        return {"v": float(np.mean([r["v"] for r in stats]))}
+
+
+class WeightedMean(CorpusMean):
+    """The same mean, with draw-count resampling."""
+
+    def finalize_weighted(self, stats: Sequence[Stats], weights: np.ndarray) -> dict[str, np.ndarray]:
+        return {"v": weighted_means(np.array([[r["v"]] for r in stats]), weights)[:, 0]}
+
+
 def test_vectorised_and_generic_paired_tests_agree() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random(60), rng.random(60) + 0.1
+    rows_a, rows_b = [{"v": x} for x in a], [{"v": y} for y in b]
     fast_ci, fast_p = paired_mean_test(a, b, trials=2000, seed=1)
-    finalize = lambda rows: {"v": float(np.mean([r["v"] for r in rows]))}  # noqa: E731
-    slow_ci, slow_p = paired_test(finalize, [{"v": x} for x in a], [{"v": y} for y in b], "v", trials=2000, seed=1)
-    assert fast_ci is not None and slow_ci is not None
+    slow_ci, slow_p = paired_test(CorpusMean(), rows_a, rows_b, trials=2000, seed=1)["v"]
+    weighted_ci, weighted_p = paired_test(WeightedMean(), rows_a, rows_b, trials=2000, seed=1)["v"]
+    assert slow_ci is not None and weighted_ci is not None and fast_ci is not None
+    # the same draws: finalize per resample and draw counts give the same numbers
+    assert weighted_ci == pytest.approx(slow_ci, abs=1e-12) and weighted_p == slow_p
     assert fast_ci == pytest.approx(slow_ci, abs=0.03) and fast_p == pytest.approx(slow_p, abs=0.03)

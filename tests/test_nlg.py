@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 
+import numpy as np
 import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
@@ -152,6 +153,16 @@ def test_resampled_corpus_scores_equal_pycocoevalcap_on_each_resample(language: 
     assert weighted is not None and set(weighted) == set(looped) == set(nlg.output_keys())
     for key, values in looped.items():
         assert weighted[key] == pytest.approx(values, abs=1e-12), key
+    # a permutation (regbench compare) draws each sample from one of two lists: weights over
+    # both lists, summing to one list's length
+    other = nlg.stats_batch(items(list(reversed(hyps)), refs))
+    swap = np.random.default_rng(4).random((5, len(stats))) < 0.5
+    counts = np.hstack([~swap, swap]).astype(float)
+    weighted = nlg.finalize_weighted([*stats, *other], counts)
+    for t, row in enumerate(swap):
+        mixed = nlg.finalize([o if s else x for x, o, s in zip(stats, other, row, strict=True)])
+        for key, value in mixed.items():
+            assert weighted[key][t] == pytest.approx(value, abs=1e-12), key
 
 
 def test_spice_is_reported_unavailable() -> None:

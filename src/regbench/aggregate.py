@@ -45,7 +45,7 @@ def bootstrap_ci(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: i
     return intervals
 
 
-def _weight_blocks(indices: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+def weight_blocks(indices: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
     """The resamples as draw counts per sample, ``_CHUNK`` trials at a time."""
     trials, n = indices.shape
     for start in range(0, trials, _CHUNK):
@@ -64,14 +64,14 @@ def _mean_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> 
         [[np.nan if row.get(k) is None else float(row[k]) for k in keys] for row in rows], dtype=np.float64
     )
     out = np.empty((len(indices), len(keys)))
-    for block, weights in _weight_blocks(indices):
+    for block, weights in weight_blocks(indices):
         out[block] = weighted_means(values, weights)
     return {key: out[:, j] for j, key in enumerate(keys)}
 
 
 def _weighted_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> dict[str, np.ndarray] | None:
     parts: dict[str, list[np.ndarray]] = {}
-    for _, weights in _weight_blocks(indices):
+    for _, weights in weight_blocks(indices):
         found = plugin.finalize_weighted(stats, weights)
         if found is None:
             return None

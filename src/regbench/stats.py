@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from regbench.aggregate import weight_blocks
 from regbench.errors import DataError, RegbenchError
 from regbench.metrics.base import Metric, Stats
 from regbench.results import Results, read_results, read_samples
@@ -45,36 +46,62 @@ def _without_bootstrap(signature: str) -> str:
 
 
 def paired_test(
-    finalize: Callable[[Sequence[Stats]], dict[str, float]],
+    plugin: Metric,
     stats_a: Sequence[Stats],
     stats_b: Sequence[Stats],
-    key: str,
     *,
     trials: int,
     seed: int,
-) -> tuple[tuple[float, float] | None, float | None]:
-    """95% interval of finalize(B) - finalize(A) over paired resamples, and the permutation p-value."""
+) -> dict[str, tuple[tuple[float, float] | None, float | None]]:
+    """Per key: 95% interval of finalize(B) - finalize(A) over paired resamples, and the permutation p-value.
+
+    Resamples and permutations are draw-count vectors (over A + B for a permutation), scored
+    by ``plugin.finalize_weighted`` when the plugin has it, else by ``finalize`` on each list.
+    """
     n = len(stats_a)
-    observed = finalize(stats_b).get(key, np.nan) - finalize(stats_a).get(key, np.nan)
-    if n == 0 or not np.isfinite(observed):
-        return None, None
+    if n == 0:
+        return {}
+    found_a, found_b = plugin.finalize(stats_a), plugin.finalize(stats_b)
     rng = np.random.default_rng(seed)
-    differences = []
-    for _ in range(trials):
-        index = rng.integers(0, n, n)
-        a = finalize([stats_a[i] for i in index]).get(key)
-        b = finalize([stats_b[i] for i in index]).get(key)
-        if a is not None and b is not None:
-            differences.append(b - a)
-    exceed = 0
-    for _ in range(trials):
-        swap = rng.random(n) < 0.5
-        a = [stats_b[i] if swap[i] else stats_a[i] for i in range(n)]
-        b = [stats_a[i] if swap[i] else stats_b[i] for i in range(n)]
-        permuted = finalize(b).get(key, np.nan) - finalize(a).get(key, np.nan)
-        exceed += bool(abs(permuted) >= abs(observed) - 1e-12)
-    interval = tuple(np.percentile(differences, [2.5, 97.5]).tolist()) if differences else None
-    return interval, (exceed + 1) / (trials + 1)  # type: ignore[return-value]
+    resamples = rng.integers(0, n, (trials, n))
+    swaps = rng.random((trials, n)) < 0.5
+    both = [*stats_a, *stats_b]
+    # a permutation swaps A_i and B_i: "A" draws B_i where swapped, "B" draws A_i there
+    weights = [weights for _, weights in weight_blocks(resamples)]
+    boot_a, boot_b = _scores(plugin, stats_a, weights), _scores(plugin, stats_b, weights)
+    permuted = [np.hstack([~block, block]).astype(np.float64) for block in np.array_split(swaps, len(weights))]
+    perm_a = _scores(plugin, both, permuted)
+    perm_b = _scores(plugin, both, [1.0 - w for w in permuted])
+    out: dict[str, tuple[tuple[float, float] | None, float | None]] = {}
+    for key in found_a.keys() & found_b.keys():
+        observed = found_b[key] - found_a[key]
+        if not np.isfinite(observed):
+            out[key] = (None, None)
+            continue
+        differences = boot_b.get(key, np.nan) - boot_a.get(key, np.nan)
+        differences = np.atleast_1d(differences)[np.isfinite(differences)]
+        shuffled = np.atleast_1d(perm_b.get(key, np.nan) - perm_a.get(key, np.nan))
+        exceed = int((np.abs(shuffled[np.isfinite(shuffled)]) >= abs(observed) - 1e-12).sum())
+        interval = tuple(np.percentile(differences, [2.5, 97.5]).tolist()) if differences.size else None
+        out[key] = (interval, (exceed + 1) / (trials + 1))  # type: ignore[assignment]
+    return out
+
+
+def _scores(plugin: Metric, stats: Sequence[Stats], blocks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """``plugin``'s aggregates under each row of draw counts (NaN where a resample has no value)."""
+    found = []
+    for weights in blocks:
+        values = plugin.finalize_weighted(stats, weights)
+        if values is None:  # no vectorised path: finalize each resample as a list
+            drawn = [np.repeat(np.arange(len(stats)), row.astype(int)) for row in weights]
+            rows = [plugin.finalize([stats[i] for i in index]) for index in drawn]
+            values = {k: np.array([row.get(k, np.nan) for row in rows]) for k in {k for row in rows for k in row}}
+        found.append((len(weights), values))
+    keys = {key for _, values in found for key in values}
+    return {
+        key: np.concatenate([np.asarray(values.get(key, np.full(size, np.nan)), float) for size, values in found])
+        for key in keys
+    }
 
 
 def paired_mean_test(
@@ -118,6 +145,7 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
     if not ids:
         raise DataError("the two runs share no sample id")
     plugins = _plugins(results_a)
+    tested: dict[str, dict[str, tuple[tuple[float, float] | None, float | None]]] = {}
     out = []
     for key in sorted(set(results_a.metrics) | set(results_b.metrics)):
         higher = results_a.higher_is_better.get(key, results_b.higher_is_better.get(key, True))
@@ -133,7 +161,7 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
             plugin_name = results_a.plugins.get(key, "")
             plugin = plugins.get(plugin_name)
             if plugin is not None:
-                finalize = plugin.finalize
+                finalize: Callable[[Sequence[Stats]], dict[str, float]] = plugin.finalize
                 stats_a = [samples_a[i]["stats"][plugin_name] for i in ids]
                 stats_b = [samples_b[i]["stats"][plugin_name] for i in ids]
                 runs = min(trials, plugin.bootstrap_trials)
@@ -156,7 +184,10 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
                     kept[:, 0] if len(kept) else kept, kept[:, 1] if len(kept) else kept, trials=trials, seed=seed
                 )
             else:
-                base.ci95, base.p_value = paired_test(finalize, stats_a, stats_b, key, trials=runs, seed=seed)
+                assert plugin is not None
+                if plugin_name not in tested:  # one pass scores every key of the plugin
+                    tested[plugin_name] = paired_test(plugin, stats_a, stats_b, trials=runs, seed=seed)
+                base.ci95, base.p_value = tested[plugin_name].get(key, (None, None))
         out.append(base)
     return out
 

@@ -149,7 +149,8 @@ class CiderTables:
     def scores(self, weights: np.ndarray) -> np.ndarray:
         """Corpus CIDEr-D of each resample, ``(T,)``."""
         document_frequency = (self.present.T @ weights.T).T  # (T, vocabulary)
-        idf = np.log(float(self.n)) - np.log(np.maximum(1.0, document_frequency))
+        size = weights.sum(axis=1, keepdims=True)  # the resample's number of entries (pycocoevalcap's len(crefs))
+        idf = np.log(size) - np.log(np.maximum(1.0, document_frequency))
         squared = idf**2
         per_order = np.zeros((len(weights), self.n))
         for k in range(4):
@@ -161,7 +162,7 @@ class CiderTables:
                 value = np.where(norms != 0, overlap / norms, overlap)
             per_order += value * self.penalty
         sample_scores = per_order / 4 * 10.0
-        return (weights * sample_scores).sum(axis=1) / weights.sum(axis=1)
+        return (weights * sample_scores).sum(axis=1) / size[:, 0]
 
 
 @functools.cache
