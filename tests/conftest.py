@@ -30,3 +30,23 @@ def spec_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     registry.clear_caches()
     yield root
     registry.clear_caches()
+
+
+def assert_weighted_equals_finalize(plugin: Any, stats: list[Any], trials: int, seed: int) -> None:
+    """``finalize_weighted`` on bootstrap draw counts equals ``finalize`` on each materialised resample."""
+    import numpy as np
+
+    from regbench.aggregate import resample_indices, weight_blocks
+
+    indices = resample_indices(len(stats), trials=trials, seed=seed)
+    weighted = {}
+    for block, weights in weight_blocks(indices):
+        found = plugin.finalize_weighted(stats, weights)
+        assert found is not None
+        for key, values in found.items():
+            weighted.setdefault(key, np.full(trials, np.nan))[block] = values
+    for t, row in enumerate(indices):
+        expected = plugin.finalize([stats[i] for i in row])
+        assert {k for k, v in weighted.items() if np.isfinite(v[t])} == set(expected)
+        for key, value in expected.items():
+            assert weighted[key][t] == pytest.approx(value, abs=1e-12), (t, key)

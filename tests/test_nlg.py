@@ -18,6 +18,7 @@ from regbench.errors import RegbenchError
 from regbench.metrics import METRICS, MetricContext
 from regbench.metrics.tokenize import CharTokenizer, JiebaTokenizer, PTBTokenizer
 from regbench.types import Parsed, Sample
+from tests.conftest import assert_weighted_equals_finalize
 
 HYPS = [
     "The heart is normal in size. A nodular opacity is seen in the right upper lobe (small).",
@@ -142,17 +143,12 @@ def test_bootstrap_interval_contains_the_value() -> None:
 def test_resampled_corpus_scores_equal_pycocoevalcap_on_each_resample(language: str) -> None:
     # BLEU and CIDEr-D from per-sample tables, METEOR from summed statistics: each must equal
     # the scorers rerun on the materialised resample (duplicates change CIDEr's document counts).
-    from regbench.aggregate import _finalize_draws, _weighted_draws, resample_indices
-
     nlg = plugin(language=language)
     hyps = HYPS + ["右肺上叶结节。", "心影不大", "No pneumothorax.", "."] * 3
     refs = REFS + ["右肺上叶见结节影。", "心影增大。", "No pneumothorax is seen.", "Normal chest."] * 3
     stats = nlg.stats_batch(items(hyps, refs))
-    indices = resample_indices(len(stats), trials=12, seed=2)
-    weighted, looped = _weighted_draws(nlg, stats, indices), _finalize_draws(nlg, stats, indices)
-    assert weighted is not None and set(weighted) == set(looped) == set(nlg.output_keys())
-    for key, values in looped.items():
-        assert weighted[key] == pytest.approx(values, abs=1e-12), key
+    assert set(nlg.finalize(stats)) == set(nlg.output_keys())
+    assert_weighted_equals_finalize(nlg, stats, trials=12, seed=2)
     # a permutation (regbench compare) draws each sample from one of two lists: weights over
     # both lists, summing to one list's length
     other = nlg.stats_batch(items(list(reversed(hyps)), refs))

@@ -20,6 +20,7 @@ from regbench.metrics.geometry import reaches
 from regbench.metrics.region import derive_subtask, medrega_parse
 from regbench.parsing import parse_output
 from regbench.types import Parsed, Region, Sample
+from tests.conftest import assert_weighted_equals_finalize
 
 A = [0.0, 0.0, 0.4, 0.4]
 B = [0.5, 0.5, 0.9, 0.9]
@@ -433,20 +434,13 @@ def test_grounded_report_boxes_score_as_regions() -> None:
 
 @pytest.mark.parametrize("mode", ["medrega", "standard"])
 def test_bootstrap_by_draw_counts_equals_finalize_on_each_resample(mode: str) -> None:
-    from regbench.aggregate import _finalize_draws, _weighted_draws, resample_indices
-
     metric = plugin(mode=mode)
     outputs = [f"liver [{grid(A)}]", f"[{grid(A_SHIFT)}, {grid(B)}]", "", f"kidney [{grid(FAR)}]", f"[{grid(B)}]"]
     samples = [ref(("liver", [A])), ref(("kidney", [A, B])), ref(("liver", [A]), ("kidney", [B]))]
     items = [
         (parse_output(out, box_format="medrega"), samples[(i * 7) % 3]) for i, out in enumerate(outputs * 4)
     ]  # mixes the single-region, single-object multi-region and multi-object evaluators
-    stats = metric.stats_batch(items)
-    indices = resample_indices(len(stats), trials=50, seed=3)
-    weighted, looped = _weighted_draws(metric, stats, indices), _finalize_draws(metric, stats, indices)
-    assert weighted is not None and set(weighted) == set(looped)
-    for key, values in looped.items():
-        assert weighted[key][np.isfinite(weighted[key])] == pytest.approx(values, abs=1e-12), key
+    assert_weighted_equals_finalize(metric, metric.stats_batch(items), trials=50, seed=3)
 
 
 def test_an_iou_of_exactly_the_threshold_is_a_hit_despite_rounding() -> None:

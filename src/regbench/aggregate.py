@@ -10,7 +10,7 @@ resampled index sets (one seed), which is what a paired comparison needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def bootstrap_ci(plugin: Metric, stats: Sequence[Stats], *, trials: int, seed: i
     if plugin.aggregation == "mean":
         draws = _mean_draws(plugin, stats, indices)
     else:
-        draws = _weighted_draws(plugin, stats, indices) or _finalize_draws(plugin, stats, indices)
+        draws = resampled_scores(plugin, stats, [weights for _, weights in weight_blocks(indices)])
     intervals = {}
     for key, values in draws.items():
         finite = values[np.isfinite(values)]
@@ -69,20 +69,20 @@ def _mean_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> 
     return {key: out[:, j] for j, key in enumerate(keys)}
 
 
-def _weighted_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> dict[str, np.ndarray] | None:
-    parts: dict[str, list[np.ndarray]] = {}
-    for _, weights in weight_blocks(indices):
-        found = plugin.finalize_weighted(stats, weights)
-        if found is None:
-            return None
-        for key, values in found.items():
-            parts.setdefault(key, []).append(values)
-    return {key: np.concatenate(values) for key, values in parts.items()}
-
-
-def _finalize_draws(plugin: Metric, stats: Sequence[Stats], indices: np.ndarray) -> dict[str, np.ndarray]:
-    draws: dict[str, list[float]] = {}
-    for row in indices:
-        for key, value in plugin.finalize([stats[i] for i in row]).items():
-            draws.setdefault(key, []).append(value)
-    return {key: np.asarray(values, dtype=np.float64) for key, values in draws.items()}
+def resampled_scores(plugin: Metric, stats: Sequence[Stats], blocks: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+    """``plugin``'s aggregates under each row of draw counts, one value per row (NaN where a
+    resample has no value for a key): ``finalize_weighted`` when the plugin has it, else
+    ``finalize`` on each resample as a list."""
+    found = []
+    for weights in blocks:
+        values = plugin.finalize_weighted(stats, weights)
+        if values is None:
+            drawn = [np.repeat(np.arange(len(stats)), row.astype(int)) for row in weights]
+            rows = [plugin.finalize([stats[i] for i in index]) for index in drawn]
+            values = {k: np.array([row.get(k, np.nan) for row in rows]) for k in {k for row in rows for k in row}}
+        found.append((len(weights), values))
+    keys = {key for _, values in found for key in values}
+    return {
+        key: np.concatenate([np.asarray(values.get(key, np.full(size, np.nan)), float) for size, values in found])
+        for key in keys
+    }

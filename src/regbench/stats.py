@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from regbench.aggregate import weight_blocks
+from regbench.aggregate import resampled_scores, weight_blocks
 from regbench.errors import DataError, RegbenchError
 from regbench.metrics.base import Metric, Stats
 from regbench.results import Results, read_results, read_samples
@@ -68,10 +68,10 @@ def paired_test(
     both = [*stats_a, *stats_b]
     # a permutation swaps A_i and B_i: "A" draws B_i where swapped, "B" draws A_i there
     weights = [weights for _, weights in weight_blocks(resamples)]
-    boot_a, boot_b = _scores(plugin, stats_a, weights), _scores(plugin, stats_b, weights)
+    boot_a, boot_b = resampled_scores(plugin, stats_a, weights), resampled_scores(plugin, stats_b, weights)
     permuted = [np.hstack([~block, block]).astype(np.float64) for block in np.array_split(swaps, len(weights))]
-    perm_a = _scores(plugin, both, permuted)
-    perm_b = _scores(plugin, both, [1.0 - w for w in permuted])
+    perm_a = resampled_scores(plugin, both, permuted)
+    perm_b = resampled_scores(plugin, both, [1.0 - w for w in permuted])
     out: dict[str, tuple[tuple[float, float] | None, float | None]] = {}
     for key in found_a.keys() & found_b.keys():
         observed = found_b[key] - found_a[key]
@@ -85,23 +85,6 @@ def paired_test(
         interval = tuple(np.percentile(differences, [2.5, 97.5]).tolist()) if differences.size else None
         out[key] = (interval, (exceed + 1) / (trials + 1))  # type: ignore[assignment]
     return out
-
-
-def _scores(plugin: Metric, stats: Sequence[Stats], blocks: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """``plugin``'s aggregates under each row of draw counts (NaN where a resample has no value)."""
-    found = []
-    for weights in blocks:
-        values = plugin.finalize_weighted(stats, weights)
-        if values is None:  # no vectorised path: finalize each resample as a list
-            drawn = [np.repeat(np.arange(len(stats)), row.astype(int)) for row in weights]
-            rows = [plugin.finalize([stats[i] for i in index]) for index in drawn]
-            values = {k: np.array([row.get(k, np.nan) for row in rows]) for k in {k for row in rows for k in row}}
-        found.append((len(weights), values))
-    keys = {key for _, values in found for key in values}
-    return {
-        key: np.concatenate([np.asarray(values.get(key, np.full(size, np.nan)), float) for size, values in found])
-        for key in keys
-    }
 
 
 def paired_mean_test(
