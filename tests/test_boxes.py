@@ -193,3 +193,30 @@ def test_grounded_report_split_chinese() -> None:
 def test_is_refusal_needs_a_short_answer() -> None:
     assert is_refusal("There is no nodule.")
     assert not is_refusal("There is no nodule. " + "The rest of the report is long. " * 6)
+
+
+def test_many_unclosed_phrases_parse_without_rescanning() -> None:
+    # a lazy <p>.*?</p> rescans to the end from every <p>: 15 s for this text before
+    text = "<p>a" * 25_000 + "<p>opacity</p> [0.1, 0.2, 0.4, 0.5]"
+    for fmt in ("vividmed", "auto"):
+        parsed = parse_output(text, box_format=fmt, expect_boxes=True)
+        assert not parsed.ok and parsed.error == "unbalanced or nested <p> tags"
+
+
+def test_non_numbers_in_json_boxes_are_not_boxes() -> None:
+    image = Sample(id="s", width=100, height=100)
+    nan = '[{"bbox_2d": [NaN, NaN, NaN, NaN], "label": "x"}]'
+    parsed = parse_output(nan, box_format="qwen25_vl", sample=image, expect_boxes=True)
+    assert not parsed.ok and parsed.objects == []
+    inf = parse_output('{"bbox_2d": [0, 0, Infinity, 50]}', box_format="qwen25_vl", sample=image)
+    assert inf.objects[0].boxes == [[0.0, 0.0, 1.0, 0.5]]  # out of range: clipped
+
+
+def test_lone_surrogates_from_json_escapes_can_still_be_written() -> None:
+    from regbench.models.base import Response
+
+    text = '[{"bbox_2d": [1, 2, 3, 4], "label": "\\ud800liver"}]'
+    parsed = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=10, height=10))
+    assert parsed.objects[0].name == "?liver"
+    parsed.model_dump_json().encode("utf-8")  # what samples.jsonl needs
+    assert Response(text="a\ud800b").text == "a?b"  # decoded from a server's JSON reply

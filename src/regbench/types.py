@@ -7,6 +7,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (what a JSON escape such as ``\\ud800`` decodes to) replaced by
+    ``?``, so it can be cached and written as UTF-8. Model outputs are untrusted."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 class Region(BaseModel):
     """A named object and its boxes: ``[x1, y1, x2, y2]`` or ``[x1, y1, z1, x2, y2, z2]`` in 0–1."""
 
@@ -15,6 +25,11 @@ class Region(BaseModel):
     boxes: list[list[float]] = Field(default_factory=list)
     phrase: str | None = None
     """The report sentence or phrase a box grounds (grounded reports)."""
+
+    @field_validator("name", "phrase")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        return None if value is None else encodable(value)
 
     @field_validator("boxes")
     @classmethod
@@ -66,3 +81,8 @@ class Parsed(BaseModel):
     """The box format used (``auto`` resolves to the one it detected)."""
     refusal: bool = False
     error: str | None = None
+
+    @field_validator("raw", "text")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        return encodable(value)

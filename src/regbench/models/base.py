@@ -8,10 +8,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from regbench.registry import Registry
 from regbench.spec import GenerationSpec, ModelSpec
+from regbench.types import encodable
 
 
 class Message(BaseModel):
@@ -49,6 +50,11 @@ class Response(BaseModel):
     error: str | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
     cached: bool = False
+
+    @field_validator("text", "error")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        return None if value is None else encodable(value)
 
 
 class ModelAdapter(ABC):

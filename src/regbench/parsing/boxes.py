@@ -21,6 +21,7 @@ has the wrong count of numbers is reported in ``Extraction.errors``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -30,6 +31,9 @@ from regbench.types import Region, Sample
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _LIST = rf"\[\s*{_NUMBER}(?:\s*,\s*{_NUMBER})*\s*,?\s*\]"
 _LISTS = rf"\[\s*{_LIST}(?:\s*,\s*{_LIST})*\s*\]|{_LIST}"
+# A VividMed phrase: <p>...</p> with no other <p> or </p> inside. Unrolled, so that text with
+# many unclosed <p> is read in linear time (a lazy ".*?" rescans to the end from each one).
+_P_PHRASE = r"<p>(?P<phrase>[^<]*(?:<(?!/?p>)[^<]*)*)</p>"
 # An optional <ref>name</ref>, then one or several bracketed number lists, in <box> or <ref> tags or bare.
 _GRID = re.compile(
     rf"(?:<ref>(?P<name>[^<>]*?)</ref>\s*)?(?:<(?P<tag>box|ref)>\s*)?(?P<boxes>{_LISTS})(?:\s*</(?:box|ref)>)?",
@@ -47,7 +51,7 @@ _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
 def to_unit_box(values: Sequence[float], scale_x: float, scale_y: float | None = None) -> list[float] | None:
     """Scale to 0–1, clip, reorder swapped corners; ``None`` unless 4 (2D) or 6 (3D) numbers."""
-    if len(values) not in (4, 6):
+    if len(values) not in (4, 6) or any(math.isnan(v) for v in values):
         return None
     scale_y = scale_x if scale_y is None else scale_y
     half = len(values) // 2
@@ -175,7 +179,7 @@ class VividMedPhrases:
     """VividMed: grounded phrases ``<p>phrase</p>``, each optionally followed by 0–1 boxes."""
 
     name = "vividmed"
-    _PHRASE = re.compile(rf"<p>(?P<phrase>.*?)</p>(?P<boxes>(?:\s*(?:{_LISTS}))*)", re.DOTALL)
+    _PHRASE = re.compile(rf"{_P_PHRASE}(?P<boxes>(?:\s*(?:{_LISTS}))*)")
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         errors = []
@@ -211,7 +215,7 @@ class AutoBoxes:
             return "qwen25_vl"
         if _QWEN_BOX.search(text):
             return "qwen_vl"
-        if re.search(r"<p>.*?</p>", text, re.DOTALL):
+        if re.search(_P_PHRASE, text):
             return "vividmed"
         if "[[" in text.replace(" ", "") or "<box>" in text or "<ref>" in text:
             return "medrega"
