@@ -220,3 +220,43 @@ def test_lone_surrogates_from_json_escapes_can_still_be_written() -> None:
     assert parsed.objects[0].name == "?liver"
     parsed.model_dump_json().encode("utf-8")  # what samples.jsonl needs
     assert Response(text="a\ud800b").text == "a?b"  # decoded from a server's JSON reply
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ("<ref>right lung</ref><box>[[102, 106, 481, 910, " + "102, 106, " * 8, "medrega"),  # cut off by max_tokens
+        ("[[102, 106, 481, 910], [102, 106, 481, 910, " + "481, " * 12, "internvl"),
+        ("[" + "11, " * 40 + "x", "auto"),
+        ("<box>(" + "1" * 20_000 + ",", "qwen_vl"),
+        ("[" + "1" * 20_000, "m4cxr"),
+    ],
+)
+def test_truncated_number_lists_fail_quickly(text: str, fmt: str) -> None:
+    # Each took seconds to minutes when a number's digits could be split several ways
+    # (exponential in the count of integers); a regression hangs this test.
+    parsed = parse_output(text, box_format=fmt, sample=Sample(id="s", width=10, height=10), expect_boxes=True)
+    assert parsed.ok == (fmt == "internvl")  # internvl still reads its one closed box
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("No pancreas detected.", True),  # M3D's absent templates
+        ("This is spleen, but not here.", True),
+        ("Nonenhancing hypodense lesion in segment 7 of the liver, consistent with a simple cyst.", False),
+        ("Nonetheless, the liver is enlarged.", False),
+    ],
+)
+def test_refusal_wording(text: str, refusal: bool) -> None:
+    assert is_refusal(text) == refusal
+
+
+def test_vividmed_phrase_with_several_boxes() -> None:
+    text = (
+        "<ngrd>There is <p>cardiomegaly</p> [0.3, 0.4, 0.7, 0.8] and "
+        "<p>pleural effusion</p> [0.1, 0.6, 0.4, 0.9], [0.6, 0.6, 0.9, 0.9]."
+    )
+    parsed = parse_output(text, box_format="vividmed")
+    assert parsed.text == "There is cardiomegaly and pleural effusion."
+    assert [(o.name, len(o.boxes)) for o in parsed.objects] == [("cardiomegaly", 1), ("pleural effusion", 2)]

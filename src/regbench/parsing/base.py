@@ -17,7 +17,7 @@ from regbench.types import Parsed, Region, Sample
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _REFUSAL = re.compile(
-    r"^\s*(not present|none|no (such |visible )?(region|object|finding|lesion)s?( (is|are) (found|present|visible))?"
+    r"^\s*(not present|none\b|no (such |visible )?(region|object|finding|lesion)s?( (is|are) (found|present|visible))?"
     r"|sorry|i (cannot|can't|could not|am unable to) (find|locate|see|identify)|unable to (find|locate))",
     re.IGNORECASE,
 )
@@ -25,7 +25,8 @@ _REFUSAL = re.compile(
 # "The liver is not visible.", "未发现病灶。" Only short answers: a long report that says "no
 # effusion" and has no box is a parse failure, not a refusal.
 _ABSENT = re.compile(
-    r"\b(there (is|are) no|there's no|not (present|visible|seen|found|detected|identified|shown)"
+    r"\b(there (is|are) no|there's no|not (present|visible|seen|found|detected|identified|shown|here)"
+    r"|^no\b[^,;]*\b(present|visible|seen|found|detected|identified|shown)"
     r"|(cannot|can't|could not|couldn't) be (found|located|seen|identified|detected)|does not (exist|appear))\b"
     r"|(未|没有|无法|不能)(见|发现|找到|定位|看到|显示|识别)|不存在",
     re.IGNORECASE,

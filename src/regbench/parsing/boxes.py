@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from regbench.parsing.base import BOX_FORMATS, Extraction
 from regbench.types import Region, Sample
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# One way only to split digits into a number: "\d+\.?\d*" could split "102" as 1|02, 10|2 ...,
+# and an unclosed list of integers (an output cut off by max_tokens) then took exponential time.
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _LIST = rf"\[\s*{_NUMBER}(?:\s*,\s*{_NUMBER})*\s*,?\s*\]"
 _LISTS = rf"\[\s*{_LIST}(?:\s*,\s*{_LIST})*\s*\]|{_LIST}"
 # A VividMed phrase: <p>...</p> with no other <p> or </p> inside. Unrolled, so that text with
@@ -179,7 +181,7 @@ class VividMedPhrases:
     """VividMed: grounded phrases ``<p>phrase</p>``, each optionally followed by 0–1 boxes."""
 
     name = "vividmed"
-    _PHRASE = re.compile(rf"{_P_PHRASE}(?P<boxes>(?:\s*(?:{_LISTS}))*)")
+    _PHRASE = re.compile(rf"{_P_PHRASE}(?P<boxes>(?:\s*,?\s*(?:{_LISTS}))*)")  # several boxes: ", " between
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         errors = []
