@@ -62,8 +62,8 @@ def test_chinese_names() -> None:
 
 
 def test_qwen25_needs_the_image_size() -> None:
-    text = '```json\n[{"bbox_2d": [20, 40, 100, 200], "label": "liver"}]\n```'
-    sized = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=200, height=400))
+    text = '```json\n[{"bbox_2d": [28, 56, 140, 280], "label": "liver"}]\n```'
+    sized = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=280, height=560))
     assert sized.objects[0].name == "liver"
     assert sized.objects[0].boxes[0] == pytest.approx([0.1, 0.1, 0.5, 0.5])
     unsized = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s"), expect_boxes=True)
@@ -195,6 +195,21 @@ def test_is_refusal_needs_a_short_answer() -> None:
     assert not is_refusal("There is no nodule. " + "The rest of the report is long. " * 6)
 
 
+@pytest.mark.parametrize(
+    ("size", "resized"),
+    [((1000, 800), (1008, 812)), ((5000, 4000), (4004, 3192)), ((10, 10), (56, 56)), ((280, 560), (280, 560))],
+)
+def test_qwen25_boxes_are_pixels_of_the_resized_input(size: tuple[int, int], resized: tuple[int, int]) -> None:
+    # Qwen2.5-VL's processor resizes to multiples of 28 within its pixel bounds (smart_resize)
+    # and the model answers in pixels of that image.
+    from regbench.parsing.boxes import qwen25_input_size
+
+    assert qwen25_input_size(*size) == resized
+    text = f'{{"bbox_2d": [0, 0, {resized[0] // 2}, {resized[1]}], "label": "liver"}}'
+    parsed = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=size[0], height=size[1]))
+    assert parsed.objects[0].boxes == [[0.0, 0.0, (resized[0] // 2) / resized[0], 1.0]]
+
+
 def test_many_unclosed_phrases_parse_without_rescanning() -> None:
     # a lazy <p>.*?</p> rescans to the end from every <p>: 15 s for this text before
     text = "<p>a" * 25_000 + "<p>opacity</p> [0.1, 0.2, 0.4, 0.5]"
@@ -204,11 +219,11 @@ def test_many_unclosed_phrases_parse_without_rescanning() -> None:
 
 
 def test_non_numbers_in_json_boxes_are_not_boxes() -> None:
-    image = Sample(id="s", width=100, height=100)
+    image = Sample(id="s", width=112, height=112)  # a multiple of 28: Qwen's resize keeps it
     nan = '[{"bbox_2d": [NaN, NaN, NaN, NaN], "label": "x"}]'
     parsed = parse_output(nan, box_format="qwen25_vl", sample=image, expect_boxes=True)
     assert not parsed.ok and parsed.objects == []
-    inf = parse_output('{"bbox_2d": [0, 0, Infinity, 50]}', box_format="qwen25_vl", sample=image)
+    inf = parse_output('{"bbox_2d": [0, 0, Infinity, 56]}', box_format="qwen25_vl", sample=image)
     assert inf.objects[0].boxes == [[0.0, 0.0, 1.0, 0.5]]  # out of range: clipped
 
 

@@ -38,8 +38,8 @@ def test_single_turn_with_system_image_and_box_filter() -> None:
 
 def test_pixel_formats_write_boxes_in_the_samples_image_size() -> None:
     r = renderer("{{ objects[0].boxes | boxes }}", box_format="qwen25_vl")
-    sized = SAMPLE.model_copy(update={"width": 1000, "height": 500})
-    assert r.messages(sized, 0, [])[1].content == '{"bbox_2d": [100, 100, 500, 300]}'
+    sized = SAMPLE.model_copy(update={"width": 1000, "height": 500})  # Qwen's processor resizes to 1008 x 504
+    assert r.messages(sized, 0, [])[1].content == '{"bbox_2d": [101, 101, 504, 302]}'
     # without a size the format can only write 0-1 floats
     assert r.messages(SAMPLE, 0, [])[1].content == '{"bbox_2d": [0.1, 0.2, 0.5, 0.6]}'
 

@@ -137,8 +137,27 @@ class QwenVLBoxes:
         return f"({x1},{y1}),({x2},{y2})"
 
 
+def qwen25_input_size(width: int, height: int, *, factor: int = 28, min_pixels: int = 56 * 56,
+                      max_pixels: int = 28 * 28 * 16384) -> tuple[int, int]:  # fmt: skip
+    """The (width, height) Qwen2.5-VL's processor resizes an image to (its ``smart_resize``, with the
+    processor's default pixel bounds): each side a multiple of 28, the area kept within bounds.
+    Its boxes are pixels of this resized image, not of the original."""
+    resized_h = max(factor, round(height / factor) * factor)
+    resized_w = max(factor, round(width / factor) * factor)
+    if resized_h * resized_w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        resized_h = max(factor, math.floor(height / beta / factor) * factor)
+        resized_w = max(factor, math.floor(width / beta / factor) * factor)
+    elif resized_h * resized_w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        resized_h = math.ceil(height * beta / factor) * factor
+        resized_w = math.ceil(width * beta / factor) * factor
+    return resized_w, resized_h
+
+
 class Qwen25Boxes:
-    """Qwen2.5-VL JSON grounding: ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]`` in pixels."""
+    """Qwen2.5-VL JSON grounding: ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]`` in pixels of the
+    resized input image (:func:`qwen25_input_size`)."""
 
     name = "qwen25_vl"
     _OBJECT = re.compile(r"\{[^{}]*\"bbox_2d\"[^{}]*\}", re.DOTALL)
@@ -160,7 +179,7 @@ class Qwen25Boxes:
             if not width or not height:
                 errors.append("qwen25_vl boxes are in pixels: the sample needs `width` and `height`")
                 continue
-            box = to_unit_box(values, float(width), float(height))
+            box = to_unit_box(values, *map(float, qwen25_input_size(width, height)))
             if box is None:
                 errors.append(f"bbox_2d needs 4 numbers: {match.group(0)[:80]}")
                 continue
@@ -170,9 +189,9 @@ class Qwen25Boxes:
         return Extraction(objects=list(regions.values()), text=_clean(remaining), errors=errors, format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
-        """Pixels of ``sample``'s image; without a size, 0–1 floats (then say so in the prompt)."""
+        """Pixels of ``sample``'s resized image; without a size, 0–1 floats (then say so in the prompt)."""
         if sample is not None and sample.width and sample.height:
-            scale = [sample.width, sample.height] * 2
+            scale = list(qwen25_input_size(sample.width, sample.height)) * 2
             return json.dumps({"bbox_2d": [round(v * k) for v, k in zip(box[:4], scale, strict=True)]})
         return json.dumps({"bbox_2d": [round(v, 3) for v in box]})
 
