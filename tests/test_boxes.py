@@ -275,3 +275,25 @@ def test_vividmed_phrase_with_several_boxes() -> None:
     parsed = parse_output(text, box_format="vividmed")
     assert parsed.text == "There is cardiomegaly and pleural effusion."
     assert [(o.name, len(o.boxes)) for o in parsed.objects] == [("cardiomegaly", 1), ("pleural effusion", 2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "expected"),
+    [
+        (
+            "consolidation [0,1,0,3], atelectasis [2,3,2,5], [3,6,7,8].",
+            "m4cxr",
+            [("consolidation", 1), ("atelectasis", 2)],
+        ),
+        ("<ref>liver</ref><box>(100,200),(350,599)</box><box>(400,400),(500,500)</box>", "qwen_vl", [("liver", 2)]),
+        ("<ref>liver</ref><ref>[100,200,350,599], [400,400,500,500]</ref>", "medrega", [("liver", 2)]),
+        ("<ref>kidney</ref><box>[[1,2,3,4]], [[5,6,7,8]]</box>", "medrega", [("kidney", 2)]),
+        (
+            "<ref>liver</ref><box>[[1,2,3,4]]</box>, <ref>spleen</ref><box>[[5,6,7,8]]</box>",
+            "medrega",
+            [("liver", 1), ("spleen", 1)],
+        ),
+    ],
+)
+def test_boxes_that_follow_a_named_box_keep_its_name(text: str, fmt: str, expected: list[tuple[str, int]]) -> None:
+    assert [(o.name, len(o.boxes)) for o in parse_output(text, box_format=fmt).objects] == expected

@@ -33,6 +33,8 @@ from regbench.types import Region, Sample
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _LIST = rf"\[\s*{_NUMBER}(?:\s*,\s*{_NUMBER})*\s*,?\s*\]"
 _LISTS = rf"\[\s*{_LIST}(?:\s*,\s*{_LIST})*\s*\]|{_LIST}"
+# What may stand between two box groups of one object: "liver [..], [..]", "<box>..</box><box>..</box>".
+_CONTINUES = re.compile(r"\s*[,，、]?\s*")
 # A VividMed phrase: <p>...</p> with no other <p> or </p> inside. Unrolled, so that text with
 # many unclosed <p> is read in linear time (a lazy ".*?" rescans to the end from each one).
 _P_PHRASE = r"<p>(?P<phrase>[^<]*(?:<(?!/?p>)[^<]*)*)</p>"
@@ -99,10 +101,13 @@ class BracketBoxes:
                     errors.append(f"a box needs 4 or 6 numbers: {box_text}")
                 else:
                     boxes.append(box)
-            if boxes:
+            between = text[last_end : match.start()]
+            if boxes and match.group("name") is None and regions and _CONTINUES.fullmatch(between):
+                regions[-1].boxes.extend(boxes)  # "liver [..], [..]": more boxes of the same object
+            elif boxes:
                 name = match.group("name")
                 if name is None:
-                    name = _trailing_name(text[last_end : match.start()])
+                    name = _trailing_name(between)
                 regions.append(Region(name=name.strip(), boxes=boxes))
             last_end = match.end()
         remaining = re.sub(rf"(?:{_GRID.pattern}){_SEPARATOR}", " ", text, flags=re.DOTALL)
@@ -123,10 +128,14 @@ class QwenVLBoxes:
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         regions: dict[str, Region] = {}
+        name, last_end = "", 0
         for match in _QWEN_BOX.finditer(text):
             values = [float(match.group(k)) for k in ("x1", "y1", "x2", "y2")]
             box = to_unit_box(values, 999)
-            name = (match.group("name") or "").strip()
+            # Qwen-VL writes one <ref> then one <box> per box: a <box> right after another keeps its name
+            if match.group("name") is not None or not _CONTINUES.fullmatch(text[last_end : match.start()]):
+                name = (match.group("name") or "").strip()
+            last_end = match.end()
             if box is not None:
                 regions.setdefault(name, Region(name=name)).boxes.append(box)
         remaining = _QWEN_BOX.sub(" ", text)
