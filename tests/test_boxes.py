@@ -297,3 +297,11 @@ def test_vividmed_phrase_with_several_boxes() -> None:
 )
 def test_boxes_that_follow_a_named_box_keep_its_name(text: str, fmt: str, expected: list[tuple[str, int]]) -> None:
     assert [(o.name, len(o.boxes)) for o in parse_output(text, box_format=fmt).objects] == expected
+
+
+def test_each_format_reads_boxes_of_its_own_dimension() -> None:
+    assert not parse_output("[0.1, 0.2, 0.3, 0.4]", box_format="m3d", expect_boxes=True).ok
+    bad = parse_output(
+        "<ref>liver</ref><box>[[100, 200, 300, 400, 500, 600]]</box>", box_format="medrega", expect_boxes=True
+    )
+    assert not bad.ok and "medrega box has 4 numbers" in (bad.error or "")

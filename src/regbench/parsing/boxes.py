@@ -96,9 +96,10 @@ class BracketBoxes:
         for match in _GRID.finditer(text):
             boxes = []
             for box_text in re.findall(_LIST, match.group("boxes")):
-                box = to_unit_box(_numbers(box_text), self.scale)
+                numbers = _numbers(box_text)
+                box = to_unit_box(numbers, self.scale) if len(numbers) == self.dims else None
                 if box is None:
-                    errors.append(f"a box needs 4 or 6 numbers: {box_text}")
+                    errors.append(f"a {self.name} box has {self.dims} numbers: {box_text}")
                 else:
                     boxes.append(box)
             between = text[last_end : match.start()]
