@@ -305,3 +305,30 @@ def test_each_format_reads_boxes_of_its_own_dimension() -> None:
         "<ref>liver</ref><box>[[100, 200, 300, 400, 500, 600]]</box>", box_format="medrega", expect_boxes=True
     )
     assert not bad.ok and "medrega box has 4 numbers" in (bad.error or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "clean"),
+    [
+        (
+            "A nodule is seen in the <ref>right lung</ref><box>[[102, 106, 481, 910]]</box>. "
+            "The <ref>heart</ref><box>[[589, 669, 839, 999]]</box> is normal.",
+            "medrega",
+            "A nodule is seen in the right lung. The heart is normal.",
+        ),
+        ("The <ref>liver</ref><box>(100,200),(350,599)</box> is enlarged.", "qwen_vl", "The liver is enlarged."),
+        (
+            "胰腺体部见<ref>肿块</ref><box>[[420, 380, 609, 549]]</box>，边界不清。",
+            "medrega",
+            "胰腺体部见肿块，边界不清。",
+        ),
+        (  # MedRegA's header form: the names label the text that follows and are not part of it
+            "<ref>right lung</ref><box>[[102, 106, 481, 910]]</box>, <ref>left lung</ref><box>[[535, 128, 923, 889]]"
+            "</box>: A nodular opacity is seen. <ref>heart</ref><box>[[1, 2, 3, 4]]</box>: Normal heart.",
+            "medrega",
+            "A nodular opacity is seen. Normal heart.",
+        ),
+    ],
+)
+def test_grounded_report_text_keeps_inline_names_and_drops_headers(text: str, fmt: str, clean: str) -> None:
+    assert parse_output(text, box_format=fmt).text == clean

@@ -49,6 +49,9 @@ _QWEN_BOX = re.compile(
     re.DOTALL,
 )
 _SEPARATOR = r"\s*[:：,，;；]?\s*"
+# A box group and the separator after it, as removed from the report text (see _unboxed).
+_GRID_WITH_SEPARATOR = re.compile(rf"(?:{_GRID.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
+_QWEN_WITH_SEPARATOR = re.compile(rf"(?:{_QWEN_BOX.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
 _TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
@@ -76,6 +79,18 @@ def _trailing_name(prefix: str) -> str:
     clause = re.sub(r"^\s*(?:and|,|，)\s*", "", clause.strip(" ,，"))
     words = clause.split()
     return " ".join(words[-8:]) if len(words) <= 8 else ""
+
+
+def _unboxed(text: str, match: re.Match[str]) -> str:
+    """What a box group leaves in the report text. Inside a sentence ("seen in the <ref>right
+    lung</ref><box>[[..]]</box>. The ...") its name stays; as a header before the text it
+    describes ("<ref>right lung</ref><box>[[..]]</box>: A nodule ..."), after another group, or
+    ending a list of detections, it goes."""
+    before, after = text[: match.start()].rstrip(), text[match.end() :].lstrip()
+    name = match.group("name")
+    if name and before and (before[-1].isalnum() or before[-1] == "(") and after and after[0] != "<":
+        return f"{name.strip()}{match.group('sep')}"
+    return " "
 
 
 def _clean(text: str) -> str:
@@ -111,7 +126,7 @@ class BracketBoxes:
                     name = _trailing_name(between)
                 regions.append(Region(name=name.strip(), boxes=boxes))
             last_end = match.end()
-        remaining = re.sub(rf"(?:{_GRID.pattern}){_SEPARATOR}", " ", text, flags=re.DOTALL)
+        remaining = _GRID_WITH_SEPARATOR.sub(lambda m: _unboxed(text, m), text)
         return Extraction(objects=regions, text=_clean(remaining), errors=errors, format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
@@ -139,7 +154,7 @@ class QwenVLBoxes:
             last_end = match.end()
             if box is not None:
                 regions.setdefault(name, Region(name=name)).boxes.append(box)
-        remaining = _QWEN_BOX.sub(" ", text)
+        remaining = _QWEN_WITH_SEPARATOR.sub(lambda m: _unboxed(text, m), text)
         return Extraction(objects=list(regions.values()), text=_clean(remaining), format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
