@@ -332,3 +332,9 @@ def test_each_format_reads_boxes_of_its_own_dimension() -> None:
 )
 def test_grounded_report_text_keeps_inline_names_and_drops_headers(text: str, fmt: str, clean: str) -> None:
     assert parse_output(text, box_format=fmt).text == clean
+
+
+@pytest.mark.parametrize("text", ["[]", "```json\n[]\n```", " [ ] "])
+def test_an_empty_json_list_says_nothing_was_found(text: str) -> None:
+    parsed = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=28, height=28), expect_boxes=True)
+    assert parsed.ok and parsed.refusal and parsed.objects == []

@@ -31,6 +31,8 @@ _ABSENT = re.compile(
     r"|(未|没有|无法|不能)(见|发现|找到|定位|看到|显示|识别)|不存在",
     re.IGNORECASE,
 )
+# An empty JSON list, fenced or not: Qwen2.5-VL's way of saying it found nothing.
+_EMPTY_LIST = re.compile(r"\s*(?:```(?:json)?\s*)?\[\s*\]\s*(?:```)?\s*")
 _FIRST_SENTENCE = re.compile(r"^[^.!?。！？\n]*")
 _SHORT = 120
 
@@ -75,7 +77,7 @@ def is_refusal(text: str) -> bool:
     >>> [is_refusal(t) for t in ("Not present.", "The liver is not visible.", "未发现病灶。", "Liver at left.")]
     [True, True, True, False]
     """
-    if _REFUSAL.match(text):
+    if _REFUSAL.match(text) or _EMPTY_LIST.fullmatch(text):
         return True
     first = _FIRST_SENTENCE.match(text.strip())
     return len(text) <= _SHORT and first is not None and bool(_ABSENT.search(first.group(0)))
