@@ -131,6 +131,7 @@ def test_score_handwritten_task_and_predictions_outside_the_repo(tmp_path: Path,
         ('{"id": "a", "output": "x"}\nnot json\n', "preds.jsonl:2: not valid JSON"),
         ('{"output": "x"}\n', 'preds.jsonl:1: expected {"id": ..., "output": ...}'),
         ("\n", "no predictions in the file"),
+        ('{"id": "zzz", "output": "x"}\n', "none of its 1 ids is a sample of task demo_vqa_en"),
     ],
 )
 def test_a_malformed_predictions_file_stops_before_scoring(tmp_path: Path, lines: str, message: str) -> None:
@@ -141,6 +142,32 @@ def test_a_malformed_predictions_file_stops_before_scoring(tmp_path: Path, lines
     )
     assert code == 2 and message in " ".join(text.split()), text
     assert not out.exists()  # nothing scored as zeros
+
+
+def test_predictions_that_are_not_utf8_or_carry_a_bom(tmp_path: Path) -> None:
+    (tmp_path / "preds.jsonl").write_bytes(b'{"id": "vqa1", "output": "\xff"}\n')
+    out = tmp_path / "out"
+    code, text = invoke(
+        "score", "--task", "demo_vqa_en", "--predictions", str(tmp_path / "preds.jsonl"), "-o", str(out)
+    )
+    assert code == 2 and "not UTF-8 text" in text, text
+    (tmp_path / "preds.jsonl").write_bytes(b'\xef\xbb\xbf{"id": "vqa1", "output": "yes"}\n')
+    code, text = invoke(
+        "score", "--task", "demo_vqa_en", "--predictions", str(tmp_path / "preds.jsonl"), "-o", str(out)
+    )
+    assert code == 0, text
+
+
+def test_template_include_is_a_spec_error(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "question": "q", "answer": "x"}])
+    task = tmp_path / "t.yaml"
+    task.write_text(
+        f"task: t\nfamily: vqa\ndataset: {{path: {data.name}}}\n"
+        "prompt: \"{% include '/etc/passwd' %}\"\nmetrics: [vqa]\n"
+    )
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": "x"}])
+    code, text = invoke("score", "--task", str(task), "--predictions", str(preds), "-o", str(tmp_path / "out"))
+    assert code == 2 and "prompt" in text and "Traceback" not in text, text
 
 
 def test_missing_and_unknown_prediction_ids_are_named(tmp_path: Path) -> None:

@@ -165,3 +165,15 @@ def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     merged = json.loads((tmp_path / "out/rec/t/results.json").read_text())
     assert merged["n_samples"] == 4 and merged["metrics"]["exact"] == 1.0
+
+
+def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
+    from regbench.runner import _without_secret
+
+    config = {
+        "base_url": "http://tok:sk-9x@host/v1",
+        "options": {"extra_body": {"api_key": "sk-9x"}, "n": [1, "sk-9x"]},
+    }
+    masked = _without_secret(config, "sk-9x")
+    assert "sk-9x" not in str(masked) and masked["base_url"] == "http://tok:***@host/v1"
+    assert _without_secret(config, None) is config

@@ -51,6 +51,8 @@ class PromptRenderer:
             self._system = env.from_string(self.system_template) if self.system_template else None
         except TemplateError as exc:
             raise SpecError(self._file, "prompt", f"not a valid jinja2 template: {exc}") from None
+        except TypeError as exc:  # {% include %} / {% import %}: there is no template loader, by design
+            raise SpecError(self._file, "prompt", f"templates cannot include or import files: {exc}") from None
 
     @property
     def n_turns(self) -> int:
@@ -108,7 +110,7 @@ class PromptRenderer:
                 field,
                 f"task {self.task.task}: template variable missing for sample {context['id']!r}: {exc.message}",
             ) from None
-        except TemplateError as exc:
+        except (TemplateError, TypeError) as exc:  # TypeError: {% include %} with no loader, by design
             raise SpecError(self._file, field, f"task {self.task.task}: {exc}") from None
 
 

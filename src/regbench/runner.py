@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -346,7 +347,7 @@ def score(
         bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
         config={
             "task": task.model_dump(mode="json"),
-            "model": model.model_dump(mode="json"),
+            "model": _without_secret(model.model_dump(mode="json"), os.environ.get(model.api_key_env)),
             "run": {
                 "limit": options.limit,
                 "seed": options.seed,
@@ -425,3 +426,17 @@ def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     write_samples(destination, records)
     write_results(destination, merged)
     return merged
+
+
+def _without_secret(value: Any, secret: str | None) -> Any:
+    """``value`` with every occurrence of the API key masked: a model YAML may have put it in a
+    URL or an option through ``${VAR}``, and results.json must never hold it."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, dict):
+        return {k: _without_secret(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_secret(v, secret) for v in value]
+    return value

@@ -48,6 +48,11 @@ class ReplayAdapter(ModelAdapter):
             raise DataError(f'{path}: no predictions in the file (expected {{"id": ..., "output": ...}} lines)')
         notes = []
         missing = [i for i in sample_ids if i not in recorded]
+        if sample_ids and len(missing) == len(sample_ids):
+            raise DataError(
+                f"{path}: none of its {len(recorded)} ids is a sample of task {task} (e.g. {next(iter(recorded))!r}"
+                f" vs {sample_ids[0]!r}): is it the predictions file of another task?"
+            )
         if missing:
             notes.append(
                 f"{path}: no output for {len(missing)} of {len(sample_ids)} samples of {task} "
@@ -77,23 +82,26 @@ def read_predictions(path: Path) -> dict[str, str | list[str]]:
     if not path.is_file():
         raise DataError(f"predictions file not found: {path}")
     outputs: dict[str, str | list[str]] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or "id" not in record or "output" not in record:
-                raise DataError(f'{path}:{number}: expected {{"id": ..., "output": ...}}')
-            output = record["output"]
-            if output is None:
-                output = ""
-            if not isinstance(output, str | list):
-                raise DataError(f"{path}:{number}: output must be a string or a list of strings")
-            key = str(record["id"])
-            if key in outputs:
-                raise DataError(f"{path}:{number}: id {key!r} appears twice")
-            outputs[key] = output
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is fine
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit in a string
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or "id" not in record or "output" not in record:
+            raise DataError(f'{path}:{number}: expected {{"id": ..., "output": ...}}')
+        output = record["output"]
+        if output is None:
+            output = ""
+        if not isinstance(output, str | list):
+            raise DataError(f"{path}:{number}: output must be a string or a list of strings")
+        key = str(record["id"])
+        if key in outputs:
+            raise DataError(f"{path}:{number}: id {key!r} appears twice")
+        outputs[key] = output
     return outputs
