@@ -19,6 +19,7 @@ from regbench.runner import RunOptions, evaluate
 from regbench.spec import MetricRef, ModelSpec, TaskSpec, load_spec
 from tests.conftest import REPO
 from tests.servers import RunningServer, start_openai_server
+from tests.test_openai import make_model
 
 TASKS = REPO / "tasks"
 DETECTION = "<ref>nodule</ref><box>[[100, 200, 300, 400]]</box>"
@@ -26,18 +27,7 @@ FINDINGS = "cardiomegaly, pleural effusion."
 
 
 def model_yaml(tmp_path: Path, url: str) -> Path:
-    spec = {
-        "model": "served",
-        "adapter": "openai",
-        "base_url": url,
-        "model_name": "test-model",
-        "box_format": "medrega",
-        "timeout": 60,
-        "max_retries": 1,
-        "options": {"backoff_base": 0.01},
-    }
-    (tmp_path / "model.yaml").write_text(json.dumps(spec))
-    return tmp_path / "model.yaml"
+    return make_model(tmp_path, url, box_format="medrega", timeout=60, max_retries=1)
 
 
 def lines(path: Path) -> list[dict]:
