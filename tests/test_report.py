@@ -122,6 +122,20 @@ def test_partial_malformed_old_and_duplicate_results(runs: Path, tmp_path: Path)
     assert "–" in markdown  # the missing value shows as a dash, not a zero
 
 
+def test_a_shard_is_skipped_even_when_newer_than_the_merged_run(runs: Path, tmp_path: Path) -> None:
+    merged = copy_run(runs, "medrega-demo", "demo_vqa_en", tmp_path)
+    shard = tmp_path / "medrega-demo" / "demo_vqa_en" / "shard-1-of-2" / "results.json"
+    shard.parent.mkdir()
+    data = json.loads(merged.read_text())
+    data["config"]["run"]["shard"] = [1, 2]
+    data["metrics"] = {key: 0.0 for key in data["metrics"]}
+    shard.write_text(json.dumps(data))
+    os.utime(shard, (time.time() + 10, time.time() + 10))
+    collection = collect(tmp_path)
+    assert [run.path for run in collection.runs] == [merged]
+    assert any("shard 1/2 of a sharded run" in note for note in collection.notes)
+
+
 def test_non_finite_values_are_treated_as_not_reported(tmp_path: Path) -> None:
     values = {"a": (0.5, None), "b": (float("nan"), 0.2), "c": (0.7, 0.1)}
     for model, (f1, acc) in values.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench.errors import SpecError
+from regbench.errors import DataError, SpecError
 from regbench.metrics import METRICS, Metric, register_metric
 from regbench.models import build_adapter
 from regbench.runner import RunOptions, evaluate, resolve_metrics
@@ -147,7 +147,53 @@ def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
     assert merged.model_dump(mode="json") == whole
     assert (tmp_path / "merged/samples.jsonl").read_text() == (tmp_path / "whole/rec/t/samples.jsonl").read_text()
     with pytest.raises(Exception, match="more than one shard"):
-        merge_shards([shard_dirs[0], shard_dirs[0]], tmp_path / "again")
+        merge_shards([*shard_dirs, shard_dirs[0]], tmp_path / "again")
+
+
+def test_merge_refuses_an_incomplete_set_of_shards(tmp_path: Path) -> None:
+    from regbench.runner import merge_shards
+
+    task = make_task(tmp_path, rows=6)
+    model = replay(tmp_path, {f"s{i}": f"a{i}" for i in range(6)})
+    dirs = []
+    for index in (0, 2):
+        options = RunOptions(output=tmp_path / "out", bootstrap_trials=20, shard=(index, 3))
+        dirs.append(asyncio.run(evaluate(task, model, build_adapter(model), options)).directory)
+    with pytest.raises(DataError, match=r"shard\(s\) 1/3 missing"):
+        merge_shards(dirs, tmp_path / "merged")
+    whole = asyncio.run(evaluate(task, model, build_adapter(model), RunOptions(output=tmp_path / "w"))).directory
+    with pytest.raises(DataError, match="not a shard"):
+        merge_shards([*dirs, whole], tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
+
+
+def test_merged_shards_recompute_per_sample_cider_over_the_whole_split(tmp_path: Path) -> None:
+    """CIDEr-D's document frequencies come from the split: a shard's per-sample values differ from the
+    whole run's, and merge recomputes them (results.json and samples.jsonl equal the unsharded run)."""
+    from regbench.runner import merge_shards
+
+    reports = ["the heart is normal", "small left effusion", "no pneumothorax", "the heart is enlarged"]
+    write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i}", "question": "q", "answer": r} for i, r in enumerate(reports)])
+    (tmp_path / "task.yaml").write_text(
+        "task: t\nfamily: report\ndataset: {path: data.jsonl}\nprompt: '{{ question }}'\n"
+        "metrics: [{name: nlg, meteor: false, tokenizer: whitespace}]\n"
+    )
+    task = load_spec(tmp_path / "task.yaml", TaskSpec)
+    model = replay(tmp_path, {f"s{i}": r.replace("normal", "fine") for i, r in enumerate(reports)})
+    run(task, model, tmp_path / "whole")
+    dirs = []
+    for index in range(2):
+        options = RunOptions(output=tmp_path / "sharded", bootstrap_trials=50, shard=(index, 2))
+        dirs.append(asyncio.run(evaluate(task, model, build_adapter(model), options)).directory)
+    shard_cider = [json.loads(x)["scores"]["cider"] for x in (dirs[0] / "samples.jsonl").read_text().splitlines()]
+    merge_shards(dirs, tmp_path / "merged")
+    whole = (tmp_path / "whole/rec/t/samples.jsonl").read_text()
+    merged = (tmp_path / "merged/samples.jsonl").read_text()
+    assert shard_cider != [json.loads(x)["scores"]["cider"] for x in whole.splitlines()][::2]
+    assert merged == whole
+    assert json.loads((tmp_path / "merged/results.json").read_text()) == json.loads(
+        (tmp_path / "whole/rec/t/results.json").read_text()
+    )
 
 
 def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:

@@ -311,10 +311,6 @@ def score(
 
     records = []
     for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, parsed, strict=True)):
-        scores: dict[str, Any] = {}
-        for plugin in plugins:
-            sample_scores = plugin.sample_scores(stats[plugin.name][index])
-            scores.update({k: v for k, v in sample_scores.items() if v is not None})
         records.append(
             {
                 "id": sample.id,
@@ -329,7 +325,7 @@ def score(
                     "labels": sample.labels,
                     "image": sample.image,
                 },
-                "scores": scores,
+                "scores": sample_scores(plugins, stats, index),
                 "stats": {plugin.name: stats[plugin.name][index] for plugin in plugins},
             }
         )
@@ -358,6 +354,14 @@ def score(
         regbench_version=__version__,
     )
     return results, records
+
+
+def sample_scores(plugins: Sequence[Metric], stats: dict[str, list[Stats]], index: int) -> dict[str, Any]:
+    """The ``scores`` of sample ``index`` in samples.jsonl: every plugin's per-sample values that exist."""
+    scores: dict[str, Any] = {}
+    for plugin in plugins:
+        scores.update({k: v for k, v in plugin.sample_scores(stats[plugin.name][index]).items() if v is not None})
+    return scores
 
 
 def data_fingerprint(task: TaskSpec) -> dict[str, Any]:
@@ -399,6 +403,7 @@ def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
             raise DataError(f"{directory}: not a shard of {first.model} · {first.task} with the same settings")
         if results.config.get("task") != first.config.get("task"):
             raise DataError(f"{directory}: its task spec differs from that of {directories[0]}")
+    _check_complete([results for results, _ in shards], directories)
     records = sorted((r for _, rs in shards for r in rs), key=lambda r: r.get("index", 0))
     seen: set[str] = set()
     for record in records:
@@ -409,11 +414,14 @@ def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     options = RunOptions(bootstrap_trials=first.bootstrap.get("trials", 1000), seed=first.bootstrap.get("seed", 1234))
     plugins = resolve_metrics(task)
     try:
-        stats = {p.name: [r["stats"][p.name] for r in records] for p in plugins}
+        stats = {p.name: p.rejoin([r["stats"][p.name] for r in records]) for p in plugins}
         totals = aggregate(plugins, stats, options)
     finally:
         for plugin in plugins:
             plugin.close()
+    for index, record in enumerate(records):  # per-sample values that depend on the split (CIDEr) changed
+        record["scores"] = sample_scores(plugins, stats, index)
+        record["stats"] = {plugin.name: stats[plugin.name][index] for plugin in plugins}
     merged = first.model_copy(
         update={
             **vars(totals),
@@ -426,6 +434,21 @@ def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     write_samples(destination, records)
     write_results(destination, merged)
     return merged
+
+
+def _check_complete(shards: Sequence[Results], directories: Sequence[Path]) -> None:
+    """Every shard I of one N, each once: a missing shard would silently score a subset."""
+    given = [tuple(results.config.get("run", {}).get("shard") or ()) for results in shards]
+    for shard, directory in zip(given, directories, strict=True):
+        if len(shard) != 2:
+            raise DataError(f"{directory}: not a shard (its results.json has no config.run.shard)")
+    counts = {n for _, n in given}
+    if len(counts) != 1:
+        raise DataError(f"the shards come from different splits: {sorted(f'{i}/{n}' for i, n in given)}")
+    (n,) = counts
+    missing = sorted(set(range(n)) - {i for i, _ in given})
+    if missing:
+        raise DataError(f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing: merge needs all {n} shards")
 
 
 def _without_secret(value: Any, secret: str | None) -> Any:

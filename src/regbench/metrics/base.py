@@ -78,6 +78,15 @@ class Metric(ABC):
         """The per-sample values shown in samples.jsonl (and averaged by the default finalize)."""
         return {key: stats.get(key) for key in self.output_keys()}
 
+    def rejoin(self, stats: Sequence[Stats]) -> list[Stats]:
+        """The stats of a split put back together from shards (``regbench merge``).
+
+        Per-sample values are independent of the other samples for most metrics, so this is the
+        identity; a plugin whose per-sample values depend on the whole split (CIDEr's document
+        frequencies) recomputes them here, so merged shards equal an unsharded run.
+        """
+        return list(stats)
+
     # -- aggregate ----------------------------------------------------------------------
     def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
         """Aggregate scores over samples; a key with no applicable sample is left out."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from regbench.errors import RegbenchError
+from regbench.errors import DataError, RegbenchError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.types import Parsed, Sample
 from regbench.weights import REQUIREMENTS, resolve_model
@@ -130,6 +130,14 @@ class BERTScore(Metric):
             {"bertscore_p": float(p), "bertscore_r": float(r), "bertscore_f1": float(f)}
             for p, r, f in zip(precision.tolist(), recall.tolist(), f1.tolist(), strict=True)
         ]
+
+    def rejoin(self, stats: Sequence[Stats]) -> list[Stats]:
+        if self.opts.idf:  # each shard fitted IDF weights on its own samples; the texts are not in the stats
+            raise DataError(
+                "bertscore with `idf: true` cannot be merged from shards: each shard fitted its IDF weights on "
+                "its own samples; run the task unsharded"
+            )
+        return list(stats)
 
     def signature(self, key: str | None = None) -> str:
         from regbench import __version__

@@ -274,6 +274,13 @@ class NLG(Metric):
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
         return {key: stats.get(key) for key in self.output_keys()}
 
+    def rejoin(self, stats: Sequence[Stats]) -> list[Stats]:
+        """Per-sample CIDEr-D again, with the document frequencies of the whole merged split."""
+        if not stats:
+            return []
+        _, cider = cider_scores([s["hyp"] for s in stats], [s["ref"] for s in stats])
+        return [{**row, "cider": value} for row, value in zip(stats, cider, strict=True)]
+
     # -- aggregate ------------------------------------------------------------------------
     def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
         if not stats:

@@ -3,8 +3,8 @@
 Every problem becomes a one-line ``notes`` entry instead of a crash: a file that is not JSON
 or not a results file is skipped, a missing field gets its default, unknown fields are
 ignored, a metric whose value is not a finite number (null, NaN, a string) is dropped so it
-is neither ranked nor bolded, and when one model has several runs of one task the newest file wins (the others
-are named in the notes).
+is neither ranked nor bolded, a shard of a sharded run is skipped (its merged run counts), and when one
+model has several runs of one task the newest file wins (the others are named in the notes).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -41,6 +42,14 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _shard_of(data: dict[str, Any]) -> str | None:
+    """``"I/N"`` when the results are of one shard of a run (config.run.shard), else None."""
+    config = data.get("config")
+    run = config.get("run") if isinstance(config, dict) else None
+    shard = run.get("shard") if isinstance(run, dict) else None
+    return f"{shard[0]}/{shard[1]}" if isinstance(shard, list) and len(shard) == 2 else None
+
+
 def collect(directory: Path) -> Collection:
     """Every usable results.json under ``directory``, one per (model, task)."""
     found = Collection()
@@ -56,6 +65,10 @@ def collect(directory: Path) -> Collection:
             continue
         if not isinstance(data, dict) or not {"task", "model", "metrics"} <= data.keys():
             found.notes.append(f"skipped {path}: not a regbench results file (needs task, model, metrics)")
+            continue
+        shard = _shard_of(data)
+        if shard:  # a part of a run: `regbench merge` makes the whole one
+            found.notes.append(f"skipped {path}: shard {shard} of a sharded run (its merged results.json counts)")
             continue
         known = {k: v for k, v in data.items() if k in Results.model_fields}
         if isinstance(known["metrics"], dict):
