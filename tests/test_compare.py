@@ -79,6 +79,18 @@ def test_different_tasks_are_refused(tmp_path: Path) -> None:
         compare_runs(a, other)
 
 
+def test_runs_with_different_samples_compare_over_the_shared_ones(tmp_path: Path) -> None:
+    a = run(tmp_path / "x", "a", [f"word{i} right lobe" for i in range(N)])
+    b = run(tmp_path / "y", "b", [f"word{i}" if i < 10 else "nothing" for i in range(N)])
+    kept = [line for line in (a / "samples.jsonl").read_text().splitlines() if json.loads(line)["id"] in {"s0", "s1"}]
+    (a / "samples.jsonl").write_text("\n".join(kept) + "\n")  # run A now holds 2 samples: both perfect
+    rows = {r.key: r for r in compare_runs(a / "results.json", b, trials=50)}  # a results.json path is fine
+    recall = rows["token_recall"]
+    assert (recall.a, recall.b) == (1.0, pytest.approx(1 / 3))  # both over s0 and s1, not A's 40
+    assert recall.difference == pytest.approx(1 / 3 - 1.0) and recall.n == 2
+    assert "over the 2 shared samples (A has 2, B 40)" in recall.note
+
+
 class CorpusMean(Metric):
     """A mean that declares itself a corpus metric: paired_test falls back to finalize per resample."""
 

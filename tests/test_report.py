@@ -256,6 +256,9 @@ def test_commands_write_files(runs: Path, tmp_path: Path) -> None:
     assert cli.invoke(app, ["export", "markdown", str(runs), "-o", str(tmp_path / "t.md")]).exit_code == 0
     result = cli.invoke(app, ["leaderboard", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.json")])
     assert result.exit_code == 2 and "no usable results.json" in result.output
+    result = cli.invoke(app, ["export", "latex", str(runs), "-o", str(tmp_path / "t.tex"), "--preset", "bogus"])
+    assert result.exit_code == 2 and "unknown preset 'bogus'" in result.output and "medrega_region" in result.output
+    assert not (tmp_path / "t.tex").exists()
 
 
 def test_page_in_headless_chromium(runs: Path, tmp_path: Path) -> None:

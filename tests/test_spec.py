@@ -86,6 +86,16 @@ def test_env_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert info.value.field == "model_name"
 
 
+def test_env_reference_inside_a_flow_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "task: t\nfamily: vqa\ndataset: {path: '${D:-data}/f.jsonl', split: ${S:-test}}\nmetrics: [{name: vqa}]\n"
+    path = write(tmp_path / "t.yaml", text.replace("'", ""))  # unquoted: the braces of ${...} are not YAML's
+    monkeypatch.delenv("D", raising=False)
+    monkeypatch.setenv("S", "val")
+    spec = load_spec(path, TaskSpec)
+    assert spec.dataset.path == "data/f.jsonl" and spec.dataset.split == "val"
+    assert load_spec(write(tmp_path / "q.yaml", text), TaskSpec).dataset.path == "data/f.jsonl"
+
+
 def test_env_value_cannot_inject_structure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INJECT", "x\nadapter: replay")
     spec = load_spec(write(tmp_path / "m.yaml", "model: m\nadapter: openai\nmodel_name: ${INJECT}\n"), ModelSpec)

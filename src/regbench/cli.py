@@ -338,7 +338,7 @@ def weights() -> None:
 @app.command()
 @user_errors
 def compare(
-    run_a: Annotated[Path, typer.Argument(help="Run A: a DIR/<model>/<task> directory.")],
+    run_a: Annotated[Path, typer.Argument(help="Run A: a DIR/<model>/<task> directory (or its results.json).")],
     run_b: Annotated[Path, typer.Argument(help="Run B: the same task, another model or setting.")],
     trials: Annotated[int, typer.Option("--trials", min=10, help="Bootstrap and permutation trials.")] = 1000,
     seed: SeedOpt = 1234,

@@ -96,6 +96,11 @@ def write_run_info(directory: Path, info: dict[str, Any]) -> Path:
     return path
 
 
+def run_directory(path: Path) -> Path:
+    """The run directory of ``path``: the path itself, or the folder of a results.json / samples.jsonl."""
+    return path.parent if path.is_file() and path.name in (RESULTS_FILE, SAMPLES_FILE) else path
+
+
 def read_results(path: Path) -> Results:
     """Read a results.json (a directory holding one is accepted)."""
     if path.is_dir():

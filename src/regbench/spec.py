@@ -2,8 +2,9 @@
 
 A YAML file is data: it is read with ``yaml.safe_load``, string values may contain
 ``${VAR}`` or ``${VAR:-default}`` (expanded from the environment after parsing, so a
-variable can never inject structure), and ``include:`` names other YAML files (relative
-to this one) whose mappings are merged underneath it. Nothing in a YAML file is executed.
+variable can never inject structure; flow mappings such as ``{path: ${DIR}/f}`` work too),
+and ``include:`` names other YAML files (relative to this one) whose mappings are merged
+underneath it. Nothing in a YAML file is executed.
 
 Every validation error is raised as :class:`~regbench.errors.SpecError` naming the
 file, the field (``metrics[1].iou_threshold``) and what was expected.
@@ -221,8 +222,9 @@ def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise SpecError(str(path), "include", f"include cycle: {chain}")
     if not path.is_file():
         raise SpecError(str(path), "", "file not found")
+    text, variables = _shield_variables(path.read_text(encoding="utf-8"))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _unshield(yaml.safe_load(text), variables)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -239,6 +241,35 @@ def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     for name in includes:
         merged = _deep_merge(merged, read_yaml(path.parent / name, _seen=(*_seen, path)))
     return _deep_merge(merged, data)
+
+
+def _shield_variables(text: str) -> tuple[str, tuple[re.Pattern[str], list[str]]]:
+    """``text`` with every ``${...}`` replaced by a plain word, so ``{path: ${DIR}/f}`` (a flow
+    mapping, whose braces YAML would otherwise read as structure) parses; ``_unshield`` puts the
+    references back into the parsed strings, which ``expand_env`` then expands."""
+    stem = "regbenchvar"
+    while stem in text:
+        stem += "x"
+    found: list[str] = []
+
+    def shield(match: re.Match[str]) -> str:
+        found.append(match.group(0))
+        return f"{stem}{len(found) - 1}{stem}"
+
+    return _ENV_PATTERN.sub(shield, text), (re.compile(rf"{stem}(\d+){stem}"), found)
+
+
+def _unshield(value: Any, variables: tuple[re.Pattern[str], list[str]]) -> Any:
+    pattern, found = variables
+    if not found:
+        return value
+    if isinstance(value, dict):
+        return {_unshield(k, variables): _unshield(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshield(v, variables) for v in value]
+    if isinstance(value, str):
+        return pattern.sub(lambda m: found[int(m.group(1))], value)
+    return value
 
 
 def kind_of(data: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ import numpy as np
 from regbench.aggregate import resampled_scores, weight_blocks
 from regbench.errors import DataError, RegbenchError
 from regbench.metrics.base import Metric, Stats
-from regbench.results import Results, read_results, read_samples
+from regbench.results import Results, read_results, read_samples, run_directory
 from regbench.spec import TaskSpec
 
 
@@ -114,7 +114,12 @@ def _mean_finalize(key: str) -> Callable[[Sequence[Stats]], dict[str, float]]:
 
 
 def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 1234) -> list[Comparison]:
-    """Compare two runs (directories with results.json and samples.jsonl) of the same task."""
+    """Compare two runs (directories with results.json and samples.jsonl) of the same task.
+
+    When the runs hold different samples (a ``--limit`` run, a failed shard), every column is over
+    the samples both have: A and B are recomputed on them and the note says so.
+    """
+    dir_a, dir_b = run_directory(dir_a), run_directory(dir_b)
     results_a, results_b = read_results(dir_a), read_results(dir_b)
     if results_a.task != results_b.task:
         raise RegbenchError(f"cannot compare different tasks: {results_a.task!r} and {results_b.task!r}")
@@ -154,11 +159,11 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
                 stats_b = [samples_b[i]["scores"] for i in ids]
                 runs = trials
                 base.note = "per-sample means (plugin unavailable here)"
-            base.difference = (
-                b - a
-                if len(ids) == results_a.n_samples == results_b.n_samples
-                else (finalize(stats_b).get(key, np.nan) - finalize(stats_a).get(key, np.nan))
-            )
+            if not len(ids) == len(samples_a) == len(samples_b):
+                base.a, base.b = finalize(stats_a).get(key), finalize(stats_b).get(key)
+                shared = f"over the {len(ids)} shared samples (A has {len(samples_a)}, B {len(samples_b)})"
+                base.note = f"{base.note}; {shared}" if base.note else shared
+            base.difference = None if base.a is None or base.b is None else base.b - base.a
             if plugin is None or plugin.aggregation == "mean":
                 score = plugin.sample_scores if plugin is not None else (lambda row: row)
                 pairs = [(score(x).get(key), score(y).get(key)) for x, y in zip(stats_a, stats_b, strict=True)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from regbench.errors import RegbenchError
 from regbench.report.collect import Collection
 
 
@@ -125,6 +126,8 @@ class Table:
 
 def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]:
     """A table per task, its columns laid out by the preset (``auto``: by task family)."""
+    if preset != "auto" and preset not in PRESETS:
+        raise RegbenchError(f"unknown preset {preset!r}; choose auto or one of: {', '.join(sorted(PRESETS))}")
     by_task: dict[str, list] = {}
     for run in collection.runs:
         by_task.setdefault(run.results.task, []).append(run.results)
