@@ -49,6 +49,20 @@ def test_malformed_task_yaml_exits_2_naming_file_and_field(tmp_path: Path) -> No
     assert "bad.yaml" in text and "language" in text and "expected one of" in text
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("adapter: opnai\n", "adapter: Unknown model adapter 'opnai'. Did you mean: openai?"),
+        ("adapter: openai\nbase_url: http://127.0.0.1:9/v1\nbox_format: medregaa\n", "box_format: Unknown box format"),
+        ("adapter: openai\n", "base_url: the openai adapter needs the server's URL"),
+    ],
+)
+def test_a_bad_model_yaml_names_file_and_field(tmp_path: Path, body: str, message: str) -> None:
+    (tmp_path / "m.yaml").write_text("model: m\n" + body)
+    code, text = invoke("run", "--model", str(tmp_path / "m.yaml"), "--task", "demo_vqa_en", "-o", str(tmp_path))
+    assert code == 2 and f"m.yaml: {message}" in " ".join(text.split())
+
+
 def test_missing_data_file_exits_2(tmp_path: Path) -> None:
     task = tmp_path / "t.yaml"
     task.write_text("task: x\nfamily: vqa\ndataset: {path: missing.jsonl}\nmetrics: [test_exact]\n")
@@ -68,6 +82,15 @@ def test_list_commands_run() -> None:
         assert code == 0, text
     assert "grounded_rg" in invoke("list", "tasks")[1]
     assert "medrega" in invoke("list", "formats")[1]
+
+
+def test_piped_tables_are_not_cut_at_80_columns() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "regbench", "list", "tasks"], capture_output=True, text=True, env=env, timeout=60
+    )
+    row = next(line for line in done.stdout.splitlines() if "demo_classification_multilabel " in line)
+    assert "demo_classification_multilabel.yaml" in row and len(row) > 80
 
 
 def test_console_script_cold_start_and_exit_code(tmp_path: Path) -> None:

@@ -155,6 +155,21 @@ def test_server_failures_are_retried_and_the_last_one_recorded(tmp_path: Path, s
     assert len(statuses["f chaos:500:9"]) == 4
 
 
+def test_run_exits_1_when_requests_fail_and_a_rerun_asks_only_those(tmp_path: Path, server: RunningServer) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    task = make_task(tmp_path, ["fine", "g chaos:500:9"], image=False)
+    args = ["run", "--model", str(make_model(tmp_path, server.url, max_retries=1)), "--task", str(task)]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "out"), "--bootstrap", "0"])
+    assert result.exit_code == 1
+    assert "requests failed after retries (http_vqa: 1)" in " ".join(result.output.split())
+    assert [r["text"] for r in server.requests()].count("fine") == 1
+    again = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "out"), "--bootstrap", "0"])
+    assert again.exit_code == 1 and [r["text"] for r in server.requests()].count("fine") == 1  # cached
+
+
 def test_base_urls_round_robin_and_a_dead_one_is_skipped(tmp_path: Path, server: RunningServer) -> None:
     other = start_openai_server(tmp_path, name="other")
     try:
@@ -210,7 +225,7 @@ def test_api_key_reaches_the_server_and_no_file(tmp_path: Path, server: RunningS
     task = make_task(tmp_path, ["k?", "z chaos:401:9"])  # the 401 body echoes the Authorization header
     command = [sys.executable, "-m", "regbench", "run", "--model", str(model), "--task", str(task)]
     done = subprocess.run([*command, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the 401 sample failed
     assert {r["auth"] for r in server.requests()} == {f"Bearer {secret}"}
     records = [json.loads(x) for x in (tmp_path / "out/served/http_vqa/samples.jsonl").read_text().splitlines()]
     assert records[1]["error"].startswith("turn 0: HTTP 401 from") and "Bearer ***" in records[1]["error"]

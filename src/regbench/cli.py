@@ -8,6 +8,7 @@ paragraph on stderr and exit code 2.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -34,7 +35,8 @@ app = typer.Typer(
 list_app = typer.Typer(help="List registered tasks, models, metrics, suites and box formats.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
 
-out = Console(soft_wrap=True)
+# Piped output (`regbench list tasks | grep ...`) has no terminal width: rich would cut tables at 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 400)
 err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -102,13 +104,14 @@ def _task_specs(names: list[str]) -> list[TaskSpec]:
     return tasks
 
 
-def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None) -> None:
+def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None) -> list[RunResult]:
     from regbench.models import build_adapter
 
     adapter = build_adapter(model, concurrency=concurrency)
     results = asyncio.run(_evaluate_tasks(model, adapter, tasks, options))
     for result in results:
         _print_scores(result)
+    return results
 
 
 async def _evaluate_tasks(
@@ -207,7 +210,16 @@ def run(
         use_cache=not no_cache,
         shard=_parse_shard(shard),
     )
-    _run_all(model_spec, tasks, options, concurrency)
+    failed = [(r.results.task, r.results.n_errors) for r in _run_all(model_spec, tasks, options, concurrency)]
+    failed = [(name, n) for name, n in failed if n]
+    if failed:  # scored as wrong answers, but a CI job must not pass on a dead server
+        listed = ", ".join(f"{name}: {n}" for name, n in failed)
+        err.print(
+            f"[bold red]error:[/] requests failed after retries ({listed}); see `error` in samples.jsonl. "
+            "Run the same command again to retry only those (finished responses are cached).",
+            highlight=False,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, field_validator
 
+from regbench.errors import SpecError, UnknownNameError
 from regbench.registry import Registry
 from regbench.spec import GenerationSpec, ModelSpec
 from regbench.types import encodable
@@ -102,6 +103,20 @@ ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter")
 
 
 def build_adapter(spec: ModelSpec, *, concurrency: int | None = None, task: str | None = None) -> ModelAdapter:
-    """Instantiate the adapter a model YAML names."""
-    adapter_type = ADAPTERS.get(spec.adapter)
+    """Instantiate the adapter a model YAML names; an unknown adapter or box format names the file and field."""
+    from regbench.parsing import BOX_FORMATS
+
+    try:
+        adapter_type = ADAPTERS.get(spec.adapter)
+    except UnknownNameError as exc:
+        raise SpecError(spec_file(spec), "adapter", str(exc)) from None
+    try:
+        BOX_FORMATS.get(spec.box_format)
+    except UnknownNameError as exc:
+        raise SpecError(spec_file(spec), "box_format", str(exc)) from None
     return adapter_type(spec, concurrency=concurrency)
+
+
+def spec_file(spec: ModelSpec) -> str:
+    """Where a model spec came from, for error messages (a spec built in code names the model)."""
+    return str(spec.source) if spec.source is not None else f"model {spec.model}"

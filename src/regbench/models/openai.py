@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from regbench.errors import ModelUnavailableError
-from regbench.models.base import Message, ModelAdapter, Request, Response
+from regbench.errors import ModelUnavailableError, SpecError
+from regbench.models.base import Message, ModelAdapter, Request, Response, spec_file
 from regbench.models.images import image_data_urls
 from regbench.spec import ModelSpec
 
@@ -47,7 +47,7 @@ class OpenAIAdapter(ModelAdapter):
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
         if not spec.base_urls:
-            raise ModelUnavailableError(f"model {spec.model}: the openai adapter needs `base_url`")
+            raise SpecError(spec_file(spec), "base_url", "the openai adapter needs the server's URL (`base_url`)")
         self._urls = [u.rstrip("/") for u in spec.base_urls]
         self._next = itertools.cycle(range(len(self._urls)))
         self._dead_until = [0.0] * len(self._urls)
