@@ -24,6 +24,12 @@ def boxes_of(text: str, fmt: str, sample: Sample | None = None) -> list[tuple[st
         ("medrega", "<ref>liver</ref><ref>[100, 200, 300, 400]</ref>", [("liver", [100, 200, 300, 400])]),
         ("qwen_vl", "<ref>liver</ref><box>(100,200),(300,400)</box>", [("liver", [100, 200, 300, 400])]),
         ("internvl", "<ref>liver</ref><box>[[100, 200, 300, 400]]</box>", [("liver", [0.1, 0.2, 0.3, 0.4])]),
+        (
+            "qwen2_vl",
+            "<|object_ref_start|>liver<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>"
+            "<|box_start|>(0,0),(500,1000)<|box_end|>",
+            [("liver", [0.1, 0.2, 0.3, 0.4]), ("liver", [0.0, 0.0, 0.5, 1.0])],
+        ),
         ("m4cxr", "[10, 20, 30, 40].", [("", [0.1, 0.2, 0.3, 0.4])]),
         ("m4cxr", "consolidation [10, 20, 30, 40]", [("consolidation", [0.1, 0.2, 0.3, 0.4])]),
         ("normalized", "liver [0.1, 0.2, 0.3, 0.4]", [("liver", [0.1, 0.2, 0.3, 0.4])]),
@@ -81,6 +87,7 @@ def test_write_then_read_gives_the_box_back(fmt: str) -> None:
         "qwen25_vl": written,
         "vividmed": f"<p>liver</p> {written}",
         "qwen_vl": f"<ref>liver</ref><box>{written}</box>",
+        "qwen2_vl": f"<|object_ref_start|>liver<|object_ref_end|><|box_start|>{written}<|box_end|>",
     }.get(fmt, f"<ref>liver</ref><box>{written}</box>")
     got = boxes_of(text, fmt, sample)
     assert len(got) == 1
@@ -96,6 +103,7 @@ def test_auto_writes_medregas_grid() -> None:
     [
         ('[{"bbox_2d": [1, 2, 3, 4]}]', "qwen25_vl"),
         ("<box>(1,2),(3,4)</box>", "qwen_vl"),
+        ("<|box_start|>(1,2),(3,4)<|box_end|>", "qwen2_vl"),
         ("<p>nodule</p> [0.1, 0.2, 0.3, 0.4]", "vividmed"),
         ("<ref>a</ref><box>[[1, 2, 3, 4]]</box>", "medrega"),
         ("[0.1, 0.2, 0.3, 0.4]", "normalized"),
@@ -317,6 +325,11 @@ def test_each_format_reads_boxes_of_its_own_dimension() -> None:
             "A nodule is seen in the right lung. The heart is normal.",
         ),
         ("The <ref>liver</ref><box>(100,200),(350,599)</box> is enlarged.", "qwen_vl", "The liver is enlarged."),
+        (
+            "The <|object_ref_start|>liver<|object_ref_end|><|box_start|>(100,200),(350,599)<|box_end|> is enlarged.",
+            "qwen2_vl",
+            "The liver is enlarged.",
+        ),
         (
             "胰腺体部见<ref>肿块</ref><box>[[420, 380, 609, 549]]</box>，边界不清。",
             "medrega",

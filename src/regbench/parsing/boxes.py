@@ -10,6 +10,7 @@ has the wrong count of numbers is reported in ``Extraction.errors``.
 | ``medrega`` | ``<ref>liver</ref><box>[[x1, y1, x2, y2], ...]</box>`` | 0–999 integers, / 999 |
 | ``internvl`` | the same syntax (InternVL 1.5 / 2 / 2.5) | 0–1000 integers, / 1000 |
 | ``qwen_vl`` | ``<ref>liver</ref><box>(x1,y1),(x2,y2)</box>`` | 0–999, / 999 |
+| ``qwen2_vl`` | the same with ``<|object_ref_start|>``/``<|box_start|>`` tokens | 0–1000, / 1000 |
 | ``qwen25_vl`` | JSON ``{"bbox_2d": [x1, y1, x2, y2], "label": "liver"}`` | absolute pixels (needs the image size) |
 | ``m4cxr`` | ``consolidation [x1, y1, x2, y2]`` | 0–100 integers, / 100 |
 | ``normalized`` | ``liver [0.12, 0.30, 0.55, 0.71]`` (MAIRA-2, RadFact) | 0–1 floats |
@@ -141,13 +142,14 @@ class QwenVLBoxes:
     """Qwen-VL: ``<ref>name</ref><box>(x1,y1),(x2,y2)</box>`` on the 0–999 grid."""
 
     name = "qwen_vl"
+    scale = 999
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         regions: dict[str, Region] = {}
         name, last_end = "", 0
         for match in _QWEN_BOX.finditer(text):
             values = [float(match.group(k)) for k in ("x1", "y1", "x2", "y2")]
-            box = to_unit_box(values, 999)
+            box = to_unit_box(values, self.scale)
             # Qwen-VL writes one <ref> then one <box> per box: a <box> right after another keeps its name
             if match.group("name") is not None or not _CONTINUES.fullmatch(text[last_end : match.start()]):
                 name = (match.group("name") or "").strip()
@@ -158,8 +160,29 @@ class QwenVLBoxes:
         return Extraction(objects=list(regions.values()), text=_clean(remaining), format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
-        x1, y1, x2, y2 = (round(v * 999) for v in box[:4])
+        x1, y1, x2, y2 = (round(v * self.scale) for v in box[:4])
         return f"({x1},{y1}),({x2},{y2})"
+
+
+# Qwen2-VL's special tokens, read as Qwen-VL's tags (the text must keep them: serve with
+# skip_special_tokens off, or the names and boxes run together).
+_QWEN2_TOKENS = {
+    "<|object_ref_start|>": "<ref>",
+    "<|object_ref_end|>": "</ref>",
+    "<|box_start|>": "<box>",
+    "<|box_end|>": "</box>",
+}
+_QWEN2_TOKEN = re.compile("|".join(map(re.escape, _QWEN2_TOKENS)))
+
+
+class Qwen2VLBoxes(QwenVLBoxes):
+    """Qwen2-VL: ``<|object_ref_start|>name<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>``, 0–1000."""
+
+    name = "qwen2_vl"
+    scale = 1000
+
+    def extract(self, text: str, sample: Sample | None) -> Extraction:
+        return super().extract(_QWEN2_TOKEN.sub(lambda m: _QWEN2_TOKENS[m.group(0)], text), sample)
 
 
 def qwen25_input_size(width: int, height: int, *, factor: int = 28, min_pixels: int = 56 * 56,
@@ -259,6 +282,8 @@ class AutoBoxes:
     def detect(self, text: str) -> str:
         if "bbox_2d" in text:
             return "qwen25_vl"
+        if "<|box_start|>" in text:
+            return "qwen2_vl"
         if _QWEN_BOX.search(text):
             return "qwen_vl"
         if re.search(_P_PHRASE, text):
@@ -286,6 +311,7 @@ BOX_FORMATS.add("m4cxr", BracketBoxes("m4cxr", 100))
 BOX_FORMATS.add("normalized", BracketBoxes("normalized", 1, decimals=3))
 BOX_FORMATS.add("m3d", BracketBoxes("m3d", 1, decimals=3, dims=6))
 BOX_FORMATS.add("qwen_vl", QwenVLBoxes())
+BOX_FORMATS.add("qwen2_vl", Qwen2VLBoxes())
 BOX_FORMATS.add("qwen25_vl", Qwen25Boxes())
 BOX_FORMATS.add("vividmed", VividMedPhrases())
 BOX_FORMATS.add("auto", AutoBoxes())
