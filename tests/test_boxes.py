@@ -149,6 +149,15 @@ def test_unreadable_outputs_are_counted_failures(text: str) -> None:
     assert not parsed.ok and parsed.error and not parsed.refusal
 
 
+def test_a_malformed_box_next_to_good_ones_is_recorded_not_a_failure() -> None:
+    parsed = parse_output(
+        "<ref>a</ref><box>[[1, 2, 3, 4]]</box> <ref>b</ref><box>[[5, 6, 7]]</box>", box_format="medrega"
+    )
+    assert parsed.ok and [o.name for o in parsed.objects] == ["a"]
+    assert parsed.skipped == ["a medrega box needs 4 numbers: [5, 6, 7]"]
+    assert parse_output("<ref>a</ref><box>[[1, 2, 3, 4]]</box>", box_format="medrega").skipped == []
+
+
 def test_empty_and_missing_outputs() -> None:
     assert parse_output("", box_format="medrega").error == "empty output"
     assert parse_output(None, box_format="medrega").ok is False
@@ -312,7 +321,7 @@ def test_each_format_reads_boxes_of_its_own_dimension() -> None:
     bad = parse_output(
         "<ref>liver</ref><box>[[100, 200, 300, 400, 500, 600]]</box>", box_format="medrega", expect_boxes=True
     )
-    assert not bad.ok and "medrega box has 4 numbers" in (bad.error or "")
+    assert not bad.ok and "medrega box needs 4 numbers" in (bad.error or "")
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,9 @@ class Parsed(BaseModel):
     """The box format used (``auto`` resolves to the one it detected)."""
     refusal: bool = False
     error: str | None = None
+    skipped: list[str] = Field(default_factory=list)
+    """Box-like spans that could not be read in an output that otherwise parsed (e.g. a box of 3
+    numbers next to good ones): not a parse failure, but visible in samples.jsonl."""
 
     @field_validator("raw", "text")
     @classmethod

@@ -112,4 +112,6 @@ def parse_output(
     if expect_boxes and not found.objects and not refusal:
         reason = "; ".join(found.errors) or f"no box in {box_format} format found"
         return Parsed(ok=False, raw=raw, text=clean, objects=found.objects, box_format=used, error=reason)
-    return Parsed(ok=True, raw=raw, text=clean, objects=found.objects, box_format=used, refusal=refusal)
+    return Parsed(
+        ok=True, raw=raw, text=clean, objects=found.objects, box_format=used, refusal=refusal, skipped=found.errors
+    )

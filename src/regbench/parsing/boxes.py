@@ -115,7 +115,7 @@ class BracketBoxes:
                 numbers = _numbers(box_text)
                 box = to_unit_box(numbers, self.scale) if len(numbers) == self.dims else None
                 if box is None:
-                    errors.append(f"a {self.name} box has {self.dims} numbers: {box_text}")
+                    errors.append(f"a {self.name} box needs {self.dims} numbers: {box_text[:80]}")
                 else:
                     boxes.append(box)
             between = text[last_end : match.start()]
