@@ -136,3 +136,14 @@ def test_every_bundled_spec_validates() -> None:
     for kind in ("task", "group", "model", "suite"):
         for path in spec_index(kind).values():
             load_spec(path)
+
+
+def test_the_nlg_zh_suite_expands_to_jieba_nlg_without_meteor() -> None:
+    from regbench.runner import resolve_metrics
+
+    task = TaskSpec.model_validate(
+        {"task": "t", "family": "report", "language": "zh", "dataset": {"path": "x.jsonl"}, "metrics": ["nlg_zh"]}
+    )
+    (plugin,) = resolve_metrics(task)
+    assert plugin.name == "nlg" and plugin.options.tokenizer == "jieba"
+    assert "meteor" not in plugin.output_keys() and "cider" in plugin.output_keys()
