@@ -222,6 +222,27 @@ def test_recipe_bleu2_by_hand() -> None:
     assert bleu2([], ["a"]) == 0.0
 
 
+@pytest.mark.parametrize(
+    ("hyp", "ref", "fast_bleu"),
+    [  # fast_bleu 0.0.90, BLEU([recipe_tokens(ref)], {"bigram": (0.5, 0.5)}).get_score([recipe_tokens(hyp)])
+        ("No effusion.", "No effusion seen.", 0.5066641486392106),
+        ("effusion", "No effusion seen.", 0.01574405340649719),  # exp(1 - 4) * sqrt(1 * 0.1 / 1)
+        ("effusion no", "No effusion seen.", 0.11633369384516794),
+        ("", "No effusion.", 0.0),
+        ("No effusion.", "", 0.0),
+        ("Heart normal.\nLungs clear.", "Heart normal. Lungs clear.", 0.5178107940302672),  # ".\nlungs" one token
+        ("a.b.c", "a b c", 0.12909944487358058),
+        ("pleural effusion pleural effusion pleural effusion", "pleural effusion", 0.25819888974716115),
+        ("x", "x", 0.3162277660168379),  # no bigram at all: 0.1 / max(1, 0)
+        ("x y", "x", 0.223606797749979),  # sqrt(1/2 * 0.1 / 1)
+        ("a b c d", "d c b a", 0.18257418583505536),  # sqrt(1 * 0.1 / 3)
+        ("心影增大。双肺未见明显异常。", "心影增大。 双肺未见明显异常。", 0.0),
+    ],
+)
+def test_recipe_bleu2_equals_fast_bleu_with_its_default_smoothing(hyp: str, ref: str, fast_bleu: float) -> None:
+    assert bleu2(recipe_tokens(hyp), recipe_tokens(ref)) == pytest.approx(fast_bleu, abs=1e-12)
+
+
 @pytest.fixture(scope="module")
 def tiny_radgraph(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("radgraph")

@@ -78,7 +78,7 @@ class Classification(Metric):
         opts: ClassificationOptions = self.options  # type: ignore[assignment]
         labels = self.labels()
         multi = opts.multi_label if opts.multi_label is not None else len(sample.labels) > 1
-        # the raw output still has its line breaks (parsed.text has whitespace collapsed)
+        # the raw output keeps its line breaks (parsed.text collapses them where boxes were cut out)
         text = strip_reasoning(parsed.raw) if parsed.raw else parsed.text
         pieces = re.split(r"[,;\n]|\band\b", text, flags=re.IGNORECASE) if multi else [parsed.text]
         mapping = {piece.strip(): map_answer(piece, labels, opts.match) for piece in pieces if piece.strip()}

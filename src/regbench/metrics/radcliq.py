@@ -49,20 +49,24 @@ def recipe_tokens(report: str) -> list[str]:
 
 
 def bleu2(hyp: Sequence[str], ref: Sequence[str]) -> float:
-    """Sentence BLEU-2 (weights 1/2, 1/2), brevity penalty, no smoothing (fast_bleu's definition)."""
+    """Sentence BLEU-2 as the RadCliQ recipe gets it from ``fast_bleu.BLEU`` with its defaults.
+
+    Weights 1/2, 1/2, brevity penalty, and fast_bleu's default smoothing (NLTK's method 1): an
+    order with no match counts 0.1 matches out of ``max(1, hypothesis n-grams)``; the score is 0
+    only when no unigram matches (or either side is empty). So "x" against "x" is sqrt(0.1).
+    """
     if not hyp or not ref:
         return 0.0
-    precisions = []
+    log_precision = 0.0
     for n in (1, 2):
         grams = Counter(tuple(hyp[i : i + n]) for i in range(len(hyp) - n + 1))
         ref_grams = Counter(tuple(ref[i : i + n]) for i in range(len(ref) - n + 1))
-        total = sum(grams.values())
         matched = sum(min(c, ref_grams[g]) for g, c in grams.items())
-        if total == 0 or matched == 0:
+        if matched == 0 and n == 1:
             return 0.0
-        precisions.append(matched / total)
+        log_precision += math.log(max(matched, 0.1) / max(1, sum(grams.values()))) / 2
     brevity = 1.0 if len(hyp) > len(ref) else math.exp(1 - len(ref) / len(hyp))
-    return brevity * math.exp(sum(math.log(p) for p in precisions) / 2)
+    return brevity * math.exp(log_precision)
 
 
 class RadCliQOptions(BaseModel):

@@ -83,6 +83,17 @@ def is_refusal(text: str) -> bool:
     return len(text) <= _SHORT and first is not None and bool(_ABSENT.search(first.group(0)))
 
 
+def _report_text(text: str, found: Extraction) -> str:
+    """What text metrics score. An output with no box or tag in it keeps its own whitespace (line
+    breaks are tokens to BERTScore's BPE models and to RadCliQ's BLEU-2, which split the raw
+    report); where boxes or tags were cut out, the remaining text is tidied (whitespace collapsed)."""
+    from regbench.parsing.boxes import TAGS, clean_text
+
+    if found.text == clean_text(text) and not TAGS.search(text):
+        return text
+    return re.sub(r"\s+", " ", found.text).strip()
+
+
 def parse_output(
     raw: str | None, *, box_format: str, sample: Sample | None = None, expect_boxes: bool = False
 ) -> Parsed:
@@ -106,7 +117,7 @@ def parse_output(
         found = fmt.extract(text, sample)
     except Exception as exc:  # a parser bug must cost one sample, not the run
         return Parsed(ok=False, raw=raw, text=text, error=f"box parser {box_format} failed: {exc!r}")
-    clean = re.sub(r"\s+", " ", found.text).strip()
+    clean = _report_text(text, found)
     refusal = not found.objects and is_refusal(text)
     used = found.format or box_format
     if expect_boxes and not found.objects and not refusal:

@@ -53,7 +53,7 @@ _SEPARATOR = r"\s*[:：,，;；]?\s*"
 # A box group and the separator after it, as removed from the report text (see _unboxed).
 _GRID_WITH_SEPARATOR = re.compile(rf"(?:{_GRID.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
 _QWEN_WITH_SEPARATOR = re.compile(rf"(?:{_QWEN_BOX.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
-_TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re.IGNORECASE)
+TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
 
@@ -76,7 +76,7 @@ def _numbers(text: str) -> list[float]:
 
 def _trailing_name(prefix: str) -> str:
     """The words just before an untagged box ("consolidation [..]"): the last clause, at most 8 words."""
-    clause = _CLAUSE_END.split(_TAGS.sub(" ", prefix))[-1]
+    clause = _CLAUSE_END.split(TAGS.sub(" ", prefix))[-1]
     clause = re.sub(r"^\s*(?:and|,|，)\s*", "", clause.strip(" ,，"))
     words = clause.split()
     return " ".join(words[-8:]) if len(words) <= 8 else ""
@@ -94,9 +94,9 @@ def _unboxed(text: str, match: re.Match[str]) -> str:
     return " "
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Tags gone, whitespace collapsed, no space left before punctuation where a box was cut out."""
-    return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", re.sub(r"\s+", " ", _TAGS.sub("", text))).strip()
+    return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", re.sub(r"\s+", " ", TAGS.sub("", text))).strip()
 
 
 class BracketBoxes:
@@ -128,7 +128,7 @@ class BracketBoxes:
                 regions.append(Region(name=name.strip(), boxes=boxes))
             last_end = match.end()
         remaining = _GRID_WITH_SEPARATOR.sub(lambda m: _unboxed(text, m), text)
-        return Extraction(objects=regions, text=_clean(remaining), errors=errors, format=self.name)
+        return Extraction(objects=regions, text=clean_text(remaining), errors=errors, format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         if self.decimals is None:
@@ -157,7 +157,7 @@ class QwenVLBoxes:
             if box is not None:
                 regions.setdefault(name, Region(name=name)).boxes.append(box)
         remaining = _QWEN_WITH_SEPARATOR.sub(lambda m: _unboxed(text, m), text)
-        return Extraction(objects=list(regions.values()), text=_clean(remaining), format=self.name)
+        return Extraction(objects=list(regions.values()), text=clean_text(remaining), format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         x1, y1, x2, y2 = (round(v * self.scale) for v in box[:4])
@@ -234,7 +234,7 @@ class Qwen25Boxes:
             regions.setdefault(label.strip(), Region(name=label.strip())).boxes.append(box)
         remaining = self._OBJECT.sub(" ", re.sub(r"```(?:json)?", " ", text))
         remaining = re.sub(r"\[\s*(?:,\s*)*\]", " ", remaining)
-        return Extraction(objects=list(regions.values()), text=_clean(remaining), errors=errors, format=self.name)
+        return Extraction(objects=list(regions.values()), text=clean_text(remaining), errors=errors, format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         """Pixels of ``sample``'s resized image; without a size, 0–1 floats (then say so in the prompt)."""
@@ -267,8 +267,8 @@ class VividMedPhrases:
             regions.append(Region(name=phrase, phrase=phrase, boxes=boxes))
         remaining = self._PHRASE.sub(lambda m: f" {m.group('phrase').strip()} ", text)
         if errors:  # VividMed's own parser rejects the whole target list
-            return Extraction(text=_clean(remaining), errors=errors, format=self.name)
-        return Extraction(objects=[r for r in regions if r.boxes], text=_clean(remaining), format=self.name)
+            return Extraction(text=clean_text(remaining), errors=errors, format=self.name)
+        return Extraction(objects=[r for r in regions if r.boxes], text=clean_text(remaining), format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
