@@ -3,6 +3,7 @@ label cache), F1 variants against scikit-learn, RadGraph rewards and RadCliQ by 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import warnings
@@ -95,6 +96,30 @@ def test_an_empty_tokenizer_is_refused(tiny_chexbert: tuple[Path, Path], tmp_pat
     (fake / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
     with pytest.raises(WeightsMissingError, match="empty or not BERT"):
         Labeller(checkpoint, fake, device="cpu")
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]  # a tiny vocabulary that reads "heart"
+    (fake / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters]) + "\n")
+    with pytest.raises(WeightsMissingError, match="31 tokens, the encoder has 30522"):
+        Labeller(checkpoint, fake, device="cpu")
+
+
+def test_cached_labels_belong_to_the_checkpoint_and_the_encoder(
+    tiny_chexbert: tuple[Path, Path], tmp_path: Path
+) -> None:
+    checkpoint, encoder = tiny_chexbert
+    Labeller(checkpoint, encoder, device="cpu", cache=tmp_path / "labels.sqlite").label(REPORTS[:2])
+    other = tmp_path / "other-encoder"
+    shutil.copytree(encoder, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-5}))
+    moved = tmp_path / "moved"
+    shutil.copytree(encoder, moved)
+    calls: list[int] = []
+    for directory in (other, moved):
+        labeller = Labeller(checkpoint, directory, device="cpu", cache=tmp_path / "labels.sqlite")
+        run = labeller._run
+        labeller._run = lambda reports, run=run: calls.append(len(reports)) or run(reports)  # type: ignore[misc]
+        labeller.label(REPORTS[:2])
+    assert calls == [2]  # another encoder config labels again; the same encoder elsewhere hits the cache
 
 
 def test_missing_weights_are_one_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -273,6 +298,23 @@ def test_radgraph_plugin_equals_the_package_rewards(tiny_radgraph: Path) -> None
     assert values["radgraph_f1_complete"] == pytest.approx(complete)
     assert [s["radgraph_f1_partial"] for s in stats] == pytest.approx(per_report[1])
     assert "radgraph:0.1.18" in metric.signature("radgraph_f1")
+
+
+def test_a_radgraph_bert_that_is_not_here_is_named_at_start(
+    tiny_radgraph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    copy = tmp_path / "radgraph"
+    shutil.copytree(tiny_radgraph, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["embedder"]["token_embedders"]["bert"]["model_name"] = "microsoft/BiomedNLP-PubMedBERT-base"
+    (copy / "config.json").write_text(json.dumps(config))
+    cls = METRICS.get("radgraph")
+    with pytest.raises(WeightsMissingError, match="names the BERT model 'microsoft/BiomedNLP-PubMedBERT-base'"):
+        cls(cls.Options(model_dir=str(copy)), MetricContext(task="t", modality="chest_xray"))
 
 
 def test_radcliq_composes_its_inputs_end_to_end(tiny_chexbert: tuple[Path, Path], tiny_radgraph: Path) -> None:

@@ -99,13 +99,19 @@ class Labeller:
         import torch
         from transformers import AutoTokenizer, BertConfig
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
-        # An offline transformers can hand back an empty tokenizer without raising: check it.
-        if len(self.tokenizer) <= 5 or self.tokenizer.tokenize("heart") == [self.tokenizer.unk_token]:
-            raise WeightsMissingError(
-                f"chexbert: the tokenizer in {encoder_dir} is empty or not BERT's (fetch bert-base-uncased)"
-            )
         config = BertConfig.from_pretrained(str(encoder_dir))
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+        except (OSError, ValueError, ImportError) as exc:
+            message = f"chexbert: no usable tokenizer in {encoder_dir} (fetch bert-base-uncased): {exc}"
+            raise WeightsMissingError(message) from None
+        # An offline transformers can hand back an empty tokenizer without raising, and a wrong
+        # vocabulary would silently feed the checkpoint other token ids: it must be the encoder's size.
+        if len(self.tokenizer) != config.vocab_size or self.tokenizer.tokenize("heart") == [self.tokenizer.unk_token]:
+            raise WeightsMissingError(
+                f"chexbert: the tokenizer in {encoder_dir} is empty or not BERT's ({len(self.tokenizer)} tokens, "
+                f"the encoder has {config.vocab_size}; fetch bert-base-uncased)"
+            )
         self.model = build_labeller(config)
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         state = state.get("model_state_dict", state)
@@ -119,7 +125,10 @@ class Labeller:
         self.device = device
         self.model.to(device).eval()
         self.batch_size = batch_size
-        self.fingerprint = _file_digest(checkpoint)
+        # Cached labels belong to this checkpoint read through this tokenizer and encoder config.
+        settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+        encoder = json.dumps([sorted(self.tokenizer.get_vocab().items()), settings], sort_keys=True, default=str)
+        self.fingerprint = f"{_file_digest(checkpoint)}-{hashlib.sha256(encoder.encode()).hexdigest()[:8]}"
         self._db = _open_cache(cache) if cache else None
 
     def label(self, reports: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import io
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,10 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from regbench.errors import RegbenchError
+from regbench.errors import RegbenchError, WeightsMissingError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.types import Parsed, Sample
-from regbench.weights import REQUIREMENTS
+from regbench.weights import REQUIREMENTS, hf_cache_snapshot
 
 Annotation = dict[str, Any]  # {"entities": {id: {"tokens", "label", "relations": [[type, target_id], ...]}}}
 
@@ -136,6 +137,33 @@ class Annotator:
         return annotations
 
 
+def _model_names(node: Any) -> set[str]:
+    """Every ``model_name`` in a RadGraph config.json (the BERT its embedder and indexer load)."""
+    if isinstance(node, dict):
+        names = {v for k, v in node.items() if k == "model_name" and isinstance(v, str)}
+        return names.union(*(_model_names(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_model_names(v) for v in node))
+    return set()
+
+
+def _require_bert(config_file: Path) -> None:
+    """The BERT a RadGraph config names must be here before scoring starts: the package would
+    otherwise fail after every model call, in a traceback about connecting to the hub."""
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RegbenchError(f"radgraph: {config_file} is not readable JSON ({exc})") from None
+    for name in sorted(_model_names(config)):
+        if not Path(name).expanduser().exists() and hf_cache_snapshot(name) is None:
+            raise WeightsMissingError(
+                f"radgraph: {config_file} names the BERT model {name!r}, which is neither a local directory nor in "
+                f"the Hugging Face cache (regbench never downloads). Put the Hugging Face repository {name} in "
+                "the cache (`huggingface-cli download` on a machine with network, then copy ~/.cache/huggingface), "
+                "or set model_name in that config.json to a local directory holding it."
+            )
+
+
 @register_metric("radgraph")
 class RadGraph(Metric):
     """RadGraph F1 at the simple / partial / complete reward levels, and entity / relation F1."""
@@ -159,6 +187,7 @@ class RadGraph(Metric):
         self.model_dir = Path(opts.model_dir) if opts.model_dir else REQUIREMENTS["radgraph"].require()
         if not (self.model_dir / "config.json").is_file():
             raise RegbenchError(f"radgraph: {self.model_dir} is not an extracted RadGraph model (no config.json)")
+        _require_bert(self.model_dir / "config.json")
         self._annotate: Annotator | None = None
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
