@@ -340,3 +340,9 @@ def test_radcliq_composes_its_inputs_end_to_end(tiny_chexbert: tuple[Path, Path]
     values = metric.finalize(stats)
     assert values["radcliq_v0"] == pytest.approx(float(np.mean(radcliq_v0(features))))
     assert metric.output_keys() == {"radcliq_v0": False, "radcliq_v1": False}
+    signature = metric.signature("radcliq_v0").split("|")
+    assert signature[:3] == ["radcliq_v0", "plugin:radcliq", "bleu2:fast_bleu-smooth1"]
+    assert {"chexbert.uncertain:negative", "bertscore.layer:5", "bertscore.rescale:yes"} <= set(signature)
+    assert any(p.startswith("chexbert.ckpt:") for p in signature)
+    weights = next(p for p in signature if p.startswith("radgraph.weights:"))
+    assert weights != "radgraph.weights:none" and "radgraph.radgraph:0.1.18" in signature

@@ -8,12 +8,30 @@ single files (``chexbert.pth``). ``regbench weights`` lists every requirement an
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from regbench.errors import WeightsMissingError
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """The first ``length`` hex digits of a file's sha256: which weights (or dictionary) produced a
+    score. Cached per path, size and modification time, so signatures do not re-read a checkpoint."""
+    stat = Path(path).stat()
+    return _digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)[:length]
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def weights_dir() -> Path:

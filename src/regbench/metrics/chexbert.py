@@ -34,7 +34,7 @@ from regbench.errors import RegbenchError, WeightsMissingError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.classification import f1_from_counts
 from regbench.types import Parsed, Sample
-from regbench.weights import REQUIREMENTS, resolve_model, weights_dir
+from regbench.weights import REQUIREMENTS, file_digest, resolve_model, weights_dir
 
 CONDITIONS = [
     "Enlarged Cardiomediastinum",
@@ -128,7 +128,7 @@ class Labeller:
         # Cached labels belong to this checkpoint read through this tokenizer and encoder config.
         settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
         encoder = json.dumps([sorted(self.tokenizer.get_vocab().items()), settings], sort_keys=True, default=str)
-        self.fingerprint = f"{_file_digest(checkpoint)}-{hashlib.sha256(encoder.encode()).hexdigest()[:8]}"
+        self.fingerprint = f"{file_digest(checkpoint)}-{hashlib.sha256(encoder.encode()).hexdigest()[:8]}"
         self._db = _open_cache(cache) if cache else None
 
     def label(self, reports: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -189,14 +189,6 @@ class Labeller:
 
 def _clean(report: str) -> str:
     return re.sub(r"\s+", " ", report).strip()
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def _open_cache(path: Path) -> sqlite3.Connection:
@@ -338,7 +330,7 @@ class CheXbert(Metric):
         parts = [
             key or self.name,
             f"plugin:{self.name}",
-            f"ckpt:{_file_digest(self.checkpoint)}",
+            f"ckpt:{file_digest(self.checkpoint)}",
             f"uncertain:{opts.uncertain_as}",
             "avg:sklearn",
         ]

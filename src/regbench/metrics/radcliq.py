@@ -116,6 +116,18 @@ class RadCliQ(Metric):
             for f, a, b in zip(features, v0, v1, strict=True)
         ]
 
+    def signature(self, key: str | None = None) -> str:
+        """The composite's identity is its inputs': every option of the CheXbert, BERTScore and RadGraph
+        signatures (checkpoint hash, model, layer, rescaling, versions), and the BLEU-2 definition."""
+        from regbench import __version__
+
+        parts = [key or self.name, f"plugin:{self.name}", "bleu2:fast_bleu-smooth1"]
+        for plugin in (self.chexbert, self.bertscore, self.radgraph):
+            for part in plugin.signature().split("|")[1:]:
+                if not part.startswith(("plugin:", "regbench:")):
+                    parts.append(f"{plugin.name}.{part}")
+        return "|".join([*parts, f"regbench:{__version__}"])
+
 
 def _bundled_baseline() -> str | None:
     """bert-score's own rescaling baseline for distilroberta-base, as the reference uses."""

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from regbench.errors import RegbenchError, WeightsMissingError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.types import Parsed, Sample
-from regbench.weights import REQUIREMENTS, hf_cache_snapshot
+from regbench.weights import REQUIREMENTS, file_digest, hf_cache_snapshot
 
 Annotation = dict[str, Any]  # {"entities": {id: {"tokens", "label", "relations": [[type, target_id], ...]}}}
 
@@ -189,6 +189,7 @@ class RadGraph(Metric):
             raise RegbenchError(f"radgraph: {self.model_dir} is not an extracted RadGraph model (no config.json)")
         _require_bert(self.model_dir / "config.json")
         self._annotate: Annotator | None = None
+        self._digest: str | None = None
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
@@ -200,6 +201,14 @@ class RadGraph(Metric):
         n = len(items)
         return [radgraph_scores(annotations[i], annotations[n + i]) for i in range(n)]
 
+    def _weights_digest(self) -> str:
+        """Which RadGraph weights scored: the package wants the directory named ``radgraph``, so only
+        a hash of weights.th tells two models apart (computed once)."""
+        if self._digest is None:
+            weights = self.model_dir / "weights.th"
+            self._digest = file_digest(weights) if weights.is_file() else "none"
+        return self._digest
+
     def signature(self, key: str | None = None) -> str:
         from regbench import __version__
 
@@ -209,6 +218,7 @@ class RadGraph(Metric):
                 key or self.name,
                 f"plugin:{self.name}",
                 f"model:{self.model_dir.name}",
+                f"weights:{self._weights_digest()}",
                 f"radgraph:{version}",
                 f"regbench:{__version__}",
             ]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from regbench.errors import RegbenchError
+from regbench.weights import file_digest
 
 
 class Tokenizer(Protocol):
@@ -97,7 +98,7 @@ class JiebaTokenizer:
 
     def signature(self) -> str:
         if self.user_dict:
-            return f"jieba-{_file_digest(self.user_dict)}"
+            return f"jieba-{file_digest(self.user_dict, 8)}"
         return "jieba"
 
 
@@ -130,12 +131,6 @@ class WhitespaceTokenizer:
 
     def signature(self) -> str:
         return "ws"
-
-
-def _file_digest(path: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]
 
 
 def get_tokenizer(name: str, *, language: str, user_dict: str | None = None) -> Tokenizer:
