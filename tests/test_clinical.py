@@ -130,9 +130,19 @@ def test_missing_weights_are_one_clear_message(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(WeightsMissingError, match="StanfordAIMI/RRG_scorers") as info:
         cls(cls.Options(), MetricContext(task="t"))
     assert time.perf_counter() - start < 3 and str(tmp_path / "chexbert.pth") in str(info.value)
-    radcliq = METRICS.get("radcliq")
-    with pytest.raises(WeightsMissingError):
-        radcliq(radcliq.Options(), MetricContext(task="t"))
+    from regbench.runner import resolve_metrics
+    from regbench.spec import TaskSpec
+
+    task = {"task": "t", "family": "report", "dataset": {"path": "x.jsonl"}, "metrics": ["clinical_efficacy"]}
+    with pytest.raises(WeightsMissingError) as info:  # one message for the whole suite, each file once
+        resolve_metrics(TaskSpec.model_validate(task))
+    lines = str(info.value).splitlines()
+    assert len(lines) == len(set(lines)) == 3
+    assert [name for name in ("'chexbert.pth'", "'radgraph'", "'distilroberta-base'") if name in str(info.value)] == [
+        "'chexbert.pth'",
+        "'radgraph'",
+        "'distilroberta-base'",
+    ]
 
 
 def plugin(tiny: tuple[Path, Path], **options: object):  # type: ignore[no-untyped-def]
@@ -186,6 +196,26 @@ def test_chest_xray_metric_warns_on_other_modalities(tiny_chexbert: tuple[Path, 
         warnings.simplefilter("always")
         cls(opts, MetricContext(task="ct_reports", modality="ct"))
     assert any("chest X-ray metric" in str(w.message) for w in caught)
+
+
+
+def test_the_modality_warning_is_a_run_note(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "a", "answer": "No effusion."}) + "\n")
+    (tmp_path / "pred.jsonl").write_text(json.dumps({"id": "a", "output": "Small effusion."}) + "\n")
+    checkpoint, encoder = tiny_chexbert
+    (tmp_path / "t.yaml").write_text(
+        "task: ct_reports\nfamily: report\nmodality: ct\ndataset: {path: data.jsonl}\n"
+        f"metrics: [{{name: chexbert, checkpoint: '{checkpoint}', encoder: '{encoder}', label_cache: false}}]\n"
+    )
+    args = ["score", "--task", str(tmp_path / "t.yaml"), "-p", str(tmp_path / "pred.jsonl"), "-o", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    notes = json.loads((tmp_path / "pred" / "ct_reports" / "run.json").read_text())["notes"]
+    assert notes == ["chexbert is a chest X-ray metric; task ct_reports is ct"]
 
 
 # ---------------------------------------------------------------- RadGraph and RadCliQ by hand

@@ -7,10 +7,12 @@ so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from regbench.registry import find_spec, spec_index
 from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
 from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
 from regbench.types import Parsed, Region, Sample
+from regbench.weights import build_all
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -71,8 +74,8 @@ def resolve_metrics(task: TaskSpec) -> list[Metric]:
     context = MetricContext(
         task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
     )
-    plugins: list[Metric] = []
-    owner: dict[str, str] = {}
+    builders: list[Callable[[], Metric]] = []
+    names: list[tuple[str, str]] = []
     for index, ref in enumerate(task.metrics):
         for field_name, member in _expand(ref, f"metrics[{index}]", file):
             try:
@@ -83,14 +86,15 @@ def resolve_metrics(task: TaskSpec) -> list[Metric]:
                 options = plugin_type.Options.model_validate(member.options)
             except ValidationError as exc:
                 raise spec_error_from(exc, file=file, prefix=field_name) from None
-            plugin = plugin_type(options, context)
-            for key in plugin.output_keys():
-                if key in owner:
-                    raise SpecError(
-                        file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {member.name}"
-                    )
-                owner[key] = member.name
-            plugins.append(plugin)
+            builders.append(functools.partial(plugin_type, options, context))
+            names.append((field_name, member.name))
+    plugins = build_all(builders)  # every missing weight named at once
+    owner: dict[str, str] = {}
+    for plugin, (field_name, name) in zip(plugins, names, strict=True):
+        for key in plugin.output_keys():
+            if key in owner:
+                raise SpecError(file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {name}")
+            owner[key] = name
     return plugins
 
 
@@ -211,13 +215,15 @@ async def evaluate(
     if options.shard is not None:
         indices = indices[options.shard[0] :: options.shard[1]]
         samples = [samples[i] for i in indices]
-    plugins = resolve_metrics(task)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
+        warnings.simplefilter("always")
+        plugins = resolve_metrics(task)
     box_format = options.box_format or task.box_format or model.box_format
     renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
     for sample in samples:  # a template error surfaces before any model call
         renderer.messages(sample, 0, [])
     subset = options.limit is not None or options.shard is not None
-    notes = adapter.check(task.task, [s.id for s in samples], subset=subset)
+    notes = [str(w.message) for w in caught] + adapter.check(task.task, [s.id for s in samples], subset=subset)
 
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
     try:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from regbench.errors import WeightsMissingError
+
+T = TypeVar("T")
 
 
 def file_digest(path: str | Path, length: int = 16) -> str:
@@ -86,6 +89,20 @@ class Requirement:
                 + (f", or have {self.hub_id!r} in the Hugging Face cache." if self.hub_id else ".")
             )
         return found
+
+
+def build_all(builders: Sequence[Callable[[], T]]) -> list[T]:
+    """Call every builder; when weights are missing for some, one error lists all of them (a suite
+    such as clinical_efficacy should not need one round trip per missing file)."""
+    built, missing = [], []
+    for build in builders:
+        try:
+            built.append(build())
+        except WeightsMissingError as exc:
+            missing.extend(line for line in str(exc).splitlines() if line not in missing)
+    if missing:
+        raise WeightsMissingError("\n".join(missing))
+    return built
 
 
 def _minilm() -> Path | None:

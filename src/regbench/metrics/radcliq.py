@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from regbench.metrics.base import Metric, MetricContext, Stats, register_metric
 from regbench.types import Parsed, Sample
+from regbench.weights import build_all
 
 # Feature order: radgraph_combined, bertscore, semb (CheXbert similarity), bleu2.
 V0_MEAN = np.array([0.5398376019082272, 0.6312549595000001, 0.7716797866672277, 0.4607372064809605])
@@ -91,15 +92,21 @@ class RadCliQ(Metric):
         from regbench.metrics.radgraph import RadGraph, RadGraphOptions
 
         opts: RadCliQOptions = self.options  # type: ignore[assignment]
-        # Each input is the reference's: a missing model raises WeightsMissingError here, at start-up.
-        self.chexbert = CheXbert(
-            CheXbertOptions(checkpoint=opts.chexbert_checkpoint, encoder=opts.chexbert_encoder), self.context
+        # Each input is the reference's: missing models raise WeightsMissingError here, at start-up, all named.
+        self.chexbert, self.bertscore, self.radgraph = build_all(
+            [
+                lambda: CheXbert(
+                    CheXbertOptions(checkpoint=opts.chexbert_checkpoint, encoder=opts.chexbert_encoder), self.context
+                ),
+                lambda: BERTScore(
+                    BERTScoreOptions(
+                        model=opts.bertscore_model, layer=5, rescale=True, baseline_path=_bundled_baseline()
+                    ),
+                    self.context,
+                ),
+                lambda: RadGraph(RadGraphOptions(model_dir=opts.radgraph_model_dir), self.context),
+            ]
         )
-        self.bertscore = BERTScore(
-            BERTScoreOptions(model=opts.bertscore_model, layer=5, rescale=True, baseline_path=_bundled_baseline()),
-            self.context,
-        )
-        self.radgraph = RadGraph(RadGraphOptions(model_dir=opts.radgraph_model_dir), self.context)
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
