@@ -198,7 +198,6 @@ def test_chest_xray_metric_warns_on_other_modalities(tiny_chexbert: tuple[Path, 
     assert any("chest X-ray metric" in str(w.message) for w in caught)
 
 
-
 def test_the_modality_warning_is_a_run_note(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
