@@ -89,6 +89,35 @@ def test_strict_loading_rejects_a_wrong_checkpoint(tiny_chexbert: tuple[Path, Pa
         Labeller(tmp_path / "broken.pth", encoder, device="cpu")
 
 
+def test_a_broken_checkpoint_stops_the_run_before_any_request(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+    from tests.servers import start_openai_server
+
+    checkpoint, encoder = tiny_chexbert
+    state = torch.load(checkpoint, weights_only=True)["model_state_dict"]
+    del state["module.linear_heads.0.bias"]
+    torch.save({"model_state_dict": state}, tmp_path / "broken.pth")
+    (tmp_path / "data.jsonl").write_text(
+        json.dumps({"id": "a", "question": "Report?", "answer": "No effusion."}) + "\n"
+    )
+    (tmp_path / "t.yaml").write_text(
+        "task: cxr\nfamily: report\nmodality: chest_xray\ndataset: {path: data.jsonl}\nprompt: '{{ question }}'\n"
+        f"metrics: [{{name: chexbert, checkpoint: '{tmp_path / 'broken.pth'}', encoder: '{encoder}'}}]\n"
+    )
+    server = start_openai_server(tmp_path, latency=0.0)
+    try:
+        model = {"model": "served", "adapter": "openai", "base_url": server.url, "model_name": "m"}
+        (tmp_path / "m.yaml").write_text(json.dumps(model))
+        args = ["run", "--model", str(tmp_path / "m.yaml"), "--task", str(tmp_path / "t.yaml"), "-o", str(tmp_path)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "does not fit the CheXbert architecture" in result.output
+        assert server.requests() == []
+    finally:
+        server.stop()
+
+
 def test_an_empty_tokenizer_is_refused(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
     checkpoint, encoder = tiny_chexbert
     fake = tmp_path / "fake"

@@ -218,6 +218,8 @@ async def evaluate(
     with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
         warnings.simplefilter("always")
         plugins = resolve_metrics(task)
+    for plugin in plugins:
+        plugin.prepare()
     box_format = options.box_format or task.box_format or model.box_format
     renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
     for sample in samples:  # a template error surfaces before any model call

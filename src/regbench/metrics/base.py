@@ -65,6 +65,10 @@ class Metric(ABC):
         self.options = options if options is not None else self.Options()
         self.context = context or MetricContext()
 
+    def prepare(self) -> None:
+        """Load models now, before any model is asked anything: a wrong checkpoint or tokenizer then
+        stops the run at its start, not after the generation. (Neural plugins override this.)"""
+
     # -- per sample -------------------------------------------------------------------
     @abstractmethod
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:

@@ -93,6 +93,9 @@ class BERTScore(Metric):
     def opts(self) -> BERTScoreOptions:
         return self.options  # type: ignore[return-value]
 
+    def prepare(self) -> None:
+        self.scorer()
+
     def scorer(self) -> Any:
         if self._scorer is None:
             import torch

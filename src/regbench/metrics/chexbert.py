@@ -274,6 +274,9 @@ class CheXbert(Metric):
         self.encoder = resolve_model(opts.encoder, used_by="chexbert")
         self._labeller: Labeller | None = None
 
+    def prepare(self) -> None:
+        self.labeller()
+
     def labeller(self) -> Labeller:
         opts: CheXbertOptions = self.options  # type: ignore[assignment]
         cache = weights_dir().parent / "chexbert-labels.sqlite" if opts.label_cache else None

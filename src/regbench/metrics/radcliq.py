@@ -108,6 +108,10 @@ class RadCliQ(Metric):
             ]
         )
 
+    def prepare(self) -> None:
+        for plugin in (self.chexbert, self.bertscore, self.radgraph):
+            plugin.prepare()
+
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
 

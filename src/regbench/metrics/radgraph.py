@@ -194,9 +194,13 @@ class RadGraph(Metric):
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
 
-    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
+    def prepare(self) -> None:
         if self._annotate is None:
             self._annotate = Annotator(self.model_dir)
+
+    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
+        self.prepare()
+        assert self._annotate is not None
         annotations = self._annotate([p.text for p, _ in items] + [s.answer for _, s in items])
         n = len(items)
         return [radgraph_scores(annotations[i], annotations[n + i]) for i in range(n)]
