@@ -12,6 +12,10 @@ score`` does: ``stats_batch`` over all samples, then ``finalize``. The script as
 ten aggregates agree, then reports samples per second and the ratio. Further rows time parts of
 regbench's path, and the standard mode (threshold-aware matching, no released counterpart).
 
+With numba installed (``pip install 'regbench[fast]'``) regbench's rows are shown twice, on the
+numpy path and with the compiled kernels, and the first-call cost of the kernels is measured in
+fresh processes (compiling into an empty cache, then loading numba's cache).
+
 Usage: python bench/bench_region.py [--n 100000] [--seed 0] [--repeat 3]
 """
 
@@ -19,13 +23,19 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
+import os
 import platform
 import re
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from regbench.metrics import accel
 from regbench.metrics.region import BoxColumns, RegionAligned, medrega_boxes, medrega_columns
 from regbench.types import Parsed, Region, Sample
 
@@ -144,11 +154,18 @@ def ours(items: Items) -> dict[str, float]:
     return short_names(plugin.finalize(plugin.stats_batch(items)))
 
 
+def outputs_to_columns(items: Items) -> BoxColumns:
+    """Output strings to flat box columns (the parsing part of the plugin)."""
+    return medrega_boxes([parsed.raw for parsed, _ in items])
+
+
+def references_to_columns(items: Items) -> BoxColumns:
+    """The reference objects (pydantic models) to flat box columns."""
+    return BoxColumns.from_regions([sample.objects for _, sample in items], 4, str.lower)
+
+
 def columns_of(items: Items) -> tuple[BoxColumns, BoxColumns]:
-    """Output strings and reference objects to flat box columns (the parsing part of the plugin)."""
-    pred = medrega_boxes([parsed.raw for parsed, _ in items])
-    ref = BoxColumns.from_regions((sample.objects for _, sample in items), 4, str.lower)
-    return pred, ref
+    return outputs_to_columns(items), references_to_columns(items)
 
 
 def counts_only(pred: BoxColumns, ref: BoxColumns) -> dict[str, np.ndarray]:
@@ -170,9 +187,29 @@ def standard(items: Items) -> dict[str, float]:
 
 
 def timed(function, *args):  # type: ignore[no-untyped-def]
+    gc.collect()  # garbage left by earlier steps is not this step's cost (the same for both sides)
     start = time.perf_counter()
     result = function(*args)
     return result, time.perf_counter() - start
+
+
+FIRST_CALL = """
+import sys, time
+sys.path.insert(0, {bench!r})
+from bench_region import ours, synthetic
+items = synthetic(100, 0)
+start = time.perf_counter()
+ours(items)
+print(time.perf_counter() - start)
+"""
+
+
+def first_call(cache: str | None) -> float:
+    """Seconds of the first scoring call in a fresh process: numba's import, plus compiling (``cache`` an empty
+    directory) or loading the machine code numba keeps on disk (``cache`` None: its usual place)."""
+    env = dict(os.environ, **({"NUMBA_CACHE_DIR": cache} if cache else {}))
+    code = FIRST_CALL.format(bench=os.path.dirname(os.path.abspath(__file__)))
+    return float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True).stdout)
 
 
 def main() -> None:
@@ -186,23 +223,43 @@ def main() -> None:
     machine = platform.processor() or platform.machine()
     print(f"{args.n} samples, {boxes:.1f} reference boxes each on average; {machine}")
     expected, slow = timed(reference_loop, items)
-    print(f"{'reference loop (released-style)':40s}{slow:7.3f} s  {args.n / slow:10,.0f} samples/s")
+    print(f"{'reference loop (released-style)':44s}{slow:7.3f} s  {args.n / slow:10,.0f} samples/s")
 
     def row(label: str, seconds: float, note: str = "") -> None:
-        print(f"{label:40s}{seconds:7.3f} s  {args.n / seconds:10,.0f} samples/s  {slow / seconds:6.1f}x  {note}")
+        print(f"{label:44s}{seconds:7.3f} s  {args.n / seconds:10,.0f} samples/s  {slow / seconds:6.1f}x  {note}")
 
-    runs = [timed(ours, items) for _ in range(args.repeat)]
-    got = runs[0][0]
-    for key, value in expected.items():
-        assert abs(got[key] - value) < 1e-9, (key, got[key], value)
-    row("regbench medrega: stats_batch + finalize", min(t for _, t in runs))
-    print("all 10 aggregates equal (region, object, alignment P/R/F1 and pooled IoU)")
-    row("  of which strings -> columns", min(timed(columns_of, items)[1] for _ in range(args.repeat)))
-    columns = columns_of(items)
-    row("  of which the matching engine", min(timed(counts_only, *columns)[1] for _ in range(args.repeat)))
+    def best(function, *args_):  # type: ignore[no-untyped-def]
+        return min(timed(function, *args_)[1] for _ in range(repeat))
+
+    repeat = args.repeat
+    paths = [("numpy", True)] + ([("numba", False)] if accel.available() else [])
+    if not accel.available():
+        print("(numba is not installed: numpy path only; pip install 'regbench[fast]' for the compiled kernels)")
     parsed = with_boxes(items)
-    fast = min(timed(standard, parsed)[1] for _ in range(args.repeat))
-    row("regbench standard: stats_batch + finalize", fast, "(boxes parsed beforehand; no released counterpart)")
+    for path, disabled in paths:
+        with accel.numba_disabled(disabled):
+            if not disabled:
+                _, compile_s = timed(ours, items[:100])
+                print(f"numba first call in this process: {compile_s:.2f} s (import + compile or load from cache)")
+            runs = [timed(ours, items) for _ in range(repeat)]
+            for key, value in expected.items():
+                assert abs(runs[0][0][key] - value) < 1e-9, (path, key, runs[0][0][key], value)
+            total = min(t for _, t in runs)
+            row(f"regbench medrega ({path}): stats_batch + finalize", total)
+            print("  all 10 aggregates equal (region, object, alignment P/R/F1 and pooled IoU)")
+            outputs, references = best(outputs_to_columns, items), best(references_to_columns, items)
+            engine = best(counts_only, *columns_of(items))
+            row("  of which output strings -> columns", outputs)
+            row("  of which reference objects -> columns", references)
+            row("  of which the matching engine", engine)
+            plugin = RegionAligned(RegionAligned.Options(mode="medrega", subtask="multi_object_multi_region"))
+            row("  of which finalize (records -> aggregates)", best(plugin.finalize, plugin.stats_batch(items)))
+            row(f"regbench standard ({path}): stats_batch + finalize", best(standard, parsed), "(boxes pre-parsed)")
+    if accel.available():
+        with tempfile.TemporaryDirectory() as empty:
+            cold = first_call(empty)
+        print(f"numba first call in a fresh process: {cold:.2f} s with an empty cache (compiling), ", end="")
+        print(f"{first_call(None):.2f} s with numba's cache (import + load)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ augmenting path method of Crouse 2016, as in ``scipy/optimize/rectangular_lsap``
 sample of a padded batch in lock step, one numpy expression per step. It makes the same
 floating-point comparisons in the same order, so it returns the very pairs scipy returns,
 ties included (tested against the installed scipy on tie-heavy matrices): MedRegA's "object"
-counts depend on which zero-IoU pairs scipy picks among equals.
+counts depend on which zero-IoU pairs scipy picks among equals. With numba installed, a
+compiled port of the same algorithm (:func:`regbench.metrics._kernels.lsap`) replaces it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from regbench.metrics import accel
 
 # Above this many rows, the lock-step assignment costs more Python steps than scipy per sample.
 LOCKSTEP_MAX_ROWS = 16
@@ -183,8 +186,9 @@ def _shortest_paths(
 def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: bool = False) -> np.ndarray:
     """Exactly scipy's assignment of every sample of a padded batch, as a boolean mask.
 
-    Blocks of up to ``LOCKSTEP_MAX_ROWS`` rows (or columns) run in lock step; larger samples
-    are rare and go to scipy one by one.
+    With numba installed (:mod:`regbench.metrics.accel`), a compiled port of scipy's algorithm
+    runs per sample in one loop. Otherwise blocks of up to ``LOCKSTEP_MAX_ROWS`` rows (or
+    columns) run in lock step, and larger samples (rare) go to scipy one by one.
 
     Parameters
     ----------
@@ -197,6 +201,9 @@ def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: b
     ``(B, N, M)`` boolean mask of the ``min(n, m)`` assigned pairs of each sample.
     """
     cost = np.asarray(cost, dtype=np.float64)
+    if accel.enabled():
+        n, m = np.asarray(n, dtype=np.int64), np.asarray(m, dtype=np.int64)
+        return accel.kernels().assign_batch(np.ascontiguousarray(cost), n, m, maximize)
     if min(cost.shape[1], cost.shape[2]) <= LOCKSTEP_MAX_ROWS:
         return _lockstep_assign(cost, np.asarray(n), np.asarray(m), maximize=maximize)
     mask = np.zeros(cost.shape, dtype=bool)

@@ -1,0 +1,48 @@
+"""Optional compiled kernels (``pip install regbench[fast]``, numba): on when numba imports, else numpy.
+
+The kernels give the very results of the numpy path (tests compare the two), so the switch is
+about speed only. ``REGBENCH_NUMBA=0`` turns them off; :func:`numba_disabled` does so for a
+block (the benchmark times both paths in one process). numba is imported on first use, not
+with regbench, since importing it costs a few tenths of a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+_enabled = os.environ.get("REGBENCH_NUMBA", "1") != "0"
+
+
+@functools.cache
+def available() -> bool:
+    """numba is installed (found without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether scoring uses the compiled kernels now."""
+    return _enabled and available()
+
+
+def kernels() -> ModuleType:
+    """The compiled kernels (imports numba; compiles on first call, or loads numba's on-disk cache)."""
+    from regbench.metrics import _kernels
+
+    return _kernels
+
+
+@contextmanager
+def numba_disabled(disabled: bool = True) -> Iterator[None]:
+    """Run a block on the numpy path (``disabled=False``: leave the setting as it is)."""
+    global _enabled
+    before = _enabled
+    _enabled = before and not disabled
+    try:
+        yield
+    finally:
+        _enabled = before
