@@ -161,6 +161,18 @@ def test_resampled_corpus_scores_equal_pycocoevalcap_on_each_resample(language: 
             assert weighted[key][t] == pytest.approx(value, abs=1e-12), key
 
 
+def test_resampled_meteor_with_exact_matches_equals_pycocoevalcap() -> None:
+    # METEOR drops the fragmentation penalty of a segment equal to its reference, also when it
+    # aggregates: the summed statistics must not count that segment's one chunk.
+    nlg = plugin()
+    exact = ["The heart is normal.", "No pleural effusion.", "Lungs are clear."]
+    stats = nlg.stats_batch(items(exact, exact))
+    assert nlg.finalize(stats)["meteor"] == 1.0
+    assert_weighted_equals_finalize(nlg, stats, trials=6, seed=1)
+    mixed = nlg.stats_batch(items([*exact, "Heart normal lungs."], [*exact, "The heart is normal."]))
+    assert_weighted_equals_finalize(nlg, mixed, trials=10, seed=3)
+
+
 def test_spice_is_reported_unavailable() -> None:
     with pytest.raises(RegbenchError, match="SPICE is unavailable"):
         plugin(spice=True)

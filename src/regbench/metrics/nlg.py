@@ -317,8 +317,12 @@ class NLG(Metric):
 
     def _meteor_weighted(self, lines: list[str], weights: np.ndarray) -> np.ndarray:
         """METEOR's corpus score is its score of the summed statistics lines: one summed line per
-        resample, all scored in one call to the METEOR process."""
+        resample, all scored in one call to the METEOR process. As METEOR aggregates, a segment
+        that matches its reference exactly (all words, one chunk) adds no chunk: the last three
+        fields of a line are chunks, test word matches, reference word matches."""
         table = np.array([line.split() for line in lines], dtype=np.float64)
+        exact = (table[:, -3] == 1) & (table[:, -2] == table[:, 0]) & (table[:, -1] == table[:, 1])
+        table[exact, -3] = 0.0
         totals = weights @ table
         summed = [" ".join(str(int(x)) if x.is_integer() else repr(float(x)) for x in row) for row in totals]
         return np.array(self.meteor().evaluate(summed)[1])
