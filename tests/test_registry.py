@@ -56,6 +56,14 @@ def test_user_spec_dir_overrides_bundled(spec_root: Path) -> None:
     assert find_spec("task", "grounded_rg") == spec_root / "tasks" / "mine.yaml"
 
 
+def test_a_task_with_a_variable_in_a_flow_mapping_is_found_by_name(spec_root: Path) -> None:
+    (spec_root / "tasks" / "strict.yaml").write_text(
+        "task: strict_det\nfamily: detection\ndataset: {path: x.jsonl}\n"
+        "metrics:\n  - {name: region_aligned, iou_threshold: ${THR:-0.75}}\n"
+    )
+    assert find_spec("task", "strict_det") == spec_root / "tasks" / "strict.yaml"
+
+
 def test_metric_entry_point_group_is_declared() -> None:
     assert METRICS._entry_point_group == "regbench.metrics"
 

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import yaml
 
 from regbench.errors import SpecError, UnknownNameError
+from regbench.spec import parse_yaml
 
 T = TypeVar("T")
 
@@ -115,7 +116,7 @@ def _index(roots: tuple[Path, ...], kind: str) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path in _yaml_files(list(roots), kind):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = parse_yaml(path.read_text(encoding="utf-8"))
         except yaml.YAMLError:
             continue  # reported with file and line when the spec is actually loaded by path
         if not isinstance(data, dict):

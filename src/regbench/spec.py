@@ -222,9 +222,8 @@ def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise SpecError(str(path), "include", f"include cycle: {chain}")
     if not path.is_file():
         raise SpecError(str(path), "", "file not found")
-    text, variables = _shield_variables(path.read_text(encoding="utf-8"))
     try:
-        data = _unshield(yaml.safe_load(text), variables)
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -241,6 +240,12 @@ def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     for name in includes:
         merged = _deep_merge(merged, read_yaml(path.parent / name, _seen=(*_seen, path)))
     return _deep_merge(merged, data)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` of a spec's text, ``${...}`` references kept as written (also in flow mappings)."""
+    shielded, variables = _shield_variables(text)
+    return _unshield(yaml.safe_load(shielded), variables)
 
 
 def _shield_variables(text: str) -> tuple[str, tuple[re.Pattern[str], list[str]]]:
