@@ -210,16 +210,11 @@ def run(
         use_cache=not no_cache,
         shard=_parse_shard(shard),
     )
-    failed = [(r.results.task, r.results.n_errors) for r in _run_all(model_spec, tasks, options, concurrency)]
-    failed = [(name, n) for name, n in failed if n]
-    if failed:  # scored as wrong answers, but a CI job must not pass on a dead server
-        listed = ", ".join(f"{name}: {n}" for name, n in failed)
-        err.print(
-            f"[bold red]error:[/] requests failed after retries ({listed}); see `error` in samples.jsonl. "
-            "Run the same command again to retry only those (finished responses are cached).",
-            highlight=False,
-        )
-        raise typer.Exit(1)
+    _exit_on_errors(
+        _run_all(model_spec, tasks, options, concurrency),
+        "requests failed after retries",
+        "Run the same command again to retry only those (finished responses are cached).",
+    )
 
 
 @app.command()
@@ -255,7 +250,21 @@ def score(
     options = RunOptions(
         output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
     )
-    _run_all(model_spec, tasks, options, concurrency=None)
+    _exit_on_errors(
+        _run_all(model_spec, tasks, options, concurrency=None),
+        "samples have no prediction",
+        "Their results are written, scored as errors.",
+    )
+
+
+def _exit_on_errors(results: list[RunResult], what: str, advice: str) -> None:
+    """Exit 1 when samples ended as errors: they are scored as wrong answers, but a CI job must not
+    pass on a dead server or an incomplete predictions file."""
+    failed = [(r.results.task, r.results.n_errors) for r in results if r.results.n_errors]
+    if failed:
+        listed = ", ".join(f"{name}: {n}" for name, n in failed)
+        err.print(f"[bold red]error:[/] {what} ({listed}); see `error` in samples.jsonl. {advice}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
