@@ -63,6 +63,24 @@ def test_a_bad_model_yaml_names_file_and_field(tmp_path: Path, body: str, messag
     assert code == 2 and f"m.yaml: {message}" in " ".join(text.split())
 
 
+def test_a_box_format_typo_names_the_flag(tmp_path: Path) -> None:
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "vqa1", "output": "yes"}])
+    code, text = invoke("score", "--task", "demo_vqa_en", "-p", str(preds), "--box-format", "medregaa")
+    flat = " ".join(text.replace("│", " ").split())
+    assert (
+        code == 2 and "Invalid value for '--box-format': Unknown box format 'medregaa'. Did you mean: medrega?" in flat
+    )
+
+
+def test_a_duplicate_sample_id_names_the_data_file(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "answer": "x"}, {"id": "b"}, {"id": "a", "answer": "y"}])
+    (tmp_path / "t.yaml").write_text("task: t\nfamily: vqa\ndataset: {path: d.jsonl}\nmetrics: [vqa]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": "x"}])
+    code, text = invoke("score", "--task", str(tmp_path / "t.yaml"), "-p", str(preds), "-o", str(tmp_path / "o"))
+    flat = " ".join(text.split())
+    assert code == 2 and f"{data}: sample id 'a' appears twice (samples 1 and 3; task t)" in flat, text
+
+
 def test_missing_data_file_exits_2(tmp_path: Path) -> None:
     task = tmp_path / "t.yaml"
     task.write_text("task: x\nfamily: vqa\ndataset: {path: missing.jsonl}\nmetrics: [test_exact]\n")

@@ -80,8 +80,23 @@ TaskOpt = Annotated[
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output directory: DIR/<model>/<task>/results.json.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate only the first N samples of each task.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for bootstrap intervals (and sampling, if enabled).")]
+def _box_format(name: str | None) -> str | None:
+    """``--box-format`` checked when the command starts (a typo names the flag, not a model)."""
+    if name is not None:
+        from regbench.parsing import BOX_FORMATS
+
+        try:
+            BOX_FORMATS.get(name)
+        except RegbenchError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return name
+
+
 BoxFormatOpt = Annotated[
-    str | None, typer.Option("--box-format", help="How outputs write boxes (overrides the model and task YAML).")
+    str | None,
+    typer.Option(
+        "--box-format", callback=_box_format, help="How outputs write boxes (overrides the model and task YAML)."
+    ),
 ]
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap trials for 95% intervals (0: none).")]
 

@@ -26,11 +26,15 @@ def load_samples(task: TaskSpec, *, limit: int | None = None) -> list[Sample]:
     base = task.source.parent if task.source else Path.cwd()
     loader = LOADERS.get(task.dataset.loader)
     samples: list[Sample] = []
-    seen: set[str] = set()
-    for sample in loader(task.dataset, base=base):
+    seen: dict[str, int] = {}
+    for number, sample in enumerate(loader(task.dataset, base=base), start=1):
         if sample.id in seen:
-            raise DataError(f"task {task.task}: sample id {sample.id!r} appears twice in the dataset")
-        seen.add(sample.id)
+            where = base / task.dataset.path if task.dataset.path else f"the {task.dataset.loader} dataset"
+            raise DataError(
+                f"{where}: sample id {sample.id!r} appears twice (samples {seen[sample.id]} and {number}; "
+                f"task {task.task})"
+            )
+        seen[sample.id] = number
         samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break

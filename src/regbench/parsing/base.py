@@ -121,7 +121,7 @@ def parse_output(
     refusal = not found.objects and is_refusal(text)
     used = found.format or box_format
     if expect_boxes and not found.objects and not refusal:
-        reason = "; ".join(found.errors) or f"no box in {box_format} format found"
+        reason = "; ".join(found.errors) or f"no box in {used} format found"
         return Parsed(ok=False, raw=raw, text=clean, objects=found.objects, box_format=used, error=reason)
     return Parsed(
         ok=True, raw=raw, text=clean, objects=found.objects, box_format=used, refusal=refusal, skipped=found.errors
