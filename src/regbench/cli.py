@@ -80,6 +80,8 @@ TaskOpt = Annotated[
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output directory: DIR/<model>/<task>/results.json.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate only the first N samples of each task.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for bootstrap intervals (and sampling, if enabled).")]
+
+
 def _box_format(name: str | None) -> str | None:
     """``--box-format`` checked when the command starts (a typo names the flag, not a model)."""
     if name is not None:
