@@ -5,7 +5,9 @@ the ``box`` filter included, survives; lm-eval receives a JSONL with one ``promp
 ``answer`` per sample and a task YAML that generates until the model stops and reports exact
 match. Only the first turn of a multi-turn task is exported, and regbench's own metrics
 (region matching, CheXbert, ...) stay in regbench: the export is for running the same prompts
-through lm-eval's model backends.
+through lm-eval's model backends. The export is text only (images are not passed, a system
+prompt is put before the prompt), and the task YAML names its JSONL by absolute path (lm-eval
+reads ``data_files`` relative to where it runs, not to the YAML).
 """
 
 from __future__ import annotations
