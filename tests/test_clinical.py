@@ -53,17 +53,44 @@ def tiny_chexbert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     return root / "chexbert.pth", encoder
 
 
+def plain_labels(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """f1chexbert's computation: the whole BertModel, the heads on the last layer's CLS, argmax."""
+    with torch.inference_mode():
+        cls = model.encode_plain(ids, mask)
+        return torch.stack([head(cls).argmax(dim=1) for head in model.linear_heads], dim=1), cls
+
+
 def test_batched_labels_equal_one_report_at_a_time(tiny_chexbert: tuple[Path, Path]) -> None:
     checkpoint, encoder = tiny_chexbert
     labeller = Labeller(checkpoint, encoder, device="cpu", batch_size=3)
     labels, embeddings = labeller.label(REPORTS)
     assert labels.shape == (len(REPORTS), 14) and len(np.unique(labels)) > 1
-    for i, report in enumerate(REPORTS):  # f1chexbert's way: one report, no padding
+    for i, report in enumerate(REPORTS):  # f1chexbert's way: one report, no padding, the plain model
         ids = labeller.tokenizer(" ".join(report.split()), return_tensors="pt", truncation=True, max_length=512)
-        with torch.inference_mode():
-            single, cls = labeller.model(ids["input_ids"], ids["attention_mask"])
+        single, cls = plain_labels(labeller.model, ids["input_ids"], ids["attention_mask"])
         assert single[0].tolist() == labels[i].tolist()
-        assert np.allclose(cls[0].numpy(), embeddings[i], atol=1e-4)
+        assert np.allclose(cls[0].numpy(), embeddings[i], atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_fast_encoder_equals_the_plain_bert_forward(tiny_chexbert: tuple[Path, Path], attention: str) -> None:
+    """Unpadded linear layers and a [CLS]-only last layer give the labels and CLS vectors of the full forward."""
+    checkpoint, encoder = tiny_chexbert
+    config = transformers.BertConfig.from_pretrained(str(encoder), attn_implementation=attention)
+    model = build_labeller(config)
+    state = torch.load(checkpoint, weights_only=True)["model_state_dict"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=True)
+    model.eval()
+    pooled: list[object] = []
+    model.bert.pooler.register_forward_hook(lambda *args: pooled.append(args))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(encoder))
+    batch = tokenizer([*REPORTS, " ".join(REPORTS)], padding=True, return_tensors="pt")  # padded rows, one long one
+    with torch.inference_mode():
+        labels, cls = model(batch["input_ids"], batch["attention_mask"])
+    assert pooled == []  # the heads read the CLS of the last layer; the pooler is loaded but never run
+    plain, plain_cls = plain_labels(model, batch["input_ids"], batch["attention_mask"])
+    assert labels.tolist() == plain.tolist()
+    assert torch.allclose(cls, plain_cls, atol=1e-5, rtol=0)
 
 
 def test_label_cache_labels_each_report_once(tiny_chexbert: tuple[Path, Path], tmp_path: Path) -> None:
