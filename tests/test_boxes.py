@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from regbench.errors import RegbenchError
 from regbench.parsing import BOX_FORMATS, parse_output
 from regbench.parsing.base import is_refusal
 from regbench.types import Sample
@@ -225,6 +228,30 @@ def test_qwen25_boxes_are_pixels_of_the_resized_input(size: tuple[int, int], res
     text = f'{{"bbox_2d": [0, 0, {resized[0] // 2}, {resized[1]}], "label": "liver"}}'
     parsed = parse_output(text, box_format="qwen25_vl", sample=Sample(id="s", width=size[0], height=size[1]))
     assert parsed.objects[0].boxes == [[0.0, 0.0, (resized[0] // 2) / resized[0], 1.0]]
+
+
+def test_qwen25_pixel_bounds_of_the_server_are_part_of_the_format() -> None:
+    # a server started with max_pixels=1003520 resizes a 2048 x 2048 image to 980 x 980
+    # (2048 / sqrt(2048^2 / 1003520) / 28 = 35.8 -> 35 x 28), not to 2044 x 2044 (the default)
+    from regbench.parsing import get_box_format
+
+    sample = Sample(id="s", width=2048, height=2048)
+    text = '{"bbox_2d": [0, 0, 490, 980], "label": "lung"}'
+    parsed = parse_output(text, box_format="qwen25_vl(max_pixels=1003520)", sample=sample)
+    assert parsed.objects[0].boxes == [[0.0, 0.0, 0.5, 1.0]]
+    assert parsed.box_format == "qwen25_vl(min_pixels=3136,max_pixels=1003520)"
+    assert parse_output(text, box_format="qwen25_vl", sample=sample).objects[0].boxes[0][2] == 490 / 2044
+    assert get_box_format("qwen25_vl( max_pixels = 1003520 )").write([0.0, 0.0, 0.5, 1.0], sample) == (
+        '{"bbox_2d": [0, 0, 490, 980]}'
+    )
+    for bad, message in [
+        ("medrega(max_pixels=1)", "'medrega' takes no options"),
+        ("qwen25_vl(pixels=1)", "has no option 'pixels'"),
+        ("qwen25_vl(max_pixels=1e6)", "options are written key=integer"),
+        ("qwen25_vl(min_pixels=9,max_pixels=4)", "min_pixels <= max_pixels"),
+    ]:
+        with pytest.raises(RegbenchError, match=re.escape(message)):
+            get_box_format(bad)
 
 
 def test_many_unclosed_phrases_parse_without_rescanning() -> None:

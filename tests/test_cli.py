@@ -55,6 +55,10 @@ def test_malformed_task_yaml_exits_2_naming_file_and_field(tmp_path: Path) -> No
         ("adapter: opnai\n", "adapter: Unknown model adapter 'opnai'. Did you mean: openai?"),
         ("adapter: openai\nbase_url: http://127.0.0.1:9/v1\nbox_format: medregaa\n", "box_format: Unknown box format"),
         ("adapter: openai\n", "base_url: the openai adapter needs the server's URL"),
+        (
+            "adapter: openai\nbase_url: http://127.0.0.1:9/v1\nbox_format: qwen25_vl(pixels=1)\n",
+            "box_format: box format qwen25_vl has no option 'pixels'",
+        ),
     ],
 )
 def test_a_bad_model_yaml_names_file_and_field(tmp_path: Path, body: str, message: str) -> None:

@@ -85,10 +85,10 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for bootstrap interva
 def _box_format(name: str | None) -> str | None:
     """``--box-format`` checked when the command starts (a typo names the flag, not a model)."""
     if name is not None:
-        from regbench.parsing import BOX_FORMATS
+        from regbench.parsing import get_box_format
 
         try:
-            BOX_FORMATS.get(name)
+            get_box_format(name)
         except RegbenchError as exc:
             raise typer.BadParameter(str(exc)) from None
     return name

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from regbench.data import load_samples
-from regbench.parsing import BOX_FORMATS
+from regbench.parsing import get_box_format
 from regbench.prompts import PromptRenderer
 from regbench.spec import ModelSpec, TaskSpec
 
@@ -27,7 +27,7 @@ def export_task(task: TaskSpec, out_dir: Path, *, box_format: str = "medrega") -
     """Write ``<task>.jsonl`` and ``<task>.yaml`` for lm-eval into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stub = ModelSpec(model="lm-eval", adapter="replay", path="-", box_format=box_format)
-    renderer = PromptRenderer(task, stub, write_box=BOX_FORMATS.get(box_format).write)
+    renderer = PromptRenderer(task, stub, write_box=get_box_format(box_format).write)
     data = out_dir / f"{task.task}.jsonl"
     with data.open("w", encoding="utf-8") as handle:
         for sample in load_samples(task):

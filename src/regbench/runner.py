@@ -27,7 +27,7 @@ from regbench.data import load_samples
 from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
 from regbench.models.base import ModelAdapter, Request, Response
-from regbench.parsing import BOX_FORMATS, parse_output
+from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.registry import find_spec, spec_index
 from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
@@ -221,7 +221,7 @@ async def evaluate(
     for plugin in plugins:
         plugin.prepare()
     box_format = options.box_format or task.box_format or model.box_format
-    renderer = PromptRenderer(task, model, write_box=BOX_FORMATS.get(box_format).write)
+    renderer = PromptRenderer(task, model, write_box=get_box_format(box_format).write)
     for sample in samples:  # a template error surfaces before any model call
         renderer.messages(sample, 0, [])
     subset = options.limit is not None or options.shard is not None

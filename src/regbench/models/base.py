@@ -104,14 +104,14 @@ ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter")
 
 def build_adapter(spec: ModelSpec, *, concurrency: int | None = None, task: str | None = None) -> ModelAdapter:
     """Instantiate the adapter a model YAML names; an unknown adapter or box format names the file and field."""
-    from regbench.parsing import BOX_FORMATS
+    from regbench.parsing import get_box_format
 
     try:
         adapter_type = ADAPTERS.get(spec.adapter)
     except UnknownNameError as exc:
         raise SpecError(spec_file(spec), "adapter", str(exc)) from None
     try:
-        BOX_FORMATS.get(spec.box_format)
+        get_box_format(spec.box_format)
     except UnknownNameError as exc:
         raise SpecError(spec_file(spec), "box_format", str(exc)) from None
     return adapter_type(spec, concurrency=concurrency)

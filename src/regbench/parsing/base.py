@@ -7,11 +7,13 @@ were expected, an empty output). Nothing here raises on model text.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from regbench.errors import UnknownNameError
 from regbench.registry import Registry
 from regbench.types import Parsed, Region, Sample
 
@@ -64,6 +66,28 @@ class BoxFormat(Protocol):
 
 
 BOX_FORMATS: Registry[BoxFormat] = Registry("box format")
+_CONFIGURED = re.compile(r"(?P<name>\w+)\((?P<options>[^()]*)\)")
+
+
+@functools.lru_cache(maxsize=64)
+def get_box_format(spec: str) -> BoxFormat:
+    """The box format a name gives: a registered name, or one with options, ``name(key=N,key=N)``
+    (integers only; e.g. ``qwen25_vl(max_pixels=1003520)``). The whole string is the format's
+    identity: it is what results.json and samples.jsonl record."""
+    match = _CONFIGURED.fullmatch(spec.replace(" ", ""))
+    if match is None:
+        return BOX_FORMATS.get(spec)
+    base = BOX_FORMATS.get(match.group("name"))
+    options: dict[str, int] = {}
+    for part in filter(None, match.group("options").split(",")):
+        key, _, value = part.partition("=")
+        if not key or not value.isdigit():
+            raise UnknownNameError(f"box format {spec!r}: options are written key=integer, got {part!r}")
+        options[key] = int(value)
+    configured = getattr(base, "configured", None)
+    if configured is None:
+        raise UnknownNameError(f"box format {match.group('name')!r} takes no options (got {spec!r})")
+    return configured(**options)  # type: ignore[no-any-return]
 
 
 def strip_reasoning(text: str) -> str:
@@ -102,7 +126,7 @@ def parse_output(
     Parameters
     ----------
     raw : the model's text (``None`` when the model returned an error).
-    box_format : a name in ``BOX_FORMATS`` (``auto`` detects the format).
+    box_format : a name in ``BOX_FORMATS`` (``auto`` detects the format), options allowed (:func:`get_box_format`).
     sample : the sample, for formats that need the image size (absolute pixels).
     expect_boxes : whether the task needs boxes: then an output with none (and no refusal)
         is a parse failure.
@@ -112,7 +136,7 @@ def parse_output(
     text = strip_reasoning(raw).strip()
     if not text:
         return Parsed(ok=False, raw=raw, error="empty output")
-    fmt = BOX_FORMATS.get(box_format)
+    fmt = get_box_format(box_format)
     try:
         found = fmt.extract(text, sample)
     except Exception as exc:  # a parser bug must cost one sample, not the run

@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from regbench.errors import UnknownNameError
 from regbench.parsing.base import BOX_FORMATS, Extraction
 from regbench.types import Region, Sample
 
@@ -205,10 +206,32 @@ def qwen25_input_size(width: int, height: int, *, factor: int = 28, min_pixels: 
 
 class Qwen25Boxes:
     """Qwen2.5-VL JSON grounding: ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]`` in pixels of the
-    resized input image (:func:`qwen25_input_size`)."""
+    resized input image (:func:`qwen25_input_size`). A server started with other pixel bounds
+    (``--mm-processor-kwargs '{"max_pixels": ...}'``) resizes differently: name them in the format,
+    ``qwen25_vl(min_pixels=3136,max_pixels=1003520)``."""
 
     name = "qwen25_vl"
     _OBJECT = re.compile(r"\{[^{}]*\"bbox_2d\"[^{}]*\}", re.DOTALL)
+    OPTIONS = ("min_pixels", "max_pixels")
+
+    def __init__(self, min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 16384) -> None:
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+
+    def configured(self, **options: int) -> Qwen25Boxes:
+        """This format with other pixel bounds; its name records them."""
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            takes = ", ".join(self.OPTIONS)
+            raise UnknownNameError(f"box format qwen25_vl has no option {unknown[0]!r} (it takes {takes})")
+        bounds = {"min_pixels": self.min_pixels, "max_pixels": self.max_pixels, **options}
+        if not 0 < bounds["min_pixels"] <= bounds["max_pixels"]:
+            raise UnknownNameError(f"box format qwen25_vl: need 0 < min_pixels <= max_pixels, got {bounds}")
+        configured = Qwen25Boxes(**bounds)
+        configured.name = f"qwen25_vl(min_pixels={bounds['min_pixels']},max_pixels={bounds['max_pixels']})"
+        return configured
+
+    def _input_size(self, width: int, height: int) -> tuple[int, int]:
+        return qwen25_input_size(width, height, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         width = sample.width if sample is not None else None
@@ -227,7 +250,7 @@ class Qwen25Boxes:
             if not width or not height:
                 errors.append("qwen25_vl boxes are in pixels: the sample needs `width` and `height`")
                 continue
-            box = to_unit_box(values, *map(float, qwen25_input_size(width, height)))
+            box = to_unit_box(values, *map(float, self._input_size(width, height)))
             if box is None:
                 errors.append(f"bbox_2d needs 4 numbers: {match.group(0)[:80]}")
                 continue
@@ -239,7 +262,7 @@ class Qwen25Boxes:
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         """Pixels of ``sample``'s resized image; without a size, 0–1 floats (then say so in the prompt)."""
         if sample is not None and sample.width and sample.height:
-            scale = list(qwen25_input_size(sample.width, sample.height)) * 2
+            scale = list(self._input_size(sample.width, sample.height)) * 2
             return json.dumps({"bbox_2d": [round(v * k) for v, k in zip(box[:4], scale, strict=True)]})
         return json.dumps({"bbox_2d": [round(v, 3) for v in box]})
 
