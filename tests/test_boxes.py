@@ -249,6 +249,9 @@ def test_qwen25_pixel_bounds_of_the_server_are_part_of_the_format() -> None:
         ("qwen25_vl(pixels=1)", "has no option 'pixels'"),
         ("qwen25_vl(max_pixels=1e6)", "options are written key=integer"),
         ("qwen25_vl(min_pixels=9,max_pixels=4)", "min_pixels <= max_pixels"),
+        ("qwen25_vl(max_pixels=\u00b2)", "options are written key=integer"),
+        ("qwen25_vl(max_pixels=\u0661\u0660)", "options are written key=integer"),
+        ("qwen25_vl(max_pixels=5,max_pixels=9)", "'max_pixels' is given twice"),
     ]:
         with pytest.raises(RegbenchError, match=re.escape(message)):
             get_box_format(bad)

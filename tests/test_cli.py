@@ -76,6 +76,16 @@ def test_a_box_format_typo_names_the_flag(tmp_path: Path) -> None:
     )
 
 
+def test_a_box_format_typo_in_a_task_yaml_names_file_and_field(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "answer": "x"}])
+    (tmp_path / "t.yaml").write_text(
+        "task: t\nfamily: vqa\nbox_format: medrga\ndataset: {path: d.jsonl}\nmetrics: [vqa]\n"
+    )
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": "x"}])
+    code, text = invoke("score", "--task", str(tmp_path / "t.yaml"), "-p", str(preds), "-o", str(tmp_path / "o"))
+    assert code == 2 and "t.yaml: box_format: Unknown box format 'medrga'" in " ".join(text.split()), text
+
+
 def test_a_duplicate_sample_id_names_the_data_file(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "answer": "x"}, {"id": "b"}, {"id": "a", "answer": "y"}])
     (tmp_path / "t.yaml").write_text("task: t\nfamily: vqa\ndataset: {path: d.jsonl}\nmetrics: [vqa]\n")

@@ -91,6 +91,33 @@ def test_runs_with_different_samples_compare_over_the_shared_ones(tmp_path: Path
     assert "over the 2 shared samples (A has 2, B 40)" in recall.note
 
 
+def test_split_dependent_per_sample_values_are_recomputed_on_the_shared_samples(tmp_path: Path) -> None:
+    # per-sample CIDEr-D (agg: sample) depends on the split's document frequencies: a --limit run
+    # stored other values for the same outputs; over the shared samples they must agree again
+    words = ["heart", "normal", "effusion", "small", "left", "clear"]
+    answers = [" ".join(words[(i + k) % 6] for k in range(1 + i % 4)) for i in range(12)]
+    write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i}", "answer": a} for i, a in enumerate(answers)])
+    write_jsonl(tmp_path / "p.jsonl", [{"id": f"s{i}", "output": f"{a} lungs"} for i, a in enumerate(answers)])
+    (tmp_path / "task.yaml").write_text(
+        "task: t\nfamily: report\ndataset: {path: data.jsonl}\n"
+        "metrics: [{name: nlg, agg: sample, meteor: false, tokenizer: whitespace}]\n"
+    )
+    task = load_spec(tmp_path / "task.yaml", TaskSpec)
+    for name, limit in (("full", None), ("limited", 3)):
+        model = ModelSpec(model=name, adapter="replay", path=str(tmp_path / "p.jsonl"))
+        options = RunOptions(output=tmp_path / "out", bootstrap_trials=20, limit=limit)
+        asyncio.run(evaluate(task, model, build_adapter(model), options))
+    full, limited = tmp_path / "out" / "full" / "t", tmp_path / "out" / "limited" / "t"
+    stored = [
+        [json.loads(x)["scores"]["cider"] for x in (d / "samples.jsonl").read_text().splitlines()[:3]]
+        for d in (full, limited)
+    ]
+    assert stored[0] != stored[1]  # the same outputs, other document frequencies
+    rows = {r.key: r for r in compare_runs(full, limited, trials=20)}
+    assert rows["cider"].difference == 0.0 and rows["bleu1"].difference == 0.0
+    assert "over the 3 shared samples" in rows["cider"].note
+
+
 class CorpusMean(Metric):
     """A mean that declares itself a corpus metric: paired_test falls back to finalize per resample."""
 

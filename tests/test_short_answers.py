@@ -22,7 +22,7 @@ def make(name: str, language: str = "en", labels: list[str] | None = None, **opt
 
 
 def score(plugin, pred: str, **sample: object) -> dict:  # type: ignore[no-untyped-def]
-    """Stats of one output, parsed as the runner parses it (raw kept, whitespace collapsed in text)."""
+    """Stats of one output, parsed as the runner parses it."""
     return plugin.stats(parse_output(pred, box_format="medrega"), Sample(id="s", **sample))
 
 
@@ -71,6 +71,8 @@ def test_vqa_exact_match_is_m4cxr_rule() -> None:
     assert score(vqa, "Pleural effusion.", answer="pleural effusion")["exact_match"] == 1.0
     assert score(vqa, "pleural-effusion", answer="pleural effusion")["exact_match"] == 0.0
     assert score(vqa, "pleural effusions", answer="pleural effusion")["exact_match"] == 0.0
+    # whitespace is not a difference: the parsed text keeps the output's own line breaks
+    assert score(vqa, "Pleural\n  effusion", answer="pleural effusion")["exact_match"] == 1.0
 
 
 def test_vqa_medrega_mode_reproduces_released_rules() -> None:

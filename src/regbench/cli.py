@@ -229,7 +229,7 @@ def run(
     )
     _exit_on_errors(
         _run_all(model_spec, tasks, options, concurrency),
-        "requests failed after retries",
+        "requests failed (after the retries, or no recorded output)",
         "Run the same command again to retry only those (finished responses are cached).",
     )
 

@@ -221,7 +221,11 @@ async def evaluate(
     for plugin in plugins:
         plugin.prepare()
     box_format = options.box_format or task.box_format or model.box_format
-    renderer = PromptRenderer(task, model, write_box=get_box_format(box_format).write)
+    try:
+        write_box = get_box_format(box_format).write
+    except UnknownNameError as exc:  # --box-format and the model's are checked before; this is the task's
+        raise SpecError(str(task.source or task.task), "box_format", str(exc)) from None
+    renderer = PromptRenderer(task, model, write_box=write_box)
     for sample in samples:  # a template error surfaces before any model call
         renderer.messages(sample, 0, [])
     subset = options.limit is not None or options.shard is not None

@@ -251,7 +251,8 @@ def parse_yaml(text: str) -> Any:
 def _shield_variables(text: str) -> tuple[str, tuple[re.Pattern[str], list[str]]]:
     """``text`` with every ``${...}`` replaced by a plain word, so ``{path: ${DIR}/f}`` (a flow
     mapping, whose braces YAML would otherwise read as structure) parses; ``_unshield`` puts the
-    references back into the parsed strings, which ``expand_env`` then expands."""
+    references back into the parsed strings, which ``expand_env`` then expands. A reference comes
+    back as written: YAML escapes inside a default (``"${X:-caf\\u00e9}"``) are not read."""
     stem = "regbenchvar"
     while stem in text:
         stem += "x"

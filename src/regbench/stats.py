@@ -153,6 +153,13 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
                 stats_a = [samples_a[i]["stats"][plugin_name] for i in ids]
                 stats_b = [samples_b[i]["stats"][plugin_name] for i in ids]
                 runs = min(trials, plugin.bootstrap_trials)
+                if not len(ids) == len(samples_a) == len(samples_b):
+                    try:  # per-sample values that depend on the split (CIDEr-D), for the shared samples
+                        stats_a, stats_b = plugin.rejoin(stats_a), plugin.rejoin(stats_b)
+                    except DataError as exc:
+                        base.note = f"not compared on the shared samples: {exc}"
+                        out.append(base)
+                        continue
             else:  # the plugin cannot be rebuilt here: compare the per-sample scores' means
                 finalize = _mean_finalize(key)
                 stats_a = [samples_a[i]["scores"] for i in ids]

@@ -97,5 +97,9 @@ class VQA(Metric):
 
 
 def _exact(pred: str, answer: str) -> float:
-    """M4CXR's exact match: equal after lower-casing and removing every "."."""
-    return float(pred.lower().replace(".", "").strip() == answer.lower().replace(".", "").strip())
+    """M4CXR's exact match: equal after lower-casing and removing every "." (whitespace runs are one space)."""
+
+    def key(text: str) -> str:
+        return " ".join(text.lower().replace(".", "").split())
+
+    return float(key(pred) == key(answer))

@@ -72,8 +72,8 @@ _CONFIGURED = re.compile(r"(?P<name>\w+)\((?P<options>[^()]*)\)")
 @functools.lru_cache(maxsize=64)
 def get_box_format(spec: str) -> BoxFormat:
     """The box format a name gives: a registered name, or one with options, ``name(key=N,key=N)``
-    (integers only; e.g. ``qwen25_vl(max_pixels=1003520)``). The whole string is the format's
-    identity: it is what results.json and samples.jsonl record."""
+    (integers only; e.g. ``qwen25_vl(max_pixels=1003520)``). results.json records the string as
+    given; each parsed output records the configured format's name, every option spelled out."""
     match = _CONFIGURED.fullmatch(spec.replace(" ", ""))
     if match is None:
         return BOX_FORMATS.get(spec)
@@ -81,8 +81,10 @@ def get_box_format(spec: str) -> BoxFormat:
     options: dict[str, int] = {}
     for part in filter(None, match.group("options").split(",")):
         key, _, value = part.partition("=")
-        if not key or not value.isdigit():
+        if not key or not re.fullmatch(r"[0-9]+", value):
             raise UnknownNameError(f"box format {spec!r}: options are written key=integer, got {part!r}")
+        if key in options:
+            raise UnknownNameError(f"box format {spec!r}: option {key!r} is given twice")
         options[key] = int(value)
     configured = getattr(base, "configured", None)
     if configured is None:
