@@ -18,6 +18,20 @@ from regbench.types import Parsed, Region, Sample
 
 needs_numba = pytest.mark.skipif(not accel.available(), reason="numba is not installed (pip install 'regbench[fast]')")
 
+
+@pytest.fixture(autouse=True)
+def kernels_for_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels serve large batches only; here every batch takes them, to compare with numpy."""
+    monkeypatch.setattr(accel, "MIN_SIZE", 0)
+
+
+def test_small_batches_take_the_numpy_path() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accel, "MIN_SIZE", 25_000)
+        assert not accel.enabled(24_999)
+        assert accel.enabled(25_000) == accel.available()
+
+
 box_list = st.lists(
     st.lists(st.integers(0, 1200), min_size=4, max_size=4).map(lambda v: "[" + ", ".join(map(str, v)) + "]"),
     min_size=1,

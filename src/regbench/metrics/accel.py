@@ -1,4 +1,5 @@
-"""Optional compiled kernels (``pip install regbench[fast]``, numba): on when numba imports, else numpy.
+"""Optional compiled kernels (``pip install regbench[fast]``, numba): used when numba imports and a
+batch is large enough to repay loading them (:data:`MIN_SIZE`), else the numpy path.
 
 The kernels give the very results of the numpy path (tests compare the two), so the switch is
 about speed only. ``REGBENCH_NUMBA=0`` turns them off; :func:`numba_disabled` does so for a
@@ -16,6 +17,9 @@ from contextlib import contextmanager
 from types import ModuleType
 
 _enabled = os.environ.get("REGBENCH_NUMBA", "1") != "0"
+MIN_SIZE = 25_000
+"""Samples below which the numpy path runs anyway: loading numba and its cached machine code takes
+~0.25 s per process (compiling, once per machine, ~5 s), and the kernels save ~10 us per sample."""
 
 
 @functools.cache
@@ -24,9 +28,9 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def enabled() -> bool:
-    """Whether scoring uses the compiled kernels now."""
-    return _enabled and available()
+def enabled(size: int) -> bool:
+    """Whether scoring ``size`` samples uses the compiled kernels now."""
+    return _enabled and size >= MIN_SIZE and available()
 
 
 def kernels() -> ModuleType:

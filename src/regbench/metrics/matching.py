@@ -201,7 +201,7 @@ def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: b
     ``(B, N, M)`` boolean mask of the ``min(n, m)`` assigned pairs of each sample.
     """
     cost = np.asarray(cost, dtype=np.float64)
-    if accel.enabled():
+    if accel.enabled(len(cost)):
         n, m = np.asarray(n, dtype=np.int64), np.asarray(m, dtype=np.int64)
         return accel.kernels().assign_batch(np.ascontiguousarray(cost), n, m, maximize)
     if min(cost.shape[1], cost.shape[2]) <= LOCKSTEP_MAX_ROWS:

@@ -362,7 +362,7 @@ def medrega_boxes(raws: Sequence[str]) -> BoxColumns:
     digits) or too large for a float to hold exactly take the per-output path, so the two
     always agree.
     """
-    if accel.enabled():
+    if accel.enabled(len(raws)):
         return _medrega_boxes_compiled(raws)
     groups = [_medrega_groups(raw) for raw in raws]
     flat = list(chain.from_iterable(groups))
@@ -444,7 +444,7 @@ def medrega_columns(pred: BoxColumns, ref: BoxColumns, thresholds: np.ndarray) -
     table = np.zeros((len(p_vocab) + 1, len(r_vocab) + 1), dtype=bool)
     for a, i in p_vocab.items():
         table[i, :-1] = [medrega_align(a, b) for b in r_vocab]
-    if accel.enabled() and pred.boxes.shape[1] == 4 and ref.boxes.shape[1] == 4:
+    if accel.enabled(len(pred)) and pred.boxes.shape[1] == 4 and ref.boxes.shape[1] == 4:
         found = accel.kernels().medrega_counts(
             np.ascontiguousarray(pred.boxes, dtype=np.float64),
             pred.counts.astype(np.int64),
