@@ -236,6 +236,17 @@ def test_missing_and_unknown_prediction_ids_are_named(tmp_path: Path) -> None:
     assert len(run["notes"]) == 2
 
 
+def test_a_list_of_outputs_longer_than_the_turns_is_noted(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "answer": "x"}])
+    (tmp_path / "t.yaml").write_text("task: t\nfamily: vqa\ndataset: {path: d.jsonl}\nmetrics: [vqa]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": ["x", "y"]}])
+    code, text = invoke("score", "--task", str(tmp_path / "t.yaml"), "-p", str(preds), "-o", str(tmp_path / "o"))
+    assert code == 0, text
+    notes = json.loads((tmp_path / "o" / "p" / "t" / "run.json").read_text())["notes"]
+    expected = f"{preds}: 1 outputs are lists longer than the task's 1 turn(s) (e.g. 'a'); only the first 1 are used"
+    assert notes == [expected]
+
+
 def test_cache_info_and_clear(tmp_path: Path) -> None:
     from regbench.cache import ResponseCache
     from regbench.models.base import Response

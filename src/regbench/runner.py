@@ -229,7 +229,8 @@ async def evaluate(
     for sample in samples:  # a template error surfaces before any model call
         renderer.messages(sample, 0, [])
     subset = options.limit is not None or options.shard is not None
-    notes = [str(w.message) for w in caught] + adapter.check(task.task, [s.id for s in samples], subset=subset)
+    ids = [s.id for s in samples]
+    notes = [str(w.message) for w in caught] + adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)
 
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
     try:

@@ -81,10 +81,10 @@ class ModelAdapter(ABC):
     async def close(self) -> None:
         """Release what ``start`` acquired."""
 
-    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool) -> list[str]:
+    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool, turns: int = 1) -> list[str]:
         """Before any request of a task: raise an error when the adapter cannot answer it at all
         (an unreadable predictions file), else return notes for the user (``subset``: the run
-        covers only part of the task, via ``--limit`` or a shard)."""
+        covers only part of the task, via ``--limit`` or a shard; ``turns``: its prompt's turns)."""
         return []
 
     def fingerprint(self) -> str:

@@ -40,7 +40,7 @@ class ReplayAdapter(ModelAdapter):
             self._recordings[task] = read_predictions(self.file_for(task))
         return self._recordings[task]
 
-    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool) -> list[str]:
+    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool, turns: int = 1) -> list[str]:
         """Read the predictions now, so a malformed or empty file stops the run with its line number."""
         recorded = self.recordings(task)
         path = self.file_for(task)
@@ -57,6 +57,12 @@ class ReplayAdapter(ModelAdapter):
             notes.append(
                 f"{path}: no output for {len(missing)} of {len(sample_ids)} samples of {task} "
                 f"(e.g. {missing[0]!r}); they are scored as errors"
+            )
+        longer = [i for i in sample_ids if isinstance(recorded.get(i), list) and len(recorded[i]) > turns]
+        if longer:  # the answer to the last turn is scored: extra outputs would be silently ignored
+            notes.append(
+                f"{path}: {len(longer)} outputs are lists longer than the task's {turns} turn(s) (e.g. {longer[0]!r}); "
+                f"only the first {turns} are used"
             )
         unknown = [] if subset else sorted(set(recorded) - set(sample_ids))
         if unknown:
