@@ -133,7 +133,28 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
     if not ids:
         raise DataError("the two runs share no sample id")
     plugins = _plugins(results_a)
+    subset = not len(ids) == len(samples_a) == len(samples_b)
     tested: dict[str, dict[str, tuple[tuple[float, float] | None, float | None]]] = {}
+    # per plugin, once for all its keys: the shared samples' stats, and on a subset their aggregates
+    shared: dict[str, tuple[list[Stats], list[Stats], dict[str, float], dict[str, float]] | DataError] = {}
+
+    def shared_stats(plugin: Metric) -> tuple[list[Stats], list[Stats], dict[str, float], dict[str, float]]:
+        if plugin.name not in shared:
+            stats_a = [samples_a[i]["stats"][plugin.name] for i in ids]
+            stats_b = [samples_b[i]["stats"][plugin.name] for i in ids]
+            try:
+                if subset:  # per-sample values that depend on the split (CIDEr-D), for the shared samples
+                    stats_a, stats_b = plugin.rejoin(stats_a), plugin.rejoin(stats_b)
+                    shared[plugin.name] = (stats_a, stats_b, plugin.finalize(stats_a), plugin.finalize(stats_b))
+                else:
+                    shared[plugin.name] = (stats_a, stats_b, {}, {})
+            except DataError as exc:
+                shared[plugin.name] = exc
+        found = shared[plugin.name]
+        if isinstance(found, DataError):
+            raise found
+        return found
+
     out = []
     for key in sorted(set(results_a.metrics) | set(results_b.metrics)):
         higher = results_a.higher_is_better.get(key, results_b.higher_is_better.get(key, True))
@@ -149,27 +170,24 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
             plugin_name = results_a.plugins.get(key, "")
             plugin = plugins.get(plugin_name)
             if plugin is not None:
-                finalize: Callable[[Sequence[Stats]], dict[str, float]] = plugin.finalize
-                stats_a = [samples_a[i]["stats"][plugin_name] for i in ids]
-                stats_b = [samples_b[i]["stats"][plugin_name] for i in ids]
+                try:
+                    stats_a, stats_b, values_a, values_b = shared_stats(plugin)
+                except DataError as exc:
+                    base.note = f"not compared on the shared samples: {exc}"
+                    out.append(base)
+                    continue
                 runs = min(trials, plugin.bootstrap_trials)
-                if not len(ids) == len(samples_a) == len(samples_b):
-                    try:  # per-sample values that depend on the split (CIDEr-D), for the shared samples
-                        stats_a, stats_b = plugin.rejoin(stats_a), plugin.rejoin(stats_b)
-                    except DataError as exc:
-                        base.note = f"not compared on the shared samples: {exc}"
-                        out.append(base)
-                        continue
             else:  # the plugin cannot be rebuilt here: compare the per-sample scores' means
-                finalize = _mean_finalize(key)
                 stats_a = [samples_a[i]["scores"] for i in ids]
                 stats_b = [samples_b[i]["scores"] for i in ids]
+                if subset:
+                    values_a, values_b = _mean_finalize(key)(stats_a), _mean_finalize(key)(stats_b)
                 runs = trials
                 base.note = "per-sample means (plugin unavailable here)"
-            if not len(ids) == len(samples_a) == len(samples_b):
-                base.a, base.b = finalize(stats_a).get(key), finalize(stats_b).get(key)
-                shared = f"over the {len(ids)} shared samples (A has {len(samples_a)}, B {len(samples_b)})"
-                base.note = f"{base.note}; {shared}" if base.note else shared
+            if subset:
+                base.a, base.b = values_a.get(key), values_b.get(key)
+                over = f"over the {len(ids)} shared samples (A has {len(samples_a)}, B {len(samples_b)})"
+                base.note = f"{base.note}; {over}" if base.note else over
             base.difference = None if base.a is None or base.b is None else base.b - base.a
             if plugin is None or plugin.aggregation == "mean":
                 score = plugin.sample_scores if plugin is not None else (lambda row: row)
