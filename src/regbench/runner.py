@@ -219,7 +219,7 @@ async def evaluate(
         warnings.simplefilter("always")
         plugins = resolve_metrics(task)
     for plugin in plugins:
-        plugin.prepare()
+        plugin.prepare(samples)
     box_format = options.box_format or task.box_format or model.box_format
     try:
         write_box = get_box_format(box_format).write

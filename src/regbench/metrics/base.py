@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -65,9 +65,11 @@ class Metric(ABC):
         self.options = options if options is not None else self.Options()
         self.context = context or MetricContext()
 
-    def prepare(self) -> None:
-        """Load models now, before any model is asked anything: a wrong checkpoint or tokenizer then
-        stops the run at its start, not after the generation. (Neural plugins override this.)"""
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
+        """Get ready before any model is asked anything. Neural plugins load their models here, so a
+        wrong checkpoint or tokenizer stops the run at its start, not after the generation; the
+        region plugins read the reference boxes of ``samples`` (the split that ``stats_batch`` will
+        then see, in any subset or order) into columns."""
 
     # -- per sample -------------------------------------------------------------------
     @abstractmethod
@@ -122,6 +124,57 @@ class Metric(ABC):
 
     def close(self) -> None:
         """Release resources (JVMs, models). Called once after scoring."""
+
+
+class StatsColumns(Sequence[Stats]):
+    """Per-sample stats held as columns, as a vectorised plugin computes them; a ``Sequence`` of records.
+
+    The plugin's ``finalize`` reads the columns (:meth:`column`); the records, plain dicts
+    of Python numbers, are built once, when first asked for (the runner asks when it writes
+    samples.jsonl). A key is left out of the records where its ``present`` mask is False.
+    """
+
+    def __init__(
+        self, columns: Mapping[str, np.ndarray | list[Any]], present: Mapping[str, np.ndarray] | None = None
+    ) -> None:
+        self.columns = dict(columns)
+        self.present = dict(present or {})
+        self._size = len(next(iter(self.columns.values()))) if self.columns else 0
+        self._records: list[Stats] | None = None
+
+    def column(self, key: str) -> np.ndarray:
+        """The numbers of ``key`` as floats, NaN where a record has no value."""
+        values = np.asarray(self.columns[key], dtype=np.float64)
+        return np.where(self.present[key], values, np.nan) if key in self.present else values
+
+    def records(self) -> list[Stats]:
+        if self._records is None:
+            keys = list(self.columns)
+            values = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in self.columns.values()]
+            records = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
+            for key, mask in self.present.items():
+                for i in np.flatnonzero(~mask).tolist():
+                    del records[i][key]
+            self._records = records
+        return self._records
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> Stats: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Stats]: ...
+    def __getitem__(self, index: int | slice) -> Stats | list[Stats]:
+        return self.records()[index]
+
+    def __iter__(self) -> Iterator[Stats]:
+        return iter(self.records())
+
+    def __eq__(self, other: object) -> bool:  # equal to any sequence of the same records
+        return isinstance(other, Sequence) and self.records() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _compact(value: Any) -> str:

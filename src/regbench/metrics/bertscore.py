@@ -93,7 +93,7 @@ class BERTScore(Metric):
     def opts(self) -> BERTScoreOptions:
         return self.options  # type: ignore[return-value]
 
-    def prepare(self) -> None:
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
         self.scorer()
 
     def scorer(self) -> Any:

@@ -320,7 +320,7 @@ class CheXbert(Metric):
         self.encoder = resolve_model(opts.encoder, used_by="chexbert")
         self._labeller: Labeller | None = None
 
-    def prepare(self) -> None:
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
         self.labeller()
 
     def labeller(self) -> Labeller:

@@ -108,7 +108,7 @@ class RadCliQ(Metric):
             ]
         )
 
-    def prepare(self) -> None:
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
         for plugin in (self.chexbert, self.bertscore, self.radgraph):
             plugin.prepare()
 

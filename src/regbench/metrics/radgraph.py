@@ -194,7 +194,7 @@ class RadGraph(Metric):
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
 
-    def prepare(self) -> None:
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
         if self._annotate is None:
             self._annotate = Annotator(self.model_dir)
 

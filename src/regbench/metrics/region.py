@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import attrgetter, eq, itemgetter
+from operator import attrgetter, itemgetter
 from typing import Literal
 
 import numpy as np
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linear_sum_assignment
 
 from regbench.metrics import accel
-from regbench.metrics.base import Metric, Stats, register_metric, weighted_means
+from regbench.metrics.base import Metric, Stats, StatsColumns, register_metric, weighted_means
 from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix, reaches
 from regbench.metrics.matching import assign_padded, isolated, max_weight_assignment, threshold_weights
 from regbench.types import Parsed, Region, Sample
@@ -53,8 +53,15 @@ Subtask = Literal[
     "multi_object_multi_region",
 ]
 SINGLE = "single_object_single_region"
+SUBTASKS: tuple[Subtask, ...] = (
+    SINGLE,
+    "single_object_multi_region",
+    "multi_object_single_region",
+    "multi_object_multi_region",
+)
 LEVELS = ("region", "object", "alignment")
 PRF_KEYS = tuple(f"{level}_{m}" for level in LEVELS for m in ("precision", "recall", "f1"))
+_MEDREGA_COUNTS = ("C", "A", "CA", "iou_sum", "pairs")
 
 # MedRegA's released parser (evaluator_reg.py PATTERN_REGCAP): double-bracketed integer lists only.
 _MEDREGA_LISTS = r"(\[\[\d+,\s*\d+,\s*\d+,\s*\d+\](?:,\s*\[\d+,\s*\d+,\s*\d+,\s*\d+\])*\])"
@@ -141,33 +148,12 @@ class BoxColumns:
     def from_regions(
         cls, samples: Iterable[Sequence[Region]], dims: int, name: Callable[[str], str] = normalise_name
     ) -> BoxColumns:
-        """Every box of the right dimension, named ``name(region.name)``.
-
-        Reading the boxes of many pydantic objects is the fixed cost of scoring, and it is bound
-        by memory more than by Python: every object is visited as few times as possible, and
-        all numbers are read in one ``np.fromiter``. Boxes hold 4 or 6 numbers (``Region``
-        validates it), so with a box of the other dimension the count of numbers is off; then
-        boxes are filtered one by one.
-        """
+        """Every box of the right dimension, named ``name(region.name)``."""
         samples = list(samples)
-        regions = list(chain.from_iterable(samples))
-        box_lists = list(map(attrgetter("boxes"), regions))
-        per_region = np.fromiter(map(len, box_lists), dtype=np.intp, count=len(box_lists))
-        numbers = chain.from_iterable(chain.from_iterable(box_lists))
-        try:
-            flat = np.fromiter(numbers, dtype=np.float64, count=int(per_region.sum()) * dims)
-        except ValueError:  # too few numbers: some box is shorter
+        read = RegionRead.of(samples, dims)
+        if read is None:
             return cls._from_regions_filtered(samples, dims, name)
-        if next(numbers, None) is not None:  # too many: some box is longer
-            return cls._from_regions_filtered(samples, dims, name)
-        np.nan_to_num(flat, copy=False, nan=0.0, posinf=1.0, neginf=0.0)  # a NaN box would poison the matching
-        distinct: dict[str, int] = {}  # names repeat: map each distinct one once
-        region_ids = [distinct.setdefault(n, len(distinct)) for n in map(attrgetter("name"), regions)]
-        vocabulary = list(map(name, distinct))
-        box_ids = np.repeat(np.array(region_ids, dtype=np.intp), per_region)
-        region_sample = np.repeat(np.arange(len(samples)), np.fromiter(map(len, samples), np.intp, len(samples)))
-        counts = np.bincount(region_sample, weights=per_region, minlength=len(samples)).astype(np.intp)
-        return cls(flat.reshape(-1, dims), counts, _lookup(vocabulary, box_ids), box_ids, vocabulary)
+        return read.columns(name)
 
     @classmethod
     def _from_regions_filtered(
@@ -201,6 +187,119 @@ class BoxColumns:
 def _padded_ids(ids: np.ndarray, index: np.ndarray, fill: int) -> np.ndarray:
     """Name ids laid out like :meth:`BoxColumns.padded` boxes, ``fill`` where there is no box."""
     return np.where(index >= 0, ids[np.maximum(index, 0)], fill) if len(ids) else np.full(index.shape, fill)
+
+
+@dataclass
+class RegionRead:
+    """The boxes and names of many samples' Region objects, read in one pass, names as ids of distinct raw names.
+
+    Reading boxes out of pydantic objects is the fixed cost of scoring, and it is bound by
+    memory more than by Python: every object is visited as few times as possible, and all
+    numbers are read in one ``np.fromiter``.
+    """
+
+    boxes: np.ndarray
+    """``(total, dims)`` corners, NaN read as 0 and infinities clipped (a NaN box would poison the matching)."""
+    counts: np.ndarray
+    """Boxes per sample."""
+    box_ids: np.ndarray
+    """Per box, the index of its region's raw name in ``raw_names``."""
+    raw_names: list[str]
+    region_sample: np.ndarray
+    """Per region (in sample order), the sample it belongs to."""
+    region_ids: np.ndarray
+    region_boxes: np.ndarray
+    """Per region, its number of boxes."""
+
+    @classmethod
+    def of(cls, samples: Sequence[Sequence[Region]], dims: int) -> RegionRead | None:
+        """The read, or None when some box has the other dimension (then boxes must be filtered one by one)."""
+        regions = list(chain.from_iterable(samples))
+        box_lists = list(map(attrgetter("boxes"), regions))
+        per_region = np.fromiter(map(len, box_lists), dtype=np.intp, count=len(box_lists))
+        numbers = chain.from_iterable(chain.from_iterable(box_lists))
+        try:  # boxes hold 4 or 6 numbers (Region validates it): a box of the other dimension miscounts them
+            flat = np.fromiter(numbers, dtype=np.float64, count=int(per_region.sum()) * dims)
+        except ValueError:  # too few numbers: some box is shorter
+            return None
+        if next(numbers, None) is not None:  # too many: some box is longer
+            return None
+        np.nan_to_num(flat, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        distinct: dict[str, int] = {}  # names repeat: each distinct one is mapped once
+        names = map(attrgetter("name"), regions)
+        region_ids = np.array([distinct.setdefault(n, len(distinct)) for n in names], dtype=np.intp)
+        region_sample = np.repeat(np.arange(len(samples)), np.fromiter(map(len, samples), np.intp, len(samples)))
+        counts = np.bincount(region_sample, weights=per_region, minlength=len(samples)).astype(np.intp)
+        box_ids = np.repeat(region_ids, per_region)
+        return cls(flat.reshape(-1, dims), counts, box_ids, list(distinct), region_sample, region_ids, per_region)
+
+    def columns(self, name: Callable[[str], str], rows: np.ndarray | None = None) -> BoxColumns:
+        """The boxes of samples ``rows`` (all by default, in order), named ``name(raw name)``."""
+        vocabulary = list(map(name, self.raw_names))
+        boxes, counts, ids = self.boxes, self.counts, self.box_ids
+        if rows is not None and not (len(rows) == len(counts) and np.array_equal(rows, np.arange(len(rows)))):
+            counts = self.counts[rows]
+            starts = (np.cumsum(self.counts) - self.counts)[rows]
+            index = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+            boxes, ids = boxes[index], ids[index]
+        return BoxColumns(boxes, counts, _lookup(vocabulary, ids), ids, vocabulary)
+
+    def subtasks(self) -> np.ndarray:
+        """:func:`derive_subtask` of every sample at once (names normalised)."""
+        size = len(self.counts)
+        normalised: dict[str, int] = {}
+        name_ids = np.array([normalised.setdefault(normalise_name(n), len(normalised)) for n in self.raw_names])
+        width = max(len(normalised), 1)
+        keys = np.unique(self.region_sample * width + name_ids[self.region_ids]) if len(self.region_ids) else []
+        names = np.bincount(np.asarray(keys, dtype=np.intp) // width, minlength=size)
+        multi_box = np.bincount(self.region_sample, weights=self.region_boxes > 1, minlength=size) > 0
+        single_object = np.where(self.counts > 1, 1, 0)  # index into SUBTASKS
+        code = np.where(names <= 1, single_object, np.where(multi_box, 3, 2))
+        return np.array(SUBTASKS, dtype=object)[code]
+
+
+@dataclass
+class ReferenceIndex:
+    """The reference boxes of a split as columns, read before generation (:meth:`RegionAligned.prepare`).
+
+    Reading the reference objects is about half the cost of scoring a large split in
+    ``medrega`` mode; done while nothing waits for it, scoring only looks the samples up
+    (:meth:`rows`: any subset, in any order, by identity). The index holds the samples, so
+    their ids cannot be reused by other objects while it lives. Samples are not changed after
+    loading (nothing in regbench does); one changed later would be scored by its old boxes.
+    """
+
+    samples: list[Sample]
+    dims: int
+    read: RegionRead
+    _ids: np.ndarray = field(repr=False)
+    _order: np.ndarray = field(repr=False)
+
+    @functools.cached_property
+    def subtasks(self) -> np.ndarray:
+        """Each sample's derived subtask (when the task does not name one)."""
+        return self.read.subtasks()
+
+    @classmethod
+    def build(cls, samples: Sequence[Sample]) -> ReferenceIndex | None:
+        """The index, or None when the split has boxes of both dimensions (those are read per call)."""
+        samples = list(samples)
+        objects = list(map(attrgetter("objects"), samples))
+        dims = next((len(b) for regions in objects for r in regions for b in r.boxes), 4)
+        read = RegionRead.of(objects, dims)
+        if read is None:
+            return None
+        ids = np.fromiter(map(id, samples), dtype=np.uint64, count=len(samples))
+        order = np.argsort(ids, kind="stable")
+        return cls(samples, dims, read, ids[order], order)
+
+    def rows(self, samples: Sequence[Sample]) -> np.ndarray | None:
+        """Each sample's row, or None if any of them is not in the index."""
+        ids = np.fromiter(map(id, samples), dtype=np.uint64, count=len(samples))
+        if not len(self._ids):
+            return None if len(ids) else np.zeros(0, dtype=np.intp)
+        position = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+        return self._order[position] if np.array_equal(self._ids[position], ids) else None
 
 
 def name_ids(columns: Sequence[BoxColumns], vocabulary: dict[str, int]) -> list[np.ndarray]:
@@ -434,8 +533,7 @@ def medrega_columns(pred: BoxColumns, ref: BoxColumns, thresholds: np.ndarray) -
     ``min(N, M)`` pairs have a unique optimum and need no solver.
     """
     size = len(pred)
-    keys = ("C", "A", "CA", "iou_sum", "pairs")
-    out = {key: np.zeros(size) for key in keys}
+    out = {key: np.zeros(size) for key in _MEDREGA_COUNTS}
     p_vocab: dict[str, int] = {}
     r_vocab: dict[str, int] = {}
     (pred_ids,) = name_ids([pred], p_vocab)
@@ -455,7 +553,7 @@ def medrega_columns(pred: BoxColumns, ref: BoxColumns, thresholds: np.ndarray) -
             table,
             np.asarray(thresholds, dtype=np.float64),
         )
-        return dict(zip(keys, found, strict=True))
+        return dict(zip(_MEDREGA_COUNTS, found, strict=True))
     for members, size_n, size_m in _buckets(pred.counts, ref.counts):
         if size_n == 0 or size_m == 0:
             continue
@@ -494,35 +592,35 @@ def medrega_single_region_iou(pred: BoxColumns, ref: BoxColumns) -> np.ndarray:
 
 def medrega_rows(
     pred: BoxColumns, ref: BoxColumns, subtasks: Sequence[str], *, threshold: float | None = None
-) -> list[Stats]:
+) -> StatsColumns:
     """Per-sample records (counts) of MedRegA's released evaluator for each sample's subtask.
 
     Multi-box subtasks: ``C`` (hits), ``A`` (assigned pairs with aligned names, any IoU),
     ``CA`` (both), ``iou_sum`` and ``pairs`` of the assignment. Single-object single-region:
     that evaluator's ``ss_iou`` and ``accuracy`` (IoU > threshold, strictly).
     """
-    kinds = np.asarray(subtasks)
+    kinds = np.empty(len(subtasks), dtype=object)
+    kinds[:] = subtasks
     thresholds = np.where(kinds == "single_object_multi_region", 0.75, 0.5) if threshold is None else None
     counts = medrega_columns(pred, ref, np.full(len(kinds), threshold) if thresholds is None else thresholds)
-    columns = (pred.counts, ref.counts, *(counts[key] for key in ("C", "A", "CA", "iou_sum", "pairs")))
-    # a dict display per record: twice as fast as dict(zip(keys, row)) over 100k records
-    rows: list[Stats] = [
-        {"subtask": s, "n_pred": n, "n_ref": m, "C": c, "A": a, "CA": ca, "iou_sum": iou_sum, "pairs": pairs}
-        for s, n, m, c, a, ca, iou_sum, pairs in zip(subtasks, *(c.tolist() for c in columns), strict=True)
-    ]
-    ss = np.flatnonzero(kinds == SINGLE)
-    if ss.size:
-        ss_iou = medrega_single_region_iou(_take(pred, ss), _take(ref, ss))
-        accurate = ss_iou > (threshold or 0.5)  # strict, as in the released single-region evaluator
-        for k, i in enumerate(ss.tolist()):
-            rows[i] = {
-                "subtask": SINGLE,
-                "n_pred": rows[i]["n_pred"],
-                "n_ref": rows[i]["n_ref"],
-                "ss_iou": float(ss_iou[k]),
-                "accuracy": float(accurate[k]),
-            }
-    return rows
+    single = kinds == SINGLE
+    ss_iou = np.zeros(len(kinds))
+    if single.any():
+        members = np.flatnonzero(single)
+        ss_iou[members] = medrega_single_region_iou(_take(pred, members), _take(ref, members))
+    accuracy = (ss_iou > (threshold or 0.5)).astype(np.float64)  # strict, as in the released single-region evaluator
+    multi = ~single
+    return StatsColumns(
+        {
+            "subtask": kinds,
+            "n_pred": pred.counts,
+            "n_ref": ref.counts,
+            **{key: counts[key] for key in _MEDREGA_COUNTS},
+            "ss_iou": ss_iou,
+            "accuracy": accuracy,
+        },
+        present={**dict.fromkeys(_MEDREGA_COUNTS, multi), "ss_iou": single, "accuracy": single},
+    )
 
 
 def _take(columns: BoxColumns, members: np.ndarray) -> BoxColumns:
@@ -558,6 +656,7 @@ class RegionAligned(Metric):
 
     def __init__(self, options: BaseModel | None = None, context: object = None) -> None:
         super().__init__(options, context)  # type: ignore[arg-type]
+        self._index: ReferenceIndex | None = None
         # Pooled IoU (medrega) needs the whole list in finalize; the others are per-sample means.
         self.aggregation = "corpus" if self.opts.mode == "medrega" else "mean"  # type: ignore[misc]
 
@@ -570,34 +669,55 @@ class RegionAligned(Metric):
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         return self.stats_batch([(parsed, sample)])[0]
 
-    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
+        self._index = ReferenceIndex.build(samples) if samples else None
+
+    def close(self) -> None:
+        self._index = None
+
+    def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> Sequence[Stats]:
+        samples = list(map(itemgetter(1), items))
+        index = self._index
+        rows = index.rows(samples) if index is not None else None
         # names repeat across samples: normalise each distinct one once
         reference_name = functools.cache(normalise_name)
-        forced = self.opts.subtask
-        subtasks = [forced] * len(items) if forced else [derive_subtask(s.objects, reference_name) for _, s in items]
+        subtasks: np.ndarray = np.empty(len(items), dtype=object)
+        if self.opts.subtask:
+            subtasks[:] = self.opts.subtask
+        elif index is not None and rows is not None:
+            subtasks = index.subtasks[rows]
+        else:
+            subtasks[:] = [derive_subtask(s.objects, reference_name) for s in samples]
         if self.opts.mode == "medrega":
-            return self._medrega(items, subtasks)
+            pred = medrega_boxes([p.raw or p.text for p, _ in items])
+            # reference names only lower-cased, as released
+            if index is not None and rows is not None and index.dims == 4:
+                ref = index.read.columns(str.lower, rows)
+            else:
+                ref = BoxColumns.from_regions([s.objects for s in samples], 4, str.lower)
+            return medrega_rows(pred, ref, subtasks, threshold=self.opts.iou_threshold)
         synonyms = {normalise_name(k): normalise_name(v) for k, v in self.opts.synonyms.items()}
         predicted_name = functools.cache(lambda n: normalise_name(n, synonyms))
         threshold, strict = self.threshold()
-        dims = [next((len(b) for r in s.objects for b in r.boxes), 4) for _, s in items]
-        rows: list[Stats] = [{} for _ in items]
+        if index is not None and rows is not None:  # a sample without boxes counts as 2D, as below
+            dims = np.where(index.read.counts[rows] > 0, index.dims, 4).tolist()
+        else:
+            dims = [next((len(b) for r in s.objects for b in r.boxes), 4) for s in samples]
+        records: list[Stats] = [{} for _ in items]
         for d in sorted(set(dims)):  # 2D and 3D samples are scored apart
             idx = [i for i, x in enumerate(dims) if x == d]
             pred = BoxColumns.from_regions((items[i][0].objects for i in idx), d, predicted_name)
-            ref = BoxColumns.from_regions((items[i][1].objects for i in idx), d, reference_name)
+            if index is None or rows is None:
+                ref = BoxColumns.from_regions((samples[i].objects for i in idx), d, reference_name)
+            elif d == index.dims:
+                ref = index.read.columns(reference_name, rows[idx])
+            else:  # (only samples without reference boxes)
+                ref = BoxColumns.from_lists([[]] * len(idx), [[]] * len(idx), d)
             columns = standard_columns(pred, ref, threshold=threshold, strict=strict, enclosing=self.opts.mode == "m3d")
-            found = standard_rows(
-                columns, pred.counts, ref.counts, [subtasks[i] for i in idx], threshold=threshold, strict=strict
-            )
+            found = standard_rows(columns, pred.counts, ref.counts, subtasks[idx], threshold=threshold, strict=strict)
             for i, row in zip(idx, found, strict=True):
-                rows[i] = row
-        return rows
-
-    def _medrega(self, items: Sequence[tuple[Parsed, Sample]], subtasks: list[str]) -> list[Stats]:
-        pred = medrega_boxes([p.raw or p.text for p, _ in items])
-        ref = BoxColumns.from_regions([s.objects for _, s in items], 4, str.lower)  # only lower-cased, as released
-        return medrega_rows(pred, ref, subtasks, threshold=self.opts.iou_threshold)
+                records[i] = row
+        return records
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
         scores: dict[str, float | None] = dict.fromkeys(self.keys)
@@ -700,18 +820,24 @@ def _standard_columns_of(stats: Sequence[Stats]) -> dict[str, np.ndarray]:
 class _MedregaRead:
     """The record columns the medrega aggregates use, each key read once (reading is most of finalize)."""
 
-    kinds: list[str]
+    kinds: np.ndarray
+    """Each record's subtask (an object array)."""
     has_ss_iou: np.ndarray
     columns: dict[str, np.ndarray]
 
     @classmethod
     def of(cls, stats: Sequence[Stats]) -> _MedregaRead:
-        keys = ("n_ref", "n_pred", "C", "A", "CA", "accuracy", "iou_sum", "pairs", "ss_iou")
+        keys = ("n_ref", "n_pred", *_MEDREGA_COUNTS, "accuracy", "ss_iou")
+        kinds = np.empty(len(stats), dtype=object)
+        if isinstance(stats, StatsColumns):  # as stats_batch made them: no records to read
+            kinds[:] = stats.columns["subtask"]
+            return cls(kinds, stats.present["ss_iou"], {key: stats.column(key) for key in keys})
+        kinds[:] = [row["subtask"] for row in stats]
         has_ss_iou = np.fromiter(map(dict.__contains__, stats, repeat("ss_iou")), dtype=bool, count=len(stats))
-        return cls([row["subtask"] for row in stats], has_ss_iou, {key: _column(stats, key) for key in keys})
+        return cls(kinds, has_ss_iou, {key: _column(stats, key) for key in keys})
 
     def kind(self, name: str) -> np.ndarray:
-        return np.fromiter(map(eq, self.kinds, repeat(name)), dtype=bool, count=len(self.kinds))
+        return np.asarray(self.kinds == name, dtype=bool)
 
 
 def _medrega_columns_of(read: _MedregaRead) -> dict[str, np.ndarray]:
