@@ -332,6 +332,7 @@ def test_vividmed_phrase_with_several_boxes() -> None:
             "m4cxr",
             [("consolidation", 1), ("atelectasis", 2)],
         ),
+        ("nodule [0,1,0,3]; [2,3,2,5]", "m4cxr", [("nodule", 1), ("", 1)]),  # only a comma continues an object
         ("<ref>liver</ref><box>(100,200),(350,599)</box><box>(400,400),(500,500)</box>", "qwen_vl", [("liver", 2)]),
         ("<ref>liver</ref><ref>[100,200,350,599], [400,400,500,500]</ref>", "medrega", [("liver", 2)]),
         ("<ref>kidney</ref><box>[[1,2,3,4]], [[5,6,7,8]]</box>", "medrega", [("kidney", 2)]),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from regbench.metrics import METRICS, MetricContext
 from regbench.metrics.base import mean_of_sample_scores
-from regbench.parsing import BOX_FORMATS, parse_output
+from regbench.parsing import BOX_FORMATS, boxes, parse_output
 from regbench.types import Parsed, Region, Sample
 
 FORMATS = BOX_FORMATS.names()
@@ -54,6 +54,42 @@ def test_any_string_parses_without_an_exception(text: str, fmt: str, expect: boo
             assert len(box) in (4, 6) and all(0.0 <= v <= 1.0 for v in box)
             half = len(box) // 2
             assert all(box[i] <= box[i + half] for i in range(half))
+
+
+separators = st.lists(st.sampled_from([" ", ":", "：", ",", "，", ";", "；", "\n"]), max_size=3).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.one_of(box_text, separators, st.text(max_size=3)), max_size=40).map("".join))
+def test_box_groups_read_in_one_pass_are_the_groups_and_their_separators(text: str) -> None:
+    """BracketBoxes reads groups and cuts them out of the text in one pass with the separator pattern:
+    that pass must find exactly the groups of the plain pattern (a separator never holds the "<" or "["
+    a group starts with), and leave the text a substitution leaves."""
+    with_separator = list(boxes._GRID_WITH_SEPARATOR.finditer(text))
+    assert [m.span() for m in boxes._GRID.finditer(text)] == [(m.start(), m.start("sep")) for m in with_separator]
+    cut = boxes._GRID_WITH_SEPARATOR.sub(lambda m: boxes._unboxed(text, m), text)
+    assert BOX_FORMATS.get("medrega").extract(text, None).text == boxes.clean_text(cut)
+
+
+number = st.one_of(st.floats(), st.integers(-2000, 2000).map(float))
+
+
+@given(
+    values=st.lists(number, min_size=3, max_size=7),
+    scale=st.sampled_from([1.0, 100.0, 999.0]),
+    y=st.none() | st.just(80.0),
+)
+def test_unit_boxes_are_scaled_clipped_and_ordered(values: list[float], scale: float, y: float | None) -> None:
+    box = boxes.to_unit_box(values, scale, y)
+    if len(values) not in (4, 6) or any(v != v for v in values):
+        assert box is None
+        return
+    half = len(values) // 2
+    scales = [scale, scale if y is None else y, scale][:half]
+    unit = [min(max(v / scales[i % half], 0.0), 1.0) for i, v in enumerate(values)]
+    assert box == [min(unit[i], unit[i + half]) for i in range(half)] + [
+        max(unit[i], unit[i + half]) for i in range(half)
+    ]
 
 
 coordinate = st.floats(0.0, 1.0, allow_nan=False)

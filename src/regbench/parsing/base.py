@@ -115,7 +115,7 @@ def _report_text(text: str, found: Extraction) -> str:
     report); where boxes or tags were cut out, the remaining text is tidied (whitespace collapsed)."""
     from regbench.parsing.boxes import TAGS, clean_text
 
-    if found.text == clean_text(text) and not TAGS.search(text):
+    if not TAGS.search(text) and found.text == clean_text(text):
         return text
     return re.sub(r"\s+", " ", found.text).strip()
 

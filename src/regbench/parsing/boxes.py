@@ -35,6 +35,7 @@ from regbench.types import Region, Sample
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _LIST = rf"\[\s*{_NUMBER}(?:\s*,\s*{_NUMBER})*\s*,?\s*\]"
 _LISTS = rf"\[\s*{_LIST}(?:\s*,\s*{_LIST})*\s*\]|{_LIST}"
+_NUMBER_RE, _LIST_RE = re.compile(_NUMBER), re.compile(_LIST)
 # What may stand between two box groups of one object: "liver [..], [..]", "<box>..</box><box>..</box>".
 _CONTINUES = re.compile(r"\s*[,，、]?\s*")
 # A VividMed phrase: <p>...</p> with no other <p> or </p> inside. Unrolled, so that text with
@@ -60,19 +61,19 @@ _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
 def to_unit_box(values: Sequence[float], scale_x: float, scale_y: float | None = None) -> list[float] | None:
     """Scale to 0–1, clip, reorder swapped corners; ``None`` unless 4 (2D) or 6 (3D) numbers."""
-    if len(values) not in (4, 6) or any(math.isnan(v) for v in values):
+    count = len(values)
+    if count not in (4, 6) or any(map(math.isnan, values)):
         return None
     scale_y = scale_x if scale_y is None else scale_y
-    half = len(values) // 2
-    scales = [scale_x, scale_y, scale_x][:half]  # 3D depth shares the x scale: only 0-1 formats are 3D
-    scaled = [min(max(v / scales[i % half], 0.0), 1.0) for i, v in enumerate(values)]
-    low = [min(a, b) for a, b in zip(scaled[:half], scaled[half:], strict=True)]
-    high = [max(a, b) for a, b in zip(scaled[:half], scaled[half:], strict=True)]
-    return low + high
+    # 3D depth shares the x scale: only 0-1 formats are 3D
+    scales = (scale_x, scale_y, scale_x, scale_y) if count == 4 else (scale_x, scale_y, scale_x) * 2
+    scaled = [min(max(v / s, 0.0), 1.0) for v, s in zip(values, scales, strict=True)]
+    low, high = scaled[: count // 2], scaled[count // 2 :]
+    return list(map(min, low, high)) + list(map(max, low, high))
 
 
 def _numbers(text: str) -> list[float]:
-    return [float(n) for n in re.findall(_NUMBER, text)]
+    return list(map(float, _NUMBER_RE.findall(text)))
 
 
 def _trailing_name(prefix: str) -> str:
@@ -109,10 +110,13 @@ class BracketBoxes:
     def extract(self, text: str, sample: Sample | None) -> Extraction:
         regions: list[Region] = []
         errors: list[str] = []
-        last_end = 0
-        for match in _GRID.finditer(text):
+        remaining: list[str] = []  # the text with each box group and its separator cut out (see _unboxed)
+        last_end = cut = 0
+        # One pass: a group's separator never holds the "<" or "[" a group starts with, so these are
+        # exactly _GRID's matches, each with the separator after it.
+        for match in _GRID_WITH_SEPARATOR.finditer(text):
             boxes = []
-            for box_text in re.findall(_LIST, match.group("boxes")):
+            for box_text in _LIST_RE.findall(match.group("boxes")):
                 numbers = _numbers(box_text)
                 box = to_unit_box(numbers, self.scale) if len(numbers) == self.dims else None
                 if box is None:
@@ -127,9 +131,10 @@ class BracketBoxes:
                 if name is None:
                     name = _trailing_name(between)
                 regions.append(Region(name=name.strip(), boxes=boxes))
-            last_end = match.end()
-        remaining = _GRID_WITH_SEPARATOR.sub(lambda m: _unboxed(text, m), text)
-        return Extraction(objects=regions, text=clean_text(remaining), errors=errors, format=self.name)
+            remaining += [text[cut : match.start()], _unboxed(text, match)]
+            last_end, cut = match.start("sep"), match.end()
+        remaining.append(text[cut:])
+        return Extraction(objects=regions, text=clean_text("".join(remaining)), errors=errors, format=self.name)
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         if self.decimals is None:
@@ -286,7 +291,7 @@ class VividMedPhrases:
         regions = []
         for match in self._PHRASE.finditer(text):
             phrase = match.group("phrase").strip()
-            boxes = [b for t in re.findall(_LIST, match.group("boxes")) if (b := to_unit_box(_numbers(t), 1.0))]
+            boxes = [b for t in _LIST_RE.findall(match.group("boxes")) if (b := to_unit_box(_numbers(t), 1.0))]
             regions.append(Region(name=phrase, phrase=phrase, boxes=boxes))
         remaining = self._PHRASE.sub(lambda m: f" {m.group('phrase').strip()} ", text)
         if errors:  # VividMed's own parser rejects the whole target list
@@ -313,7 +318,7 @@ class AutoBoxes:
             return "vividmed"
         if "[[" in text.replace(" ", "") or "<box>" in text or "<ref>" in text:
             return "medrega"
-        lists = re.findall(_LIST, text)
+        lists = _LIST_RE.findall(text)
         numbers = [v for t in lists for v in _numbers(t)]
         if numbers and all(0 <= v <= 1 for v in numbers):
             return "m3d" if any(len(_numbers(t)) == 6 for t in lists) else "normalized"
