@@ -155,6 +155,24 @@ def test_server_failures_are_retried_and_the_last_one_recorded(tmp_path: Path, s
     assert len(statuses["f chaos:500:9"]) == 4
 
 
+def test_an_answer_that_trickles_in_is_cut_at_the_timeout_and_retried(server: RunningServer) -> None:
+    # httpx's timeout bounds each read, not the answer: a body that keeps coming a byte at a time
+    # (a keep-alive proxy) must not hold a run past `timeout` seconds per attempt.
+    spec = ModelSpec(
+        model="m",
+        adapter="openai",
+        base_url=server.url,
+        timeout=1,
+        max_retries=1,
+        concurrency=1,
+        options={"backoff_base": 0.01},
+    )
+    started = time.monotonic()
+    assert asyncio.run(ask_all(spec, ["t chaos:trickle:1"])) == ["echo: t chaos:trickle:1"]
+    assert time.monotonic() - started < 8  # the trickle lasts 15 s
+    assert [r["status"] for r in server.requests()] == [2, 200]  # the same client, reused after the cut
+
+
 def test_run_exits_1_when_requests_fail_and_a_rerun_asks_only_those(tmp_path: Path, server: RunningServer) -> None:
     from typer.testing import CliRunner
 

@@ -4,7 +4,8 @@ It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text 
 ``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
 ``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the Authorization
 header, as careless servers do), ``garbage`` (200 with a body that is not JSON), ``reset``
-(the connection is dropped) or ``slow`` (no answer for 30 s). A ``--script`` JSON
+(the connection is dropped), ``slow`` (no answer for 30 s) or ``trickle`` (a 200 whose body,
+JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive proxy). A ``--script`` JSON
 file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND, "times": N}`` for prompts
 that cannot carry a chaos word (bundled task YAMLs): the first rule whose ``match`` occurs in
 the last user text answers ``reply`` instead of the echo and/or misbehaves like ``chaos`` on
@@ -67,6 +68,22 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def trickle(self, content: str) -> None:
+        reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+        body = b" " * 150 + json.dumps(reply).encode()  # leading whitespace is valid JSON
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for index in range(150):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.wfile.write(body[150:])
+        except OSError:  # the client gave up
+            self.close_connection = True
+
     def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -122,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             kind, times = rule.get("chaos"), rule.get("times", 0)
         if kind is not None and attempt <= int(times):
-            status = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1}[kind]
+            status = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1, "trickle": 2}[kind]
         entry = {
             "text": text,
             "status": status,
@@ -151,6 +168,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if status == 1:
             time.sleep(30)
+            return
+        if status == 2:
+            self.trickle(rule.get("reply", f"echo: {text}"))
             return
         time.sleep(server.latency)
         if status == 500:

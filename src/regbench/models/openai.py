@@ -21,6 +21,7 @@ import os
 import random
 import ssl
 import time
+from collections.abc import Awaitable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -80,7 +81,8 @@ class OpenAIAdapter(ModelAdapter):
         for index, url in enumerate(self._urls):
             client = self._new_client()
             try:
-                reply = await client.get(f"{url}/models", timeout=min(10.0, self.spec.timeout))
+                seconds = min(10.0, self.spec.timeout)
+                reply = await _within(client.get(f"{url}/models", timeout=seconds), seconds)
             except httpx.HTTPError as exc:
                 problems.append(f"{url}: {type(exc).__name__}")
                 continue
@@ -171,7 +173,7 @@ class OpenAIAdapter(ModelAdapter):
         idle = self._idle[index]
         client = idle.pop() if idle else self._new_client()
         try:
-            reply = await client.post(f"{url}/chat/completions", json=body)
+            reply = await _within(client.post(f"{url}/chat/completions", json=body), self.spec.timeout)
         finally:
             idle.append(client)
         status = reply.status_code
@@ -209,6 +211,15 @@ class OpenAIAdapter(ModelAdapter):
         identity = json.loads(super().fingerprint())
         identity["options"] = {k: v for k, v in self.spec.options.items() if not k.startswith("backoff")}
         return json.dumps(identity, sort_keys=True)
+
+
+async def _within(request: Awaitable[httpx.Response], seconds: float) -> httpx.Response:
+    """The reply, or ReadTimeout after ``seconds`` in all: httpx's own timeout bounds each read, so a
+    body that trickles in (a proxy's keep-alive bytes) would otherwise hold the attempt forever."""
+    try:  # a second's grace: httpx's own timeouts come first and name the phase (ConnectTimeout)
+        return await asyncio.wait_for(request, seconds + 1.0)
+    except asyncio.TimeoutError:
+        raise httpx.ReadTimeout(f"no complete answer within {seconds:g} s") from None
 
 
 def _retry_after(value: str | None) -> float | None:
