@@ -257,6 +257,27 @@ def test_api_key_reaches_the_server_and_no_file(tmp_path: Path, server: RunningS
     ] == (variable)
 
 
+def test_credentials_in_a_base_url_reach_no_message_or_file(tmp_path: Path, server: RunningServer) -> None:
+    secret = "sk-url-91c4e2d7b3"
+    env = {**os.environ, "REGBENCH_TEST_KEY": secret}
+    url = server.url.replace("http://", "http://tok:${REGBENCH_TEST_KEY}@")  # expanded when the YAML loads
+    model = make_model(tmp_path, url, api_key_env="REGBENCH_TEST_KEY", max_retries=0)
+    task = make_task(tmp_path, ["fine", "x chaos:500:9"], image=False)
+    command = [sys.executable, "-m", "regbench", "run", "--model", str(model), "--task", str(task)]
+    done = subprocess.run([*command, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    records = [json.loads(x) for x in (tmp_path / "out/served/http_vqa/samples.jsonl").read_text().splitlines()]
+    assert records[1]["error"].startswith("turn 0: failed after 1 attempts: HTTP 500 from http://***@127.0.0.1:")
+    for path in (tmp_path / "out").rglob("*"):
+        assert not path.is_file() or secret.encode() not in path.read_bytes(), path
+    assert secret not in done.stdout + done.stderr
+    # Nothing answers: the start-up message names the server without its password.
+    dead = ModelSpec(model="m", adapter="openai", base_url=f"http://user:hunter2-pw@127.0.0.1:{closed_port()}/v1")
+    with pytest.raises(ModelUnavailableError, match=r"http://\*\*\*@127\.0\.0\.1:") as caught:
+        asyncio.run(build_adapter(dead).start())
+    assert "hunter2" not in str(caught.value)
+
+
 def test_kill_9_mid_run_then_resume_repeats_no_finished_request(tmp_path: Path) -> None:
     slow = start_openai_server(tmp_path, latency=0.1, name="slow")
     try:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -84,19 +85,19 @@ class OpenAIAdapter(ModelAdapter):
                 seconds = min(10.0, self.spec.timeout)
                 reply = await _within(client.get(f"{url}/models", timeout=seconds), seconds)
             except httpx.HTTPError as exc:
-                problems.append(f"{url}: {type(exc).__name__}")
+                problems.append(f"{self._shown(url)}: {type(exc).__name__}")
                 continue
             self._idle[index].append(client)
             if reply.status_code in (401, 403):
                 await self.close()
                 key_state = "is set" if os.environ.get(self.spec.api_key_env) else "is not set"
                 raise ModelUnavailableError(
-                    f"model {self.spec.model}: {url} refuses the API key (HTTP {reply.status_code}); "
+                    f"model {self.spec.model}: {self._shown(url)} refuses the API key (HTTP {reply.status_code}); "
                     f"the key comes from the environment variable {self.spec.api_key_env}, which {key_state}."
                 )
             if reply.status_code < 500:  # 404 too: some servers do not list models
                 return
-            problems.append(f"{url}: HTTP {reply.status_code}")
+            problems.append(f"{self._shown(url)}: HTTP {reply.status_code}")
         await self.close()
         hint = f" {self.spec.start_hint}" if self.spec.start_hint else ""
         raise ModelUnavailableError(
@@ -157,7 +158,7 @@ class OpenAIAdapter(ModelAdapter):
                 last = str(exc)
                 delay = exc.retry_after
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                last = f"{type(exc).__name__} from {self._urls[index]}"
+                last = f"{type(exc).__name__} from {self._shown(self._urls[index])}"
                 if isinstance(exc, httpx.ConnectError) and len(self._urls) > 1:
                     self._dead_until[index] = time.monotonic() + _DEAD_FOR
                 delay = None
@@ -178,14 +179,14 @@ class OpenAIAdapter(ModelAdapter):
             idle.append(client)
         status = reply.status_code
         if status in _RETRY_STATUS or status >= 500:
-            raise _Retryable(f"HTTP {status} from {url}", _retry_after(reply.headers.get("retry-after")))
+            raise _Retryable(f"HTTP {status} from {self._shown(url)}", _retry_after(reply.headers.get("retry-after")))
         if status >= 400:
-            return Response(error=f"HTTP {status} from {url}: {self._scrub(reply.text[:300])}")
+            return Response(error=f"HTTP {status} from {self._shown(url)}: {self._scrub(reply.text[:300])}")
         try:
             data = reply.json()
             text = data["choices"][0]["message"]["content"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as exc:
-            raise _Retryable(f"unreadable response from {url} ({type(exc).__name__})") from None
+            raise _Retryable(f"unreadable response from {self._shown(url)} ({type(exc).__name__})") from None
         usage = data.get("usage")
         return Response(text=text if isinstance(text, str) else "", usage=usage if isinstance(usage, dict) else {})
 
@@ -193,6 +194,13 @@ class OpenAIAdapter(ModelAdapter):
         """A server's error text without the API key (some echo the header back)."""
         key = os.environ.get(self.spec.api_key_env)
         return text.replace(key, "***") if key else text
+
+    def _shown(self, url: str) -> str:
+        """A base_url as messages show it: no ``user:password@``, no API key (``${VAR}`` may put one in)."""
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+        return self._scrub(urlunsplit(parts))
 
     def _pick(self) -> int:
         now = time.monotonic()
