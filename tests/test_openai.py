@@ -257,6 +257,20 @@ def test_api_key_reaches_the_server_and_no_file(tmp_path: Path, server: RunningS
     ] == (variable)
 
 
+def test_a_key_echoed_across_the_cut_of_an_error_body_leaves_no_part_of_it(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-edge-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    # The 401 body is {"error": "<prompt>: bad key: Bearer <key>"}; this prompt puts the key's
+    # first ten characters at the end of the 300 that an error keeps.
+    prompt = "k chaos:401:1 ".ljust(300 - 10 - len('{"error": "') - len(": bad key: Bearer "), "x")
+    spec = ModelSpec(model="m", adapter="openai", base_url=server.url, max_retries=0)
+    (answer,) = asyncio.run(ask_all(spec, [prompt]))
+    assert answer.startswith("error: HTTP 401 from") and "Bearer ***" in answer
+    assert secret[:6] not in answer
+
+
 def test_credentials_in_a_base_url_reach_no_message_or_file(tmp_path: Path, server: RunningServer) -> None:
     secret = "sk-url-91c4e2d7b3"
     env = {**os.environ, "REGBENCH_TEST_KEY": secret}

@@ -2,8 +2,8 @@
 
 It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text containing
 ``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
-``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the Authorization
-header, as careless servers do), ``garbage`` (200 with a body that is not JSON), ``reset``
+``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the prompt and the
+Authorization header, as careless servers do), ``garbage`` (200 with a body that is not JSON), ``reset``
 (the connection is dropped), ``slow`` (no answer for 30 s) or ``trickle`` (a 200 whose body,
 JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive proxy). A ``--script`` JSON
 file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND, "times": N}`` for prompts
@@ -176,7 +176,8 @@ class Handler(BaseHTTPRequestHandler):
         if status == 500:
             self.send_json(500, b'{"error": "internal"}')
         elif status == 401:
-            self.send_json(401, json.dumps({"error": f"bad key: {self.headers.get('Authorization')}"}).encode())
+            auth = self.headers.get("Authorization")
+            self.send_json(401, json.dumps({"error": f"{text}: bad key: {auth}"}).encode())
         elif status == 429:
             self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0.3"})
         elif status == 201:

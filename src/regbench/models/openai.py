@@ -180,8 +180,8 @@ class OpenAIAdapter(ModelAdapter):
         status = reply.status_code
         if status in _RETRY_STATUS or status >= 500:
             raise _Retryable(f"HTTP {status} from {self._shown(url)}", _retry_after(reply.headers.get("retry-after")))
-        if status >= 400:
-            return Response(error=f"HTTP {status} from {self._shown(url)}: {self._scrub(reply.text[:300])}")
+        if status >= 400:  # scrub, then cut: a key cut in two would escape the scrub
+            return Response(error=f"HTTP {status} from {self._shown(url)}: {self._scrub(reply.text)[:300]}")
         try:
             data = reply.json()
             text = data["choices"][0]["message"]["content"]
