@@ -173,6 +173,31 @@ def test_an_answer_that_trickles_in_is_cut_at_the_timeout_and_retried(server: Ru
     assert [r["status"] for r in server.requests()] == [2, 200]  # the same client, reused after the cut
 
 
+def test_message_content_in_parts_null_or_of_another_type(tmp_path: Path) -> None:
+    script = [
+        {"match": "parts", "content": [{"type": "text", "text": "left "}, {"type": "text", "text": "lung"}]},
+        {  # a reasoning model's answer (Mistral's chunk list): the thinking is not the answer
+            "match": "thinking",
+            "content": [
+                {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
+                {"type": "text", "text": "A"},
+            ],
+        },
+        {"match": "null", "content": None},  # a tool-call-only answer
+        {"match": "number", "content": 42},
+    ]
+    served = start_openai_server(tmp_path, script=script)
+    try:
+        spec = ModelSpec(
+            model="m", adapter="openai", base_url=served.url, max_retries=1, options={"backoff_base": 0.01}
+        )
+        answers = asyncio.run(ask_all(spec, ["parts", "thinking", "null", "number"]))
+    finally:
+        served.stop()
+    assert answers[:3] == ["left lung", "A", ""]
+    assert answers[3].startswith("error: failed after 2 attempts: unreadable response")  # not a silent "", cached
+
+
 def test_run_exits_1_when_requests_fail_and_a_rerun_asks_only_those(tmp_path: Path, server: RunningServer) -> None:
     from typer.testing import CliRunner
 

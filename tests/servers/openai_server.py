@@ -2,16 +2,17 @@
 
 It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text containing
 ``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
-``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the prompt and the
-Authorization header, as careless servers do), ``garbage`` (200 with a body that is not JSON), ``reset``
-(the connection is dropped), ``slow`` (no answer for 30 s) or ``trickle`` (a 200 whose body,
-JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive proxy). A ``--script`` JSON
-file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND, "times": N}`` for prompts
-that cannot carry a chaos word (bundled task YAMLs): the first rule whose ``match`` occurs in
-the last user text answers ``reply`` instead of the echo and/or misbehaves like ``chaos`` on
-the first N attempts. Every request is logged as a JSON line to ``--log``: the text, the
-status sent, how many images it carried, the Authorization header, and how many requests
-were in flight when it arrived.
+``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the prompt and
+the Authorization header, as careless servers do), ``garbage`` (200 with a body that is not
+JSON), ``reset`` (the connection is dropped), ``slow`` (no answer for 30 s) or ``trickle``
+(a 200 whose body, JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive
+proxy). A ``--script`` JSON file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND,
+"times": N}`` for prompts that cannot carry a chaos word (bundled task YAMLs): the first rule
+whose ``match`` occurs in the last user text answers ``reply`` instead of the echo and/or
+misbehaves like ``chaos`` on the first N attempts; a rule's ``content`` (any JSON value)
+replaces the answer's whole ``content``. Every request is logged as a JSON line to
+``--log``: the text, the status sent, how many images it carried, the Authorization header,
+and how many requests were in flight when it arrived.
 
 Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE] [--script FILE]
 [--require-key KEY]
@@ -183,12 +184,11 @@ class Handler(BaseHTTPRequestHandler):
         elif status == 201:
             self.send_json(200, b"<html>not json")
         else:
+            content = rule["content"] if "content" in rule else rule.get("reply", f"echo: {text}")
             reply = {
                 "id": "x",
                 "object": "chat.completion",
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": rule.get("reply", f"echo: {text}")}}
-                ],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
                 "usage": {"prompt_tokens": len(text.split()), "completion_tokens": 2},
             }
             self.send_json(200, json.dumps(reply).encode())

@@ -184,11 +184,11 @@ class OpenAIAdapter(ModelAdapter):
             return Response(error=f"HTTP {status} from {self._shown(url)}: {self._scrub(reply.text)[:300]}")
         try:
             data = reply.json()
-            text = data["choices"][0]["message"]["content"]
+            text = _content_text(data["choices"][0]["message"]["content"])
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as exc:
             raise _Retryable(f"unreadable response from {self._shown(url)} ({type(exc).__name__})") from None
         usage = data.get("usage")
-        return Response(text=text if isinstance(text, str) else "", usage=usage if isinstance(usage, dict) else {})
+        return Response(text=text, usage=usage if isinstance(usage, dict) else {})
 
     def _scrub(self, text: str) -> str:
         """A server's error text without the API key (some echo the header back)."""
@@ -219,6 +219,20 @@ class OpenAIAdapter(ModelAdapter):
         identity = json.loads(super().fingerprint())
         identity["options"] = {k: v for k, v in self.spec.options.items() if not k.startswith("backoff")}
         return json.dumps(identity, sort_keys=True)
+
+
+def _content_text(content: Any) -> str:
+    """An answer's text: null (a tool-call-only answer) is "", a list of parts (some servers send
+    ``[{"type": "text", "text": ...}, ...]``) its text parts joined; another type is unreadable, not ""."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        texts = [part.get("text") for part in content if part.get("type") == "text"]
+        if all(isinstance(text, str) for text in texts):
+            return "".join(texts)
+    raise TypeError(f"message content of type {type(content).__name__}")
 
 
 async def _within(request: Awaitable[httpx.Response], seconds: float) -> httpx.Response:
