@@ -232,6 +232,21 @@ def test_no_server_gives_a_clear_message(tmp_path: Path) -> None:
         asyncio.run(build_adapter(spec).start())
 
 
+def test_a_redirect_is_reported_with_where_it_points_not_retried(tmp_path: Path, server: RunningServer) -> None:
+    # e.g. http:// for an https-only endpoint; followed, a 301 would turn each POST into a GET.
+    moved = start_openai_server(tmp_path, name="moved", redirect="https://elsewhere.example")
+    try:
+        spec = ModelSpec(model="m", adapter="openai", base_url=moved.url)
+        with pytest.raises(ModelUnavailableError, match=r"HTTP 301 to https://elsewhere\.example/v1/models"):
+            asyncio.run(build_adapter(spec).start())
+    finally:
+        moved.stop()
+    spec = ModelSpec(model="m", adapter="openai", base_url=server.url, max_retries=3)
+    (answer,) = asyncio.run(ask_all(spec, ["m chaos:moved:9"]))  # a server that starts redirecting mid-run
+    assert answer.startswith("error: HTTP 307 to https://elsewhere.example/v1/chat/completions")
+    assert len(server.requests()) == 1
+
+
 def test_a_refused_key_is_a_clear_error_that_names_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,6 +37,7 @@ def start_openai_server(
     name: str = "server",
     script: list[dict[str, Any]] | None = None,
     require_key: str | None = None,
+    redirect: str | None = None,
 ) -> RunningServer:
     """Start tests/servers/openai_server.py on a free port and wait until it listens."""
     ready, log = tmp / f"{name}.port", tmp / f"{name}.log"
@@ -46,6 +47,8 @@ def start_openai_server(
         command += ["--script", str(tmp / f"{name}.script.json")]
     if require_key is not None:
         command += ["--require-key", require_key]
+    if redirect is not None:
+        command += ["--redirect", redirect]
     process = subprocess.Popen(command)
     deadline = time.monotonic() + 20
     while not ready.exists() or not ready.read_text():

@@ -4,18 +4,19 @@ It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text 
 ``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
 ``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the prompt and
 the Authorization header, as careless servers do), ``garbage`` (200 with a body that is not
-JSON), ``reset`` (the connection is dropped), ``slow`` (no answer for 30 s) or ``trickle``
+JSON), ``reset`` (the connection is dropped), ``slow`` (no answer for 30 s), ``trickle``
 (a 200 whose body, JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive
-proxy). A ``--script`` JSON file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND,
-"times": N}`` for prompts that cannot carry a chaos word (bundled task YAMLs): the first rule
-whose ``match`` occurs in the last user text answers ``reply`` instead of the echo and/or
-misbehaves like ``chaos`` on the first N attempts; a rule's ``content`` (any JSON value)
-replaces the answer's whole ``content``. Every request is logged as a JSON line to
-``--log``: the text, the status sent, how many images it carried, the Authorization header,
-and how many requests were in flight when it arrived.
+proxy) or ``moved`` (a 307 to another host). A ``--script`` JSON file holds rules
+``{"match": TEXT, "reply": TEXT, "chaos": KIND, "times": N}`` for prompts that cannot carry
+a chaos word (bundled task YAMLs): the first rule whose ``match`` occurs in the last user
+text answers ``reply`` instead of the echo and/or misbehaves like ``chaos`` on the first N
+attempts; a rule's ``content`` (any JSON value) replaces the answer's whole ``content``.
+Every request is logged as a JSON line to ``--log``: the text, the status sent, how many
+images it carried, the Authorization header, and how many requests were in flight when it
+arrived. ``--redirect URL`` makes every request answer 301 to URL + its path.
 
 Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE] [--script FILE]
-[--require-key KEY]
+[--require-key KEY] [--redirect URL]
 (the chosen port is written to FILE when the server listens).
 """
 
@@ -43,6 +44,7 @@ class Server(ThreadingHTTPServer):
         self.latency = latency
         self.script = script
         self.require_key: str | None = None
+        self.redirect: str | None = None
         self.log = log.open("a", buffering=1) if log else None
         self.lock = threading.Lock()
         self.attempts: Counter[str] = Counter()
@@ -96,7 +98,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         key = self.server.require_key
-        if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
+        if self.server.redirect is not None:
+            self.send_json(301, b"", {"Location": self.server.redirect + self.path})
+        elif key is not None and self.headers.get("Authorization") != f"Bearer {key}":
             self.send_json(401, b'{"error": "invalid api key"}')
         elif self.path.rstrip("/").endswith("/models"):
             self.send_json(200, json.dumps({"object": "list", "data": [{"id": "test-model"}]}).encode())
@@ -106,6 +110,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
+        if self.server.redirect is not None:
+            self.send_json(301, b"", {"Location": self.server.redirect + self.path})
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self.send_json(404, b'{"error": "not found"}')
             return
@@ -140,7 +147,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             kind, times = rule.get("chaos"), rule.get("times", 0)
         if kind is not None and attempt <= int(times):
-            status = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1, "trickle": 2}[kind]
+            codes = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1, "trickle": 2}
+            status = {**codes, "moved": 307}[kind]
         entry = {
             "text": text,
             "status": status,
@@ -183,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0.3"})
         elif status == 201:
             self.send_json(200, b"<html>not json")
+        elif status == 307:
+            self.send_json(307, b"", {"Location": "https://elsewhere.example/v1/chat/completions"})
         else:
             content = rule["content"] if "content" in rule else rule.get("reply", f"echo: {text}")
             reply = {
@@ -202,10 +212,12 @@ def main() -> None:
     parser.add_argument("--ready", type=Path, required=True)
     parser.add_argument("--script", type=Path)
     parser.add_argument("--require-key", help="GET /models answers 401 unless this bearer key is sent")
+    parser.add_argument("--redirect", help="every request answers 301 to this URL + the request's path")
     args = parser.parse_args()
     script = json.loads(args.script.read_text()) if args.script else []
     server = Server(("127.0.0.1", args.port), args.latency, args.log, script)
     server.require_key = args.require_key
+    server.redirect = args.redirect
     args.ready.write_text(str(server.server_address[1]))
     server.serve_forever(poll_interval=0.05)
 

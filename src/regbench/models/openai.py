@@ -95,9 +95,12 @@ class OpenAIAdapter(ModelAdapter):
                     f"model {self.spec.model}: {self._shown(url)} refuses the API key (HTTP {reply.status_code}); "
                     f"the key comes from the environment variable {self.spec.api_key_env}, which {key_state}."
                 )
-            if reply.status_code < 500:  # 404 too: some servers do not list models
+            if 300 <= reply.status_code < 400:
+                problems.append(f"{self._shown(url)}: {self._moved(reply)}")
+            elif reply.status_code < 500:  # 404 too: some servers do not list models
                 return
-            problems.append(f"{self._shown(url)}: HTTP {reply.status_code}")
+            else:
+                problems.append(f"{self._shown(url)}: HTTP {reply.status_code}")
         await self.close()
         hint = f" {self.spec.start_hint}" if self.spec.start_hint else ""
         raise ModelUnavailableError(
@@ -180,6 +183,8 @@ class OpenAIAdapter(ModelAdapter):
         status = reply.status_code
         if status in _RETRY_STATUS or status >= 500:
             raise _Retryable(f"HTTP {status} from {self._shown(url)}", _retry_after(reply.headers.get("retry-after")))
+        if 300 <= status < 400:
+            return Response(error=self._moved(reply))
         if status >= 400:  # scrub, then cut: a key cut in two would escape the scrub
             return Response(error=f"HTTP {status} from {self._shown(url)}: {self._scrub(reply.text)[:300]}")
         try:
@@ -194,6 +199,11 @@ class OpenAIAdapter(ModelAdapter):
         """A server's error text without the API key (some echo the header back)."""
         key = os.environ.get(self.spec.api_key_env)
         return text.replace(key, "***") if key else text
+
+    def _moved(self, reply: httpx.Response) -> str:
+        # Not followed: httpx would resend a POST answered 301/302 as a GET; the user fixes base_url.
+        where = self._shown(reply.headers.get("location", "(no Location header)"))
+        return f"HTTP {reply.status_code} to {where}: point base_url at where the server moved"
 
     def _shown(self, url: str) -> str:
         """A base_url as messages show it: no ``user:password@``, no API key (``${VAR}`` may put one in)."""
