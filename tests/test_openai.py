@@ -261,6 +261,23 @@ def test_a_refused_key_is_a_clear_error_that_names_the_variable(
     assert "sk-wrong" not in str(caught.value)
 
 
+def test_an_api_key_ending_in_a_line_break_works_and_one_no_header_can_carry_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guarded = start_openai_server(tmp_path, require_key="sk-right")
+    try:
+        spec = ModelSpec(model="m", adapter="openai", base_url=guarded.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-right\n")  # a secret file's last line, a Kubernetes secret
+        assert asyncio.run(ask_all(spec, ["hi"])) == ["echo: hi"]
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-\u2019right")  # a curly quote pasted in
+        with pytest.raises(ModelUnavailableError, match=r"OPENAI_API_KEY holds characters") as caught:
+            asyncio.run(build_adapter(spec).start())
+    finally:
+        guarded.stop()
+    assert [r["auth"] for r in guarded.requests()] == ["Bearer sk-right"]
+    assert "right" not in str(caught.value)
+
+
 def test_medrega_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
     env = {**os.environ, "MEDREGA_URL": f"http://127.0.0.1:{closed_port()}/v1"}
     done = subprocess.run(

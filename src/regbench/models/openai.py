@@ -63,9 +63,20 @@ class OpenAIAdapter(ModelAdapter):
         self.backoff_max = float(spec.options.get("backoff_max", 30.0))
 
     # -- lifecycle ------------------------------------------------------------------------
+    def _key(self) -> str | None:
+        # Without the line break a secret file or a Kubernetes secret often ends with (httpx refuses it).
+        return os.environ.get(self.spec.api_key_env, "").strip() or None
+
     def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.spec.api_key_env)
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        key = self._key()
+        if key is None:
+            return {}
+        if not (key.isascii() and key.isprintable()):
+            raise ModelUnavailableError(
+                f"model {self.spec.model}: the API key in {self.spec.api_key_env} holds characters an HTTP header "
+                "cannot carry (not ASCII, or control characters); check how the variable is set"
+            )
+        return {"Authorization": f"Bearer {key}"}
 
     def _new_client(self) -> httpx.AsyncClient:
         if self._ssl is None:
@@ -90,7 +101,7 @@ class OpenAIAdapter(ModelAdapter):
             self._idle[index].append(client)
             if reply.status_code in (401, 403):
                 await self.close()
-                key_state = "is set" if os.environ.get(self.spec.api_key_env) else "is not set"
+                key_state = "is set" if self._key() else "is not set"
                 raise ModelUnavailableError(
                     f"model {self.spec.model}: {self._shown(url)} refuses the API key (HTTP {reply.status_code}); "
                     f"the key comes from the environment variable {self.spec.api_key_env}, which {key_state}."
@@ -197,7 +208,7 @@ class OpenAIAdapter(ModelAdapter):
 
     def _scrub(self, text: str) -> str:
         """A server's error text without the API key (some echo the header back)."""
-        key = os.environ.get(self.spec.api_key_env)
+        key = self._key()
         return text.replace(key, "***") if key else text
 
     def _moved(self, reply: httpx.Response) -> str:
