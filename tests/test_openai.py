@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from regbench.errors import ModelUnavailableError
+from regbench.errors import ModelUnavailableError, SpecError
 from regbench.models import build_adapter
 from regbench.models.base import Message, Request
 from regbench.models.images import image_data_urls
@@ -245,6 +245,17 @@ def test_a_redirect_is_reported_with_where_it_points_not_retried(tmp_path: Path,
     (answer,) = asyncio.run(ask_all(spec, ["m chaos:moved:9"]))  # a server that starts redirecting mid-run
     assert answer.startswith("error: HTTP 307 to https://elsewhere.example/v1/chat/completions")
     assert len(server.requests()) == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["gpu-host:8000/v1", "127.0.0.1:8000/v1", "http://[::1/v1", "http://u:pw-9f2@host/v1?api-key=sk-q1"]
+)
+def test_a_base_url_that_cannot_work_is_named_in_a_spec_error(url: str) -> None:
+    # No scheme read as "no server answers (UnsupportedProtocol)", a bad one as a traceback, a
+    # query string was sent before the path (…?api-key=…/chat/completions).
+    with pytest.raises(SpecError, match=r"model m: base_url: .*not an http\(s\) URL") as caught:
+        build_adapter(ModelSpec(model="m", adapter="openai", base_url=["http://127.0.0.1:1/v1", url]))
+    assert "pw-9f2" not in str(caught.value) and "sk-q1" not in str(caught.value)
 
 
 def test_a_refused_key_is_a_clear_error_that_names_the_variable(

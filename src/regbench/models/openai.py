@@ -24,7 +24,6 @@ import time
 from collections.abc import Awaitable
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -51,6 +50,8 @@ class OpenAIAdapter(ModelAdapter):
         if not spec.base_urls:
             raise SpecError(spec_file(spec), "base_url", "the openai adapter needs the server's URL (`base_url`)")
         self._urls = [u.rstrip("/") for u in spec.base_urls]
+        for url in self._urls:
+            self._check_url(url)
         self._next = itertools.cycle(range(len(self._urls)))
         self._dead_until = [0.0] * len(self._urls)
         # One connection per client: httpx's pool does work proportional to its size on every
@@ -217,11 +218,30 @@ class OpenAIAdapter(ModelAdapter):
         return f"HTTP {reply.status_code} to {where}: point base_url at where the server moved"
 
     def _shown(self, url: str) -> str:
-        """A base_url as messages show it: no ``user:password@``, no API key (``${VAR}`` may put one in)."""
-        parts = urlsplit(url)
-        if "@" in parts.netloc:
-            parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
-        return self._scrub(urlunsplit(parts))
+        """A URL as messages show it: no ``user:password@`` or query (either may hold credentials), no
+        API key (``${VAR}`` may put one in the path). String work only: the URL may not parse."""
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            scheme, rest = "", url
+        netloc, slash, path = rest.partition("/")
+        if "@" in netloc:
+            netloc = "***@" + netloc.rpartition("@")[2]
+        return self._scrub(f"{scheme}{sep}{netloc}{slash}{path}".split("?")[0].split("#")[0])
+
+    def _check_url(self, url: str) -> None:
+        # Else no scheme reads as "no server answers (UnsupportedProtocol)", an unparsable URL raises
+        # from httpx mid-start, and a query would be sent before the path (...?q=1/chat/completions).
+        try:
+            parsed = httpx.URL(url)
+            usable = parsed.scheme in ("http", "https") and bool(parsed.host) and not parsed.query
+        except httpx.InvalidURL:
+            usable = False
+        if not usable or "#" in url:
+            raise SpecError(
+                spec_file(self.spec),
+                "base_url",
+                f"{self._shown(url)} is not an http(s) URL without a query (e.g. http://127.0.0.1:8000/v1)",
+            )
 
     def _pick(self) -> int:
         now = time.monotonic()
