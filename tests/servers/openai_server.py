@@ -6,14 +6,15 @@ It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text 
 the Authorization header, as careless servers do), ``garbage`` (200 with a body that is not
 JSON), ``reset`` (the connection is dropped), ``slow`` (no answer for 30 s), ``trickle``
 (a 200 whose body, JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive
-proxy) or ``moved`` (a 307 to another host). A ``--script`` JSON file holds rules
-``{"match": TEXT, "reply": TEXT, "chaos": KIND, "times": N}`` for prompts that cannot carry
-a chaos word (bundled task YAMLs): the first rule whose ``match`` occurs in the last user
-text answers ``reply`` instead of the echo and/or misbehaves like ``chaos`` on the first N
-attempts; a rule's ``content`` (any JSON value) replaces the answer's whole ``content``.
-Every request is logged as a JSON line to ``--log``: the text, the status sent, how many
-images it carried, the Authorization header, and how many requests were in flight when it
-arrived. ``--redirect URL`` makes every request answer 301 to URL + its path.
+proxy), ``moved`` (a 307 to another host) or ``gzip`` (a body that says gzip and is not).
+A ``--script`` JSON file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND,
+"times": N}`` for prompts that cannot carry a chaos word (bundled task YAMLs): the first
+rule whose ``match`` occurs in the last user text answers ``reply`` instead of the echo
+and/or misbehaves like ``chaos`` on the first N attempts; a rule's ``content`` (any JSON
+value) replaces the answer's whole ``content``. Every request is logged as a JSON line to
+``--log``: the text, the status sent, how many images it carried, the Authorization header,
+and how many requests were in flight when it arrived. ``--redirect URL`` makes every
+request answer 301 to URL + its path.
 
 Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE] [--script FILE]
 [--require-key KEY] [--redirect URL]
@@ -148,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             kind, times = rule.get("chaos"), rule.get("times", 0)
         if kind is not None and attempt <= int(times):
             codes = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1, "trickle": 2}
-            status = {**codes, "moved": 307}[kind]
+            status = {**codes, "moved": 307, "gzip": 202}[kind]
         entry = {
             "text": text,
             "status": status,
@@ -191,6 +192,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0.3"})
         elif status == 201:
             self.send_json(200, b"<html>not json")
+        elif status == 202:  # a proxy's broken compression
+            self.send_json(200, b"not gzip", {"Content-Encoding": "gzip"})
         elif status == 307:
             self.send_json(307, b"", {"Location": "https://elsewhere.example/v1/chat/completions"})
         else:

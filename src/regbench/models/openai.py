@@ -172,7 +172,13 @@ class OpenAIAdapter(ModelAdapter):
             except _Retryable as exc:
                 last = str(exc)
                 delay = exc.retry_after
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            except (
+                httpx.ConnectError,
+                httpx.RemoteProtocolError,
+                httpx.ReadError,
+                httpx.WriteError,
+                httpx.DecodingError,
+            ) as exc:
                 last = f"{type(exc).__name__} from {self._shown(self._urls[index])}"
                 if isinstance(exc, httpx.ConnectError) and len(self._urls) > 1:
                     self._dead_until[index] = time.monotonic() + _DEAD_FOR
