@@ -142,13 +142,18 @@ def test_server_failures_are_retried_and_the_last_one_recorded(tmp_path: Path, s
         "e chaos:slow:1",
         "f chaos:500:9",
         "g chaos:gzip:1",
+        "h chaos:error200:9",
     ]
     model = make_model(tmp_path, server.url, timeout=1)
     results = run(make_task(tmp_path, questions, image=False), model, tmp_path / "out")
-    assert results["n_errors"] == 1 and results["n_samples"] == 7
+    assert results["n_errors"] == 2 and results["n_samples"] == 8
     records = [json.loads(x) for x in (tmp_path / "out/served/http_vqa/samples.jsonl").read_text().splitlines()]
-    assert [r["output"] for r in records[:5] + records[6:]] == [f"echo: {q}" for q in questions[:5] + questions[6:]]
+    assert [r["output"] for r in records[:5] + records[6:7]] == [f"echo: {q}" for q in questions[:5] + questions[6:7]]
     assert records[5]["output"] is None and "failed after 4 attempts: HTTP 500" in records[5]["error"]
+    assert records[5]["error"].endswith('/v1: {"error": "internal: CUDA out of memory"}')  # the server's reason
+    assert records[7]["error"].endswith(
+        "(KeyError): " + '{"object": "error", "message": "model is still loading", "code": 503}'
+    )
     statuses = {q: [r["status"] for r in server.requests() if r["text"] == q] for q in questions}
     assert statuses["a chaos:500:2"] == [500, 500, 200] and statuses["b chaos:429:1"] == [429, 200]
     times = [r["time"] for r in server.requests() if r["text"] == "b chaos:429:1"]

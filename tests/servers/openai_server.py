@@ -6,7 +6,8 @@ It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text 
 the Authorization header, as careless servers do), ``garbage`` (200 with a body that is not
 JSON), ``reset`` (the connection is dropped), ``slow`` (no answer for 30 s), ``trickle``
 (a 200 whose body, JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive
-proxy), ``moved`` (a 307 to another host) or ``gzip`` (a body that says gzip and is not).
+proxy), ``moved`` (a 307 to another host), ``gzip`` (a body that says gzip and is not) or
+``error200`` (an error object in a 200).
 A ``--script`` JSON file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": KIND,
 "times": N}`` for prompts that cannot carry a chaos word (bundled task YAMLs): the first
 rule whose ``match`` occurs in the last user text answers ``reply`` instead of the echo
@@ -149,7 +150,7 @@ class Handler(BaseHTTPRequestHandler):
             kind, times = rule.get("chaos"), rule.get("times", 0)
         if kind is not None and attempt <= int(times):
             codes = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1, "trickle": 2}
-            status = {**codes, "moved": 307, "gzip": 202}[kind]
+            status = {**codes, "moved": 307, "gzip": 202, "error200": 203}[kind]
         entry = {
             "text": text,
             "status": status,
@@ -184,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         time.sleep(server.latency)
         if status == 500:
-            self.send_json(500, b'{"error": "internal"}')
+            self.send_json(500, b'{"error": "internal: CUDA out of memory"}')
         elif status == 401:
             auth = self.headers.get("Authorization")
             self.send_json(401, json.dumps({"error": f"{text}: bad key: {auth}"}).encode())
@@ -192,6 +193,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(429, b'{"error": "slow down"}', {"Retry-After": "0.3"})
         elif status == 201:
             self.send_json(200, b"<html>not json")
+        elif status == 203:  # an error reported in a 200
+            self.send_json(200, b'{"object": "error", "message": "model is still loading", "code": 503}')
         elif status == 202:  # a proxy's broken compression
             self.send_json(200, b"not gzip", {"Content-Encoding": "gzip"})
         elif status == 307:

@@ -200,16 +200,18 @@ class OpenAIAdapter(ModelAdapter):
             idle.append(client)
         status = reply.status_code
         if status in _RETRY_STATUS or status >= 500:
-            raise _Retryable(f"HTTP {status} from {self._shown(url)}", _retry_after(reply.headers.get("retry-after")))
+            reason = f"HTTP {status} from {self._shown(url)}{self._excerpt(reply)}"
+            raise _Retryable(reason, _retry_after(reply.headers.get("retry-after")))
         if 300 <= status < 400:
             return Response(error=self._moved(reply))
-        if status >= 400:  # scrub, then cut: a key cut in two would escape the scrub
-            return Response(error=f"HTTP {status} from {self._shown(url)}: {self._scrub(reply.text)[:300]}")
+        if status >= 400:
+            return Response(error=f"HTTP {status} from {self._shown(url)}{self._excerpt(reply)}")
         try:
             data = reply.json()
             text = _content_text(data["choices"][0]["message"]["content"])
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as exc:
-            raise _Retryable(f"unreadable response from {self._shown(url)} ({type(exc).__name__})") from None
+            shown = self._shown(url)
+            raise _Retryable(f"unreadable response from {shown} ({type(exc).__name__}){self._excerpt(reply)}") from None
         usage = data.get("usage")
         return Response(text=text, usage=usage if isinstance(usage, dict) else {})
 
@@ -217,6 +219,11 @@ class OpenAIAdapter(ModelAdapter):
         """A server's error text without the API key (some echo the header back)."""
         key = self._key()
         return text.replace(key, "***") if key else text
+
+    def _excerpt(self, reply: httpx.Response) -> str:
+        """The start of a body that is not an answer (the server's reason), for the sample's error."""
+        text = " ".join(self._scrub(reply.text).split())[:300]  # scrub, then cut: a key cut in two escapes
+        return f": {text}" if text else ""
 
     def _moved(self, reply: httpx.Response) -> str:
         # Not followed: httpx would resend a POST answered 301/302 as a GET; the user fixes base_url.
