@@ -187,6 +187,7 @@ def test_score_handwritten_task_and_predictions_outside_the_repo(tmp_path: Path,
         ('{"output": "x"}\n', 'preds.jsonl:1: expected {"id": ..., "output": ...}'),
         ("\n", "no predictions in the file"),
         ('{"id": "zzz", "output": "x"}\n', "none of its 1 ids is a sample of task demo_vqa_en"),
+        ('{"id": "vqa1", "output": [5]}\n', "preds.jsonl:1: output must be a string or a list of strings"),
     ],
 )
 def test_a_malformed_predictions_file_stops_before_scoring(tmp_path: Path, lines: str, message: str) -> None:
@@ -212,6 +213,13 @@ def test_predictions_that_are_not_utf8_or_carry_a_bom(tmp_path: Path) -> None:
     )
     assert code == 1 and "samples have no prediction" in text, text  # read fine; the other samples have none
     assert json.loads((out / "preds" / "demo_vqa_en" / "samples.jsonl").read_text().splitlines()[0])["output"] == "yes"
+
+
+def test_a_null_turn_in_a_list_is_an_empty_answer_as_a_null_output_is(tmp_path: Path) -> None:
+    preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "vqa1", "output": [None]}])
+    invoke("score", "--task", "demo_vqa_en", "--predictions", str(preds), "-o", str(tmp_path / "out"))
+    record = json.loads((tmp_path / "out/preds/demo_vqa_en/samples.jsonl").read_text().splitlines()[0])
+    assert record["output"] == "" and record["error"] is None  # was a pydantic ValidationError per sample
 
 
 def test_template_include_is_a_spec_error(tmp_path: Path) -> None:

@@ -104,7 +104,10 @@ def read_predictions(path: Path) -> dict[str, str | list[str]]:
         output = record["output"]
         if output is None:
             output = ""
-        if not isinstance(output, str | list):
+        if isinstance(output, list):  # one answer per turn; a null turn is empty, as a null output is
+            output = ["" if turn is None else turn for turn in output]
+        turns = output if isinstance(output, list) else [output]
+        if not all(isinstance(turn, str) for turn in turns):
             raise DataError(f"{path}:{number}: output must be a string or a list of strings")
         key = str(record["id"])
         if key in outputs:
