@@ -25,7 +25,7 @@ from regbench.models.images import image_data_urls
 from regbench.runner import RunOptions, evaluate
 from regbench.spec import GenerationSpec, ModelSpec, TaskSpec, load_spec
 from tests.conftest import REPO, write_jsonl
-from tests.servers import RunningServer, closed_port, start_openai_server
+from tests.servers import RunningServer, blackholed_port, closed_port, start_openai_server
 
 IMAGE = REPO / "tasks" / "data" / "images" / "demo_1.png"
 
@@ -230,6 +230,20 @@ def test_base_urls_round_robin_and_a_dead_one_is_skipped(tmp_path: Path, server:
     assert results["n_errors"] == 0
     assert len(server.requests()) + len(other.requests()) == 8
     assert len(server.requests()) >= 2 and len(other.requests()) >= 2  # shared, not all on one
+
+
+def test_a_server_that_does_not_answer_connections_is_set_aside(server: RunningServer) -> None:
+    # A host that is down drops connection attempts (a timeout, not a refusal): round robin kept
+    # sending every other request there, each waiting out the timeout.
+    with blackholed_port() as port:
+        urls = [f"http://127.0.0.1:{port}/v1", server.url]
+        spec = ModelSpec(
+            model="m", adapter="openai", base_url=urls, timeout=2, concurrency=1, options={"backoff_base": 0.01}
+        )
+        started = time.monotonic()
+        assert asyncio.run(ask_all(spec, [f"q{i}" for i in range(6)])) == [f"echo: q{i}" for i in range(6)]
+        elapsed = time.monotonic() - started
+    assert elapsed < 6  # the start-up check's 2 s, then that server is skipped (was 14 s here)
 
 
 def test_no_server_gives_a_clear_message(tmp_path: Path) -> None:

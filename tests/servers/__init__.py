@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,17 @@ def start_openai_server(
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     return RunningServer(f"http://127.0.0.1:{ready.read_text()}/v1", log, process)
+
+
+@contextmanager
+def blackholed_port() -> Iterator[int]:
+    """A port whose listen queue is full, so a connection to it times out (like a host that is down)."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.1", port))  # takes the queue's one place; nothing accepts it
+        yield port
 
 
 def closed_port() -> int:

@@ -4,7 +4,7 @@ Concurrency is bounded twice: by the runner (the adapter's ``concurrency``) and 
 adapter itself, which lends each request one single-connection client from an idle list
 per ``base_url``, so at most ``concurrency`` connections are open per server and none waits
 in a connection pool while another sits idle. Several ``base_url`` values are used round
-robin; one that refuses connections is set aside for a while. 429 (honouring
+robin; one that refuses connections or lets them time out is set aside for a while. 429 (honouring
 ``Retry-After``), 408/409/425, any 5xx, timeouts, connection errors and unreadable JSON are
 retried with exponential backoff and jitter; after ``max_retries`` the request comes back
 as an error and the run goes on. The API key is read from the environment variable the model
@@ -98,6 +98,7 @@ class OpenAIAdapter(ModelAdapter):
                 reply = await _within(client.get(f"{url}/models", timeout=seconds), seconds)
             except httpx.HTTPError as exc:
                 problems.append(f"{self._shown(url)}: {type(exc).__name__}")
+                self._set_aside(index, exc)
                 continue
             self._idle[index].append(client)
             if reply.status_code in (401, 403):
@@ -180,11 +181,11 @@ class OpenAIAdapter(ModelAdapter):
                 httpx.DecodingError,
             ) as exc:
                 last = f"{type(exc).__name__} from {self._shown(self._urls[index])}"
-                if isinstance(exc, httpx.ConnectError) and len(self._urls) > 1:
-                    self._dead_until[index] = time.monotonic() + _DEAD_FOR
+                self._set_aside(index, exc)
                 delay = None
             except httpx.TimeoutException as exc:
                 last = f"{type(exc).__name__} after {self.spec.timeout:g} s"
+                self._set_aside(index, exc)
                 delay = None
             if attempt < self.spec.max_retries:
                 await asyncio.sleep(self._delay(attempt, delay))
@@ -255,6 +256,11 @@ class OpenAIAdapter(ModelAdapter):
                 "base_url",
                 f"{self._shown(url)} is not an http(s) URL without a query (e.g. http://127.0.0.1:8000/v1)",
             )
+
+    def _set_aside(self, index: int, exc: Exception) -> None:
+        # Refused, or no answer to connecting at all (a host that is down drops the attempts).
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and len(self._urls) > 1:
+            self._dead_until[index] = time.monotonic() + _DEAD_FOR
 
     def _pick(self) -> int:
         now = time.monotonic()
