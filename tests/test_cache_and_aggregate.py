@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regbench.aggregate import bootstrap_ci, resample_indices
+from regbench.aggregate import bootstrap_ci, draw_counts, resample_blocks, resample_indices, weight_blocks
 from regbench.cache import ResponseCache
 from regbench.metrics import Metric
 from regbench.models.base import Response
@@ -63,3 +63,20 @@ def test_bootstrap_is_reproducible() -> None:
     stats = [{"value": float(i % 3 == 0)} for i in range(40)]
     assert bootstrap_ci(Mean(), stats, trials=100, seed=3) == bootstrap_ci(Mean(), stats, trials=100, seed=3)
     assert bootstrap_ci(Mean(), stats, trials=100, seed=3) != bootstrap_ci(Mean(), stats, trials=100, seed=4)
+
+
+@pytest.mark.parametrize(("n", "trials"), [(1, 5), (7, 1000), (57, 300), (1001, 130), (20_011, 65)])
+def test_block_by_block_resamples_equal_the_whole_index_array(n: int, trials: int) -> None:
+    for seed in (0, 1234, 2**40 + 3):
+        whole = list(weight_blocks(resample_indices(n, trials=trials, seed=seed)))
+        blocks = list(resample_blocks(n, trials=trials, seed=seed))
+        assert [block for block, _ in blocks] == [block for block, _ in whole]
+        for (_, expected), (_, found) in zip(whole, blocks, strict=True):
+            assert found.dtype == expected.dtype and np.array_equal(found, expected)
+
+
+def test_draw_counts_count_each_draw() -> None:
+    indices = np.random.default_rng(5).integers(0, 13, size=(9, 13))
+    expected = np.zeros((9, 13))
+    np.add.at(expected, (np.repeat(np.arange(9), 13), indices.ravel()), 1.0)
+    assert np.array_equal(draw_counts(indices, 13), expected)
