@@ -28,7 +28,7 @@ from regbench.cache import ResponseCache
 from regbench.data import load_samples
 from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
-from regbench.models.base import ModelAdapter, Request, Response
+from regbench.models.base import Message, ModelAdapter, Request, Response
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.registry import find_spec, spec_index
@@ -132,24 +132,34 @@ class Conversations:
         self._model_fingerprint = adapter.fingerprint()
         self._slots = asyncio.Semaphore(adapter.concurrency)
 
-    async def run_all(self, samples: Sequence[Sample], progress: ProgressCallback | None) -> list[Conversation]:
+    async def run_all(
+        self,
+        samples: Sequence[Sample],
+        progress: ProgressCallback | None,
+        first_turns: Sequence[list[Message]] | None = None,
+    ) -> list[Conversation]:
+        """Every sample's conversation; ``first_turns``: each sample's turn-0 messages, when already rendered."""
         done = 0
 
-        async def one(sample: Sample) -> Conversation:
+        async def one(sample: Sample, first_turn: list[Message] | None) -> Conversation:
             nonlocal done
-            conversation = await self.converse(sample)
+            conversation = await self.converse(sample, first_turn)
             done += 1
             if progress is not None:
                 progress(done, len(samples))
             return conversation
 
-        return list(await asyncio.gather(*(one(s) for s in samples)))
+        firsts = first_turns if first_turns is not None else [None] * len(samples)
+        return list(await asyncio.gather(*(one(s, f) for s, f in zip(samples, firsts, strict=True))))
 
-    async def converse(self, sample: Sample) -> Conversation:
+    async def converse(self, sample: Sample, first_turn: list[Message] | None = None) -> Conversation:
         conversation = Conversation()
         previous_objects: list[Region] = []
         for turn in range(self.renderer.n_turns):
-            messages = self.renderer.messages(sample, turn, conversation.outputs, previous_objects)
+            if turn == 0 and first_turn is not None:
+                messages = first_turn
+            else:
+                messages = self.renderer.messages(sample, turn, conversation.outputs, previous_objects)
             request = Request(
                 sample_id=sample.id, task=self.task.task, turn=turn, messages=messages, generation=self.generation
             )
@@ -229,8 +239,8 @@ async def evaluate(
         except UnknownNameError as exc:  # --box-format and the model's are checked before; this is the task's
             raise SpecError(str(task.source or task.task), "box_format", str(exc)) from None
         renderer = PromptRenderer(task, model, write_box=write_box)
-        for sample in samples:  # a template error surfaces before any model call
-            renderer.messages(sample, 0, [])
+        # all first turns before any model call, so a template error surfaces first (reused in run_all)
+        first_turns = [renderer.messages(sample, 0, []) for sample in samples]
     subset = options.limit is not None or options.shard is not None
     ids = [s.id for s in samples]
     notes = [str(w.message) for w in caught] + adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)
@@ -238,7 +248,7 @@ async def evaluate(
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
     try:
         runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
-        conversations = await runner.run_all(samples, progress)
+        conversations = await runner.run_all(samples, progress, first_turns)
     finally:
         if cache is not None:
             cache.close()
