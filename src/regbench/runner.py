@@ -241,9 +241,10 @@ async def evaluate(
         renderer = PromptRenderer(task, model, write_box=write_box)
         # all first turns before any model call, so a template error surfaces first (reused in run_all)
         first_turns = [renderer.messages(sample, 0, []) for sample in samples]
-    subset = options.limit is not None or options.shard is not None
-    ids = [s.id for s in samples]
-    notes = [str(w.message) for w in caught] + adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)
+        subset = options.limit is not None or options.shard is not None
+        ids = [s.id for s in samples]
+        checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)  # replay reads its file
+    notes = [str(w.message) for w in caught] + checked
 
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
     try:
@@ -254,22 +255,18 @@ async def evaluate(
             cache.close()
     generated = time.perf_counter()
 
-    with gc_paused():
-        parsed = [
-            parse_output(
-                None if c.error is not None else c.outputs[-1],
-                box_format=box_format,
-                sample=s,
-                expect_boxes=task.boxes_expected,
-            )
-            for c, s in zip(conversations, samples, strict=True)
-        ]
-        results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
-        results.config["data"] = data_fingerprint(task)
-        for index, record in zip(indices, records, strict=True):
-            record["index"] = index
-        write_samples(directory, records)
-        write_results(directory, results)
+    with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
+        results = score_and_write(
+            task,
+            model,
+            samples,
+            conversations,
+            plugins,
+            options,
+            box_format=box_format,
+            indices=indices,
+            directory=directory,
+        )
     elapsed = time.perf_counter() - started
     cache_hits = sum(c.cached_turns for c in conversations)
     write_run_info(
@@ -286,6 +283,37 @@ async def evaluate(
         },
     )
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
+
+
+def score_and_write(
+    task: TaskSpec,
+    model: ModelSpec,
+    samples: Sequence[Sample],
+    conversations: Sequence[Conversation],
+    plugins: Sequence[Metric],
+    options: RunOptions,
+    *,
+    box_format: str,
+    indices: Sequence[int],
+    directory: Path,
+) -> Results:
+    """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset)."""
+    parsed = [
+        parse_output(
+            None if c.error is not None else c.outputs[-1],
+            box_format=box_format,
+            sample=s,
+            expect_boxes=task.boxes_expected,
+        )
+        for c, s in zip(conversations, samples, strict=True)
+    ]
+    results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
+    results.config["data"] = data_fingerprint(task)
+    for index, record in zip(indices, records, strict=True):
+        record["index"] = index
+    write_samples(directory, records)
+    write_results(directory, results)
+    return results
 
 
 @contextlib.contextmanager
