@@ -109,6 +109,61 @@ def test_rerun_writes_identical_results(tmp_path: Path) -> None:
     assert first == second
 
 
+def test_each_turn_is_rendered_once_and_template_errors_come_before_any_model_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regbench.models.replay import ReplayAdapter
+    from regbench.prompts import PromptRenderer
+
+    rendered: list[tuple[str, int]] = []
+    original = PromptRenderer.messages
+
+    def counting(self: PromptRenderer, sample: Sample, turn: int, *args: object, **kwargs: object) -> object:
+        rendered.append((sample.id, turn))
+        return original(self, sample, turn, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PromptRenderer, "messages", counting)
+    task = make_task(tmp_path, prompt='["Look: {{ question }}", "Now answer, you said {{ history[0] }}"]', rows=3)
+    run(task, replay(tmp_path, {f"s{i}": ["x", f"a{i}"] for i in range(3)}), tmp_path / "out")
+    assert sorted(rendered) == [(f"s{i}", turn) for i in range(3) for turn in (0, 1)]
+
+    asked = []
+    monkeypatch.setattr(ReplayAdapter, "generate", lambda self, request: asked.append(request))
+    task = make_task(tmp_path / "organ", prompt='"{{ question }} in the {{ meta.organ }}"', rows=0)
+    (tmp_path / "organ/data.jsonl").write_text('{"id": "s0", "organ": "lung"}\n{"id": "s1"}\n')  # s1: no organ
+    with pytest.raises(SpecError, match="'s1'"):
+        run(task, replay(tmp_path / "organ", {"s0": "a", "s1": "b"}), tmp_path / "out2")
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    "prompt", ['"{{ question }}"', '["Look: {{ question }}", "Now answer, you said {{ history[0] }}"]']
+)
+def test_an_immediate_adapter_gives_what_a_task_per_sample_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prompt: str
+) -> None:
+    from regbench.models.replay import ReplayAdapter
+
+    task = make_task(tmp_path, prompt=prompt, rows=6)
+    outputs = {"s0": ["x", "a0"], "s1": "a1", "s2": ["a2"], "s4": ["y", "z", "extra"], "s5": ["w", "a5"]}
+    model = replay(tmp_path, outputs)
+    found = {}
+    for immediate in (True, False):
+        monkeypatch.setattr(ReplayAdapter, "immediate", immediate)
+        progress: list[tuple[int, int]] = []
+        out = tmp_path / f"out-{immediate}"
+        options = RunOptions(output=out, bootstrap_trials=50)
+        asyncio.run(
+            evaluate(
+                task, model, build_adapter(model), options, progress=lambda d, t, seen=progress: seen.append((d, t))
+            )
+        )
+        written = [(out / "rec/t" / name).read_text() for name in ("results.json", "samples.jsonl")]
+        found[immediate] = (written, progress)
+    assert found[True] == found[False]
+    assert found[True][1] == [(i, 6) for i in range(1, 7)]
+
+
 def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": [{"name": "test_exact", "mode": "x"}]})

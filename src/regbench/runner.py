@@ -150,7 +150,11 @@ class Conversations:
             return conversation
 
         firsts = first_turns if first_turns is not None else [None] * len(samples)
-        return list(await asyncio.gather(*(one(s, f) for s, f in zip(samples, firsts, strict=True))))
+        pairs = zip(samples, firsts, strict=True)
+        if self.adapter.immediate:  # nothing to overlap: in order, as the tasks below would run
+            with gc_paused():
+                return [await one(s, f) for s, f in pairs]
+        return list(await asyncio.gather(*(one(s, f) for s, f in pairs)))
 
     async def converse(self, sample: Sample, first_turn: list[Message] | None = None) -> Conversation:
         conversation = Conversation()
@@ -321,7 +325,7 @@ def gc_paused() -> Iterator[None]:
     """No automatic garbage collection inside: loading, parsing and scoring allocate millions of
     containers that live to the end of the run, and each full collection traversed all of them again
     (a third of a 100,000-sample run). They hold no reference cycles; any made meanwhile are
-    collected once collection is back on. (Not around generation: an HTTP adapter makes cycles.)"""
+    collected once collection is back on. (Not around an HTTP adapter's generation: it makes cycles.)"""
     enabled = gc.isenabled()
     gc.disable()
     try:

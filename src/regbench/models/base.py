@@ -67,6 +67,9 @@ class ModelAdapter(ABC):
 
     cacheable: ClassVar[bool] = True
     """Whether responses are worth caching (replaying a file is not)."""
+    immediate: ClassVar[bool] = False
+    """Whether ``generate`` answers from memory, never waiting on I/O (replay): the runner then goes
+    through the samples one by one instead of starting a task per sample, with the same results."""
 
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         self.spec = spec

@@ -21,6 +21,7 @@ class ReplayAdapter(ModelAdapter):
     """Returns the recorded output for each sample id (and turn)."""
 
     cacheable: ClassVar[bool] = False
+    immediate: ClassVar[bool] = True
 
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
