@@ -86,3 +86,16 @@ def test_boxes_filter_groups_boxes_in_the_models_format() -> None:
     )
     text = renderer("<box>{{ objects[0].boxes | boxes }}</box>").messages(sample, 0, [])[1].content
     assert text == "<box>[[100, 100, 200, 200], [500, 500, 599, 599]]</box>"
+
+
+def test_template_variables_are_every_sample_field_with_the_objects_as_regions() -> None:
+    sample = SAMPLE.model_copy(update={"meta": {"organ": {"name": "liver"}}, "options": ["a", "b"], "width": 512})
+    variables = renderer("{{ question }}").variables(sample, ["earlier"], SAMPLE.objects)
+    assert variables.pop("objects") is sample.objects
+    assert {k: v for k, v in variables.items() if not k.startswith("__")} == {
+        **{k: v for k, v in sample.model_dump().items() if k != "objects"},
+        "labels_list": "",
+        "task_labels": [],
+        "history": ["earlier"],
+        "previous_objects": SAMPLE.objects,
+    }

@@ -64,7 +64,7 @@ class PromptRenderer:
         return self.model.system_prompt or self.task.system
 
     def variables(self, sample: Sample, history: Sequence[str], previous_objects: Sequence[Region]) -> dict[str, Any]:
-        fields = sample.model_dump()
+        fields = sample.model_dump(exclude={"objects"})  # the objects go in as they are (half the dump's time)
         return {
             **fields,
             "objects": sample.objects,
