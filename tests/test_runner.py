@@ -278,3 +278,22 @@ def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
     masked = _without_secret(config, "sk-9x")
     assert "sk-9x" not in str(masked) and masked["base_url"] == "http://tok:***@host/v1"
     assert _without_secret(config, None) is config
+
+
+def test_gc_paused_restores_the_collector_state() -> None:
+    import gc
+
+    from regbench.runner import gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # an application's own choice stands
+    finally:
+        gc.enable()

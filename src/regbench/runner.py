@@ -67,6 +67,21 @@ class Conversation:
     cached_turns: int = 0
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic garbage collection inside: loading, parsing and scoring allocate millions of
+    containers that live to the end of the run, and each full collection traversed all of them again
+    (a third of a 100,000-sample run). They hold no reference cycles; any made meanwhile are
+    collected once collection is back on. (Not around an HTTP adapter's generation: it makes cycles.)"""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # ---------------------------------------------------------------- metrics
 
 
@@ -318,21 +333,6 @@ def score_and_write(
     write_samples(directory, records)
     write_results(directory, results)
     return results
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No automatic garbage collection inside: loading, parsing and scoring allocate millions of
-    containers that live to the end of the run, and each full collection traversed all of them again
-    (a third of a 100,000-sample run). They hold no reference cycles; any made meanwhile are
-    collected once collection is back on. (Not around an HTTP adapter's generation: it makes cycles.)"""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass
