@@ -468,6 +468,11 @@ def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     The per-sample stats of all shards are put back in dataset order and finalized once,
     so the merged file equals that of an unsharded run.
     """
+    with gc_paused():  # the records read die inside
+        return _merge_shards(directories, destination)
+
+
+def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     shards = [(read_results(d), read_samples(d)) for d in directories]
     first = shards[0][0]
     run_config = {k: v for k, v in first.config.get("run", {}).items() if k != "shard"}
