@@ -11,6 +11,7 @@ import pytest
 from regbench.errors import DataError, SpecError
 from regbench.metrics import METRICS, Metric, register_metric
 from regbench.models import build_adapter
+from regbench.models.base import Request, Response
 from regbench.runner import RunOptions, evaluate, resolve_metrics
 from regbench.spec import ModelSpec, TaskSpec, load_spec
 from regbench.types import Parsed, Sample
@@ -278,6 +279,48 @@ def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
     masked = _without_secret(config, "sk-9x")
     assert "sk-9x" not in str(masked) and masked["base_url"] == "http://tok:***@host/v1"
     assert _without_secret(config, None) is config
+
+
+@pytest.mark.parametrize(
+    ("base_url", "shown"),
+    [
+        ("http://user:pw-from-OTHER_VAR@host:8000/v1", "http://***@host:8000/v1"),
+        (["http://a@h1/v1", "https://u:p@ss@h2/v1"], ["http://***@h1/v1", "https://***@h2/v1"]),
+        ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+    ],
+)
+def test_credentials_in_base_url_are_hidden_in_results(tmp_path: Path, base_url: object, shown: object) -> None:
+    from regbench.runner import _model_config
+
+    model = ModelSpec(model="m", adapter="openai", base_url=base_url)  # type: ignore[arg-type]
+    assert _model_config(model)["base_url"] == shown
+
+
+def test_an_adapter_exception_is_recorded_without_the_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from regbench.models.replay import ReplayAdapter
+
+    class Leaky(ReplayAdapter):
+        async def generate(self, request: Request) -> Response:
+            raise RuntimeError("header Authorization: Bearer sk-leak-42 refused")
+
+    monkeypatch.setenv("LEAKY_KEY", "sk-leak-42")
+    task = make_task(tmp_path, rows=2)
+    model = replay(tmp_path, {"s0": "a0", "s1": "a1"}).model_copy(update={"api_key_env": "LEAKY_KEY"})
+    asyncio.run(evaluate(task, model, Leaky(model), RunOptions(output=tmp_path / "out", bootstrap_trials=0)))
+    written = (tmp_path / "out/rec/t/samples.jsonl").read_text()
+    assert "sk-leak-42" not in written and written.count("RuntimeError: header Authorization: Bearer ***") == 2
+
+
+def test_a_later_turn_that_cannot_be_rendered_costs_its_sample_only(tmp_path: Path) -> None:
+    # Turn 2 names the first object found in turn 1: a sample whose turn-1 answer has no box cannot go on.
+    task = make_task(tmp_path, prompt='["Find: {{ question }}", "Describe {{ previous_objects[0].name }}"]', rows=2)
+    model = replay(tmp_path, {"s0": ["<ref>liver</ref><box>[[1, 2, 30, 40]]</box>", "a0"], "s1": ["nothing", "x"]})
+    results = run(task, model, tmp_path / "out")
+    assert results["n_samples"] == 2 and results["n_errors"] == 1 and results["metrics"]["exact"] == 0.5
+    first, second = map(json.loads, (tmp_path / "out/rec/t/samples.jsonl").read_text().splitlines())
+    assert first["error"] is None and first["prompt"][-1]["content"] == "Describe liver"
+    assert second["error"].startswith("turn 1: ") and "template variable missing for sample 's1'" in second["error"]
+    assert second["outputs"] == ["nothing"]
 
 
 def test_gc_paused_restores_the_collector_state() -> None:

@@ -28,7 +28,7 @@ from regbench.cache import ResponseCache
 from regbench.data import load_samples
 from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
-from regbench.models.base import Message, ModelAdapter, Request, Response
+from regbench.models.base import Message, ModelAdapter, Request, Response, url_without_userinfo
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.registry import find_spec, spec_index
@@ -178,7 +178,13 @@ class Conversations:
             if turn == 0 and first_turn is not None:
                 messages = first_turn
             else:
-                messages = self.renderer.messages(sample, turn, conversation.outputs, previous_objects)
+                try:
+                    messages = self.renderer.messages(sample, turn, conversation.outputs, previous_objects)
+                except SpecError as exc:  # a later turn built from this sample's answers (no box to name)
+                    if turn == 0:
+                        raise
+                    conversation.error = f"turn {turn}: {exc}"
+                    break
             request = Request(
                 sample_id=sample.id, task=self.task.task, turn=turn, messages=messages, generation=self.generation
             )
@@ -201,7 +207,8 @@ class Conversations:
             try:
                 response = await self.adapter.generate(request)
             except Exception as exc:  # an adapter bug costs one sample, not the run
-                response = Response(error=f"{type(exc).__name__}: {exc}")
+                error = _without_secret(f"{type(exc).__name__}: {exc}", os.environ.get(self.model.api_key_env))
+                response = Response(error=error)
         if self.cache is not None:
             self.cache.put(key, response)
         return response
@@ -417,7 +424,7 @@ def score(
         bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
         config={
             "task": task.model_dump(mode="json"),
-            "model": _without_secret(model.model_dump(mode="json"), os.environ.get(model.api_key_env)),
+            "model": _without_secret(_model_config(model), os.environ.get(model.api_key_env)),
             "run": {
                 "limit": options.limit,
                 "seed": options.seed,
@@ -528,6 +535,16 @@ def _check_complete(shards: Sequence[Results], directories: Sequence[Path]) -> N
     missing = sorted(set(range(n)) - {i for i, _ in given})
     if missing:
         raise DataError(f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing: merge needs all {n} shards")
+
+
+def _model_config(model: ModelSpec) -> dict[str, Any]:
+    """The model spec as results.json records it: any ``user:password@`` in ``base_url`` hidden."""
+    config = model.model_dump(mode="json")
+    if isinstance(config.get("base_url"), str):
+        config["base_url"] = url_without_userinfo(config["base_url"])
+    elif isinstance(config.get("base_url"), list):
+        config["base_url"] = [url_without_userinfo(url) for url in config["base_url"]]
+    return config
 
 
 def _without_secret(value: Any, secret: str | None) -> Any:

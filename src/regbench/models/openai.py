@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from regbench.errors import ModelUnavailableError, SpecError
-from regbench.models.base import Message, ModelAdapter, Request, Response, spec_file
+from regbench.models.base import Message, ModelAdapter, Request, Response, spec_file, url_without_userinfo
 from regbench.models.images import image_data_urls
 from regbench.spec import ModelSpec
 
@@ -234,13 +234,7 @@ class OpenAIAdapter(ModelAdapter):
     def _shown(self, url: str) -> str:
         """A URL as messages show it: no ``user:password@`` or query (either may hold credentials), no
         API key (``${VAR}`` may put one in the path). String work only: the URL may not parse."""
-        scheme, sep, rest = url.partition("://")
-        if not sep:
-            scheme, rest = "", url
-        netloc, slash, path = rest.partition("/")
-        if "@" in netloc:
-            netloc = "***@" + netloc.rpartition("@")[2]
-        return self._scrub(f"{scheme}{sep}{netloc}{slash}{path}".split("?")[0].split("#")[0])
+        return self._scrub(url_without_userinfo(url).split("?")[0].split("#")[0])
 
     def _check_url(self, url: str) -> None:
         # Else no scheme reads as "no server answers (UnsupportedProtocol)", an unparsable URL raises
