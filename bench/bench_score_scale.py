@@ -70,20 +70,22 @@ def score_process(root: Path, src: str | None, out: Path) -> dict[str, float]:
 
 
 def steps_in_process(root: Path) -> dict[str, float]:
-    """Loading the samples and parsing the outputs, timed in this process (the installed regbench)."""
+    """Loading the samples and parsing the outputs, timed in this process (this checkout's regbench), with
+    automatic garbage collection paused as the runner pauses it."""
     from regbench.data import load_samples
     from regbench.parsing import parse_output
+    from regbench.runner import gc_paused
     from regbench.spec import TaskSpec, load_spec
 
     task = load_spec(root / "task.yaml", TaskSpec)
-    start = time.perf_counter()
-    samples = load_samples(task)
-    loaded = time.perf_counter()
     outputs = [json.loads(line)["output"] for line in (root / "preds.jsonl").open()]
-    start_parse = time.perf_counter()
-    for output, sample in zip(outputs, samples, strict=True):
-        parse_output(output, box_format="medrega", sample=sample, expect_boxes=True)
-    return {"load": loaded - start, "parse": time.perf_counter() - start_parse}
+    with gc_paused():
+        start = time.perf_counter()
+        samples = load_samples(task)
+        loaded = time.perf_counter()
+        for output, sample in zip(outputs, samples, strict=True):
+            parse_output(output, box_format="medrega", sample=sample, expect_boxes=True)
+        return {"load": loaded - start, "parse": time.perf_counter() - loaded}
 
 
 def main() -> None:
