@@ -72,9 +72,9 @@ def score_process(root: Path, src: str | None, out: Path) -> dict[str, float]:
 def steps_in_process(root: Path) -> dict[str, float]:
     """Loading the samples and parsing the outputs, timed in this process (this checkout's regbench), with
     automatic garbage collection paused as the runner pauses it."""
+    from regbench.collector import gc_paused
     from regbench.data import load_samples
     from regbench.parsing import parse_output
-    from regbench.runner import gc_paused
     from regbench.spec import TaskSpec, load_spec
 
     task = load_spec(root / "task.yaml", TaskSpec)

@@ -326,7 +326,7 @@ def test_a_later_turn_that_cannot_be_rendered_costs_its_sample_only(tmp_path: Pa
 def test_gc_paused_restores_the_collector_state() -> None:
     import gc
 
-    from regbench.runner import gc_paused
+    from regbench.collector import gc_paused
 
     assert gc.isenabled()
     with pytest.raises(RuntimeError), gc_paused():

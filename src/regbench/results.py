@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, Field
 
+from regbench.collector import gc_paused
 from regbench.errors import DataError
 
 RESULTS_FILE = "results.json"
@@ -139,7 +140,7 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"samples file not found: {path}")
     records = []
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8") as lines, gc_paused():  # records are long-lived and acyclic
         for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:

@@ -7,15 +7,13 @@ so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import hashlib
 import os
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from pydantic import ValidationError
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.cache import ResponseCache
+from regbench.collector import gc_paused
 from regbench.data import load_samples
 from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
@@ -65,21 +64,6 @@ class Conversation:
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
     cached_turns: int = 0
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No automatic garbage collection inside: loading, parsing and scoring allocate millions of
-    containers that live to the end of the run, and each full collection traversed all of them again
-    (a third of a 100,000-sample run). They hold no reference cycles; any made meanwhile are
-    collected once collection is back on. (Not around an HTTP adapter's generation: it makes cycles.)"""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # ---------------------------------------------------------------- metrics
