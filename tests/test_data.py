@@ -24,12 +24,14 @@ def test_images_resolve_relative_to_the_data_file_and_extra_fields_go_to_meta(tm
         [
             {"id": 1, "image": "img/a.png", "question": "q", "answer": "a", "source": "slake", "meta": {"k": 1}},
             {"id": "2", "image": ["img/b.png", "img/c.png"], "objects": [{"name": "x", "boxes": [[0, 0, 1, 1]]}]},
+            {"id": "3", "image": None, "meta": None},
         ],
     )
     samples = load_samples(task_at(tmp_path))
     assert samples[0].id == "1" and samples[0].image == [str(tmp_path / "data" / "img" / "a.png")]
     assert samples[0].meta == {"source": "slake", "k": 1}
     assert len(samples[1].image) == 2 and samples[1].objects[0].boxes == [[0, 0, 1, 1]]
+    assert samples[2].image == [] and samples[2].meta == {}
 
 
 def test_limit(tmp_path: Path) -> None:
@@ -50,6 +52,11 @@ def test_missing_data_file_names_the_path(tmp_path: Path) -> None:
         ('{"id": "b", "objects": [{"name": "x", "boxes": [[0, 1, 2]]}]}', "d.jsonl:2: field objects.0.boxes"),
         ('{"question": "no id"}', "d.jsonl:2: field id"),
         ('{"id": "a"}', "sample id 'a' appears twice"),
+        ('{"id": "b", "meta": "ab"}', "d.jsonl:2: field meta: expected a JSON object, got str"),
+        ('{"id": "b", "meta": [["k", 1]]}', "d.jsonl:2: field meta: expected a JSON object, got list"),
+        ('{"id": "b", "image": 5}', "d.jsonl:2: field image: expected a path or a list of paths, got 5"),
+        ('{"id": "b", "image": {"a.png": 1}}', "d.jsonl:2: field image: expected a path or a list"),
+        ('{"id": "b", "image": ["a.png", null]}', "d.jsonl:2: field image: expected a path or a list"),
     ],
 )
 def test_malformed_lines_name_file_and_line(tmp_path: Path, line: str, fragment: str) -> None:

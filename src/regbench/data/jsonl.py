@@ -46,10 +46,17 @@ def sample_from_record(record: dict[str, Any], *, path: Path, line: int) -> Samp
     """A Sample from one canonical record: unknown fields go to ``meta``, images become absolute."""
     known = {k: v for k, v in record.items() if k in _KNOWN}
     meta = {k: v for k, v in record.items() if k not in _KNOWN and k != "meta"}
-    meta.update(record.get("meta") or {})
-    images = known.get("image", [])
-    if isinstance(images, str):
+    extra = record.get("meta") or {}
+    if not isinstance(extra, dict):
+        raise DataError(f"{path}:{line}: field meta: expected a JSON object, got {type(extra).__name__}")
+    meta.update(extra)
+    images = known.get("image")
+    if images is None:  # absent or null: no image
+        images = []
+    elif isinstance(images, str):
         images = [images]
+    if not (isinstance(images, list) and all(isinstance(image, str) for image in images)):
+        raise DataError(f"{path}:{line}: field image: expected a path or a list of paths, got {images!r:.80}")
     known["image"] = [str((path.parent / image).resolve()) for image in images]
     try:
         return Sample(**known, meta=meta)
