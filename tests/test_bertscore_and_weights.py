@@ -40,7 +40,7 @@ def test_equals_bert_score_called_directly() -> None:
     assert [s["bertscore_f1"] for s in stats] == pytest.approx(f.tolist(), abs=1e-6)
     assert [s["bertscore_p"] for s in stats] == pytest.approx(p.tolist(), abs=1e-6)
     assert metric.finalize(stats)["bertscore_r"] == pytest.approx(float(r.mean()), abs=1e-6)
-    signature = metric.signature("bertscore_f1")
+    signature = metric.signature("bertscore_f1").format()
     assert "|model:all-MiniLM-L6-v2|" in signature  # the package's bare `model` folder, named by its requirement
     assert "layer:6" in signature and "rescale:no" in signature and "bert-score:0.3.13" in signature
 
@@ -51,7 +51,7 @@ def test_idf_on_predictions_as_medrega_does() -> None:
     scorer = bert_score.BERTScorer(model_type=MINILM, num_layers=6, lang="en", idf=True, idf_sents=CANDS)
     _, _, f = scorer.score(CANDS, REFS)
     assert [s["bertscore_f1"] for s in stats] == pytest.approx(f.tolist(), abs=1e-6)
-    assert "idf:predictions" in metric.signature("bertscore_f1")
+    assert "idf:predictions" in metric.signature("bertscore_f1").format()
 
 
 def test_rescaling_without_a_baseline_is_refused() -> None:
@@ -123,7 +123,7 @@ def test_model_label_names_a_directory_readably(tmp_path: Path) -> None:
 def test_rouge1_signature_records_the_resolved_tokenizer() -> None:
     cls = METRICS.get("rouge1")
     zh = cls(cls.Options(), MetricContext(task="t", language="zh"))
-    assert zh.signature("rouge1").startswith("rouge1|tok:jieba|agg:sample|")
+    assert zh.signature("rouge1").format().startswith("rouge1|tok:jieba|agg:sample|")
     stats = zh.stats_batch([(Parsed(text="右肺结节"), Sample(id="0", answer="右肺结节，72mm"))])
     # 右肺 结节 | 右肺 结节 72mm: P = 1, R = 2/3 (rouge-score's default tokenizer would keep only "72mm")
     assert stats[0]["rouge1"] == pytest.approx(0.8)

@@ -231,7 +231,9 @@ def test_f1_variants_equal_scikit_learn(tiny_chexbert: tuple[Path, Path]) -> Non
         assert values["chexbert_accuracy5"] == pytest.approx(accuracy_score(t[:, five], p[:, five]))
         per_label = f1_score(t, p, average=None, zero_division=0)
         assert values["chexbert_f1_cardiomegaly"] == pytest.approx(per_label[1])
-    assert "uncertain:positive" in plugin(tiny_chexbert, uncertain_as="positive").signature("chexbert_f1_micro14")
+    assert (
+        "uncertain:positive" in plugin(tiny_chexbert, uncertain_as="positive").signature("chexbert_f1_micro14").format()
+    )
 
 
 def test_plugin_end_to_end_and_similarity(tiny_chexbert: tuple[Path, Path]) -> None:
@@ -382,7 +384,7 @@ def test_radgraph_plugin_equals_the_package_rewards(tiny_radgraph: Path) -> None
     assert values["radgraph_f1_partial"] == pytest.approx(partial)
     assert values["radgraph_f1_complete"] == pytest.approx(complete)
     assert [s["radgraph_f1_partial"] for s in stats] == pytest.approx(per_report[1])
-    assert "radgraph:0.1.18" in metric.signature("radgraph_f1")
+    assert "radgraph:0.1.18" in metric.signature("radgraph_f1").format()
 
 
 def test_a_radgraph_bert_that_is_not_here_is_named_at_start(
@@ -425,7 +427,7 @@ def test_radcliq_composes_its_inputs_end_to_end(tiny_chexbert: tuple[Path, Path]
     values = metric.finalize(stats)
     assert values["radcliq_v0"] == pytest.approx(float(np.mean(radcliq_v0(features))))
     assert metric.output_keys() == {"radcliq_v0": False, "radcliq_v1": False}
-    signature = metric.signature("radcliq_v0").split("|")
+    signature = metric.signature("radcliq_v0").format().split("|")
     assert signature[:3] == ["radcliq_v0", "plugin:radcliq", "bleu2:fast_bleu-smooth1"]
     assert {"chexbert.uncertain:negative", "bertscore.layer:5", "bertscore.rescale:yes"} <= set(signature)
     assert any(p.startswith("chexbert.ckpt:") for p in signature)

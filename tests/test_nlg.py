@@ -117,7 +117,7 @@ def test_chinese_is_cut_by_jieba_and_scored_on_chinese_tokens() -> None:
     stats = nlg.stats_batch(items([hyp], [ref]))
     assert stats[0]["hyp"] == " ".join(tokens)
     assert 0.3 < stats[0]["rouge_l"] < 1.0  # Chinese tokens count (MedRegA's ROUGE kept only [a-z0-9])
-    assert nlg.signature("bleu1").startswith("bleu1|n:1|plugin:nlg|tok:jieba|agg:corpus|")
+    assert nlg.signature("bleu1").format().startswith("bleu1|n:1|plugin:nlg|tok:jieba|agg:corpus|")
 
 
 def test_chinese_char_level_and_mixed_measurements() -> None:
@@ -125,7 +125,7 @@ def test_chinese_char_level_and_mixed_measurements() -> None:
     nlg = plugin(language="zh", tokenizer="char", meteor=False)
     values = nlg.finalize(nlg.stats_batch(items(["右肺结节72mm"], ["右肺结节72mm"])))
     assert values["bleu4"] == pytest.approx(1.0)  # 右 肺 结 节 72mm: five tokens, two 4-grams
-    assert nlg.signature("bleu4").split("|")[3] == "tok:char"
+    assert nlg.signature("bleu4").format().split("|")[3] == "tok:char"
 
 
 def test_bootstrap_interval_contains_the_value() -> None:

@@ -32,6 +32,7 @@ from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.registry import find_spec, spec_index
 from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
+from regbench.signature import Signature
 from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
 from regbench.types import Parsed, Region, Sample
 from regbench.weights import build_all
@@ -444,10 +445,12 @@ def count_parse_failure(record: dict[str, Any]) -> bool:
 
 
 def _signature(plugin: Metric, key: str, options: RunOptions) -> str:
-    """The plugin's signature for ``key`` with the bootstrap settings before the version."""
-    head, _, version = plugin.signature(key).rpartition("|regbench:")
+    """The plugin's signature for ``key`` with the bootstrap settings, as results.json writes it."""
+    signature: Signature | str = plugin.signature(key)
+    if isinstance(signature, str):  # metrics/region.py's plugins still write theirs as text
+        signature = Signature.parse(signature)
     trials = min(options.bootstrap_trials, plugin.bootstrap_trials)
-    return f"{head}|bs:{trials}|rs:{options.seed}|regbench:{version}"
+    return signature.with_bootstrap(trials, options.seed).format()
 
 
 # ---------------------------------------------------------------- shards

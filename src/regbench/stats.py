@@ -20,6 +20,7 @@ from regbench.aggregate import resampled_scores, weight_blocks
 from regbench.errors import DataError, RegbenchError
 from regbench.metrics.base import Metric, Stats
 from regbench.results import Results, read_results, read_samples, run_directory
+from regbench.signature import Signature
 from regbench.spec import TaskSpec
 
 
@@ -39,10 +40,6 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _without_bootstrap(signature: str) -> str:
-    return "|".join(p for p in signature.split("|") if not p.startswith(("bs:", "rs:")))
 
 
 def paired_test(
@@ -162,8 +159,9 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
         base = Comparison(key, a, b, None, None, None, len(ids), higher)
         if a is None or b is None:
             base.note = "reported by one run only"
-        elif _without_bootstrap(results_a.signatures.get(key, "")) != _without_bootstrap(
-            results_b.signatures.get(key, "")
+        elif (
+            Signature.parse(results_a.signatures.get(key, "")).comparable()
+            != Signature.parse(results_b.signatures.get(key, "")).comparable()
         ):
             base.note = "signatures differ: computed differently, not compared"
         else:

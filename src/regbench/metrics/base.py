@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Literal, TypeVar, overload
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from regbench import __version__
 from regbench.registry import Registry
+from regbench.signature import Part, Signature
 from regbench.types import Parsed, Sample
 
 Stats = dict[str, Any]
@@ -112,15 +112,18 @@ class Metric(ABC):
         """The keys this configured plugin reports, each with whether higher is better."""
         return dict(self.keys)
 
-    def signature(self, key: str | None = None) -> str:
-        """``key|option:value|...|regbench:VERSION``, built from the resolved options."""
-        parts = [key or self.name]
-        if key is not None and key != self.name:
-            parts.append(f"plugin:{self.name}")
-        for option, value in self.options.model_dump().items():
-            parts.append(f"{option}:{_compact(value)}")
-        parts.append(f"regbench:{__version__}")
-        return "|".join(parts)
+    def signature(self, key: str | None = None) -> Signature:
+        """``key|plugin:NAME|option:value|...|regbench:VERSION``, from the resolved options.
+
+        Plugins whose number depends on more than their options (a tokenizer the language
+        chose, a checkpoint's hash) override this with their own parts, through
+        :meth:`Signature.for_plugin`.
+        """
+        return Signature.for_plugin(self.name, key, self.option_parts())
+
+    def option_parts(self) -> list[Part]:
+        """Every resolved option as an ``(option, value)`` signature part, in the model's order."""
+        return [(option, _compact(value)) for option, value in self.options.model_dump().items()]
 
     def close(self) -> None:
         """Release resources (JVMs, models). Called once after scoring."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from regbench.errors import DataError, RegbenchError
 from regbench.metrics.base import Metric, Stats, register_metric
+from regbench.signature import Signature
 from regbench.types import Parsed, Sample
 from regbench.weights import REQUIREMENTS, resolve_model
 
@@ -142,18 +143,14 @@ class BERTScore(Metric):
             )
         return list(stats)
 
-    def signature(self, key: str | None = None) -> str:
-        from regbench import __version__
-
+    def signature(self, key: str | None = None) -> Signature:
+        """The model by a readable name, the layer, IDF and rescaling, and the bert-score version."""
         opts = self.opts
-        version = importlib.metadata.version("bert-score")
         parts = [
-            key or self.name,
-            f"plugin:{self.name}",
-            f"model:{model_label(self.model_name, self.model_dir)}",
-            f"layer:{self.layer}",
-            f"idf:{opts.idf_on if opts.idf else 'no'}",
-            f"rescale:{'yes' if opts.rescale else 'no'}",
-            f"bert-score:{version}",
+            ("model", model_label(self.model_name, self.model_dir)),
+            ("layer", str(self.layer)),
+            ("idf", opts.idf_on if opts.idf else "no"),
+            ("rescale", "yes" if opts.rescale else "no"),
+            ("bert-score", importlib.metadata.version("bert-score")),
         ]
-        return "|".join([*parts, f"regbench:{__version__}"])
+        return Signature.for_plugin(self.name, key, parts)

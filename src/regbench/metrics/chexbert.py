@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from regbench.errors import RegbenchError, WeightsMissingError
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.classification import f1_from_counts
+from regbench.signature import Signature
 from regbench.types import Parsed, Sample
 from regbench.weights import REQUIREMENTS, file_digest, resolve_model, weights_dir
 
@@ -372,15 +373,8 @@ class CheXbert(Metric):
         values.update({f"chexbert_f1_{slug(c)}": v for c, v in zip(CONDITIONS, all14["per_label"], strict=True)})
         return values
 
-    def signature(self, key: str | None = None) -> str:
-        from regbench import __version__
-
+    def signature(self, key: str | None = None) -> Signature:
+        """The checkpoint by hash, the uncertain-label rule and the F1 averaging."""
         opts: CheXbertOptions = self.options  # type: ignore[assignment]
-        parts = [
-            key or self.name,
-            f"plugin:{self.name}",
-            f"ckpt:{file_digest(self.checkpoint)}",
-            f"uncertain:{opts.uncertain_as}",
-            "avg:sklearn",
-        ]
-        return "|".join([*parts, f"regbench:{__version__}"])
+        parts = [("ckpt", file_digest(self.checkpoint)), ("uncertain", opts.uncertain_as), ("avg", "sklearn")]
+        return Signature.for_plugin(self.name, key, parts)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from regbench.errors import RegbenchError
 from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric, weighted_means
 from regbench.metrics.tokenize import Tokenizer, get_tokenizer, java
+from regbench.signature import Part, Signature
 from regbench.types import Parsed, Sample
 
 BLEU_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4")
@@ -327,13 +328,11 @@ class NLG(Metric):
         summed = [" ".join(str(int(x)) if x.is_integer() else repr(float(x)) for x in row) for row in totals]
         return np.array(self.meteor().evaluate(summed)[1])
 
-    def signature(self, key: str | None = None) -> str:
-        opts = self.opts
-        parts = [key or self.name, f"plugin:{self.name}", f"tok:{self.tokenizer.signature()}", f"agg:{opts.agg}"]
-        if key and key.startswith("bleu"):
-            parts.insert(1, f"n:{key[-1]}")
+    def signature(self, key: str | None = None) -> Signature:
+        """The resolved tokenizer and aggregation; BLEU's order says which BLEU, CIDEr is CIDEr-D."""
+        parts: list[Part] = [("tok", self.tokenizer.signature()), ("agg", self.opts.agg)]
         if key == "cider":
-            parts.append("cider:D")
-        from regbench import __version__
-
-        return "|".join([*parts, "impl:pycocoevalcap-1.2", f"regbench:{__version__}"])
+            parts.append(("cider", "D"))
+        parts.append(("impl", "pycocoevalcap-1.2"))
+        qualifiers = [("n", key[-1])] if key and key.startswith("bleu") else []
+        return Signature.for_plugin(self.name, key, parts, qualifiers=qualifiers)

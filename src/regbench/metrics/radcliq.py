@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from regbench.metrics.base import Metric, MetricContext, Stats, register_metric
+from regbench.signature import Part, Signature
 from regbench.types import Parsed, Sample
 from regbench.weights import build_all
 
@@ -127,17 +128,15 @@ class RadCliQ(Metric):
             for f, a, b in zip(features, v0, v1, strict=True)
         ]
 
-    def signature(self, key: str | None = None) -> str:
-        """The composite's identity is its inputs': every option of the CheXbert, BERTScore and RadGraph
-        signatures (checkpoint hash, model, layer, rescaling, versions), and the BLEU-2 definition."""
-        from regbench import __version__
-
-        parts = [key or self.name, f"plugin:{self.name}", "bleu2:fast_bleu-smooth1"]
+    def signature(self, key: str | None = None) -> Signature:
+        """The composite's identity is its inputs': every part of the CheXbert, BERTScore and RadGraph
+        signatures (checkpoint hash, model, layer, rescaling, versions), each prefixed with its
+        plugin's name, and the BLEU-2 definition."""
+        parts: list[Part] = [("bleu2", "fast_bleu-smooth1")]
         for plugin in (self.chexbert, self.bertscore, self.radgraph):
-            for part in plugin.signature().split("|")[1:]:
-                if not part.startswith(("plugin:", "regbench:")):
-                    parts.append(f"{plugin.name}.{part}")
-        return "|".join([*parts, f"regbench:{__version__}"])
+            inner = plugin.signature()
+            parts += [(f"{plugin.name}.{name}", value) for name, value in (*inner.qualifiers, *inner.parts)]
+        return Signature.for_plugin(self.name, key, parts)
 
 
 def _bundled_baseline() -> str | None:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from regbench.errors import RegbenchError, WeightsMissingError
 from regbench.metrics.base import Metric, Stats, register_metric
+from regbench.signature import Signature
 from regbench.types import Parsed, Sample
 from regbench.weights import REQUIREMENTS, file_digest, hf_cache_snapshot
 
@@ -213,17 +214,11 @@ class RadGraph(Metric):
             self._digest = file_digest(weights) if weights.is_file() else "none"
         return self._digest
 
-    def signature(self, key: str | None = None) -> str:
-        from regbench import __version__
-
-        version = importlib.metadata.version("radgraph")
-        return "|".join(
-            [
-                key or self.name,
-                f"plugin:{self.name}",
-                f"model:{self.model_dir.name}",
-                f"weights:{self._weights_digest()}",
-                f"radgraph:{version}",
-                f"regbench:{__version__}",
-            ]
-        )
+    def signature(self, key: str | None = None) -> Signature:
+        """The model directory's name, its weights by hash and the radgraph package version."""
+        parts = [
+            ("model", self.model_dir.name),
+            ("weights", self._weights_digest()),
+            ("radgraph", importlib.metadata.version("radgraph")),
+        ]
+        return Signature.for_plugin(self.name, key, parts)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.tokenize import get_tokenizer
+from regbench.signature import Signature
 from regbench.types import Parsed, Sample
 
 
@@ -51,10 +52,6 @@ class Rouge1(Metric):
         hyps, refs = tokens[: len(items)], tokens[len(items) :]
         return [{"rouge1": rouge1_f(h.split(), r.split())} for h, r in zip(hyps, refs, strict=True)]
 
-    def signature(self, key: str | None = None) -> str:
+    def signature(self, key: str | None = None) -> Signature:
         """Records the resolved tokenizer (``auto`` alone would not say jieba or PTB)."""
-        from regbench import __version__
-
-        return "|".join(
-            [key or self.name, f"tok:{self.tokenizer.signature()}", "agg:sample", f"regbench:{__version__}"]
-        )
+        return Signature.for_plugin(self.name, key, [("tok", self.tokenizer.signature()), ("agg", "sample")])

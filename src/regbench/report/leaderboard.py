@@ -19,6 +19,7 @@ from typing import Any
 
 from regbench import __version__
 from regbench.report.collect import Collection
+from regbench.signature import Signature
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("leaderboard.schema.json")
@@ -26,10 +27,6 @@ OVERALL_RULE = (
     "mean rank over every (task, metric) pair of the family the model is ranked in (first signature group; "
     "ties share the average rank); lower is better; models ranked in fewer than half of the pairs are unranked"
 )
-
-
-def _strip_bootstrap(signature: str) -> str:
-    return "|".join(p for p in signature.split("|") if not p.startswith(("bs:", "rs:")))
 
 
 def rank(values: dict[str, float], higher_is_better: bool) -> dict[str, float]:
@@ -90,7 +87,9 @@ def build_leaderboard(collection: Collection, *, source: str = "") -> dict[str, 
             groups: dict[str, dict[str, float]] = defaultdict(dict)
             for model, entry in task["models"].items():
                 if key in entry["values"]:
-                    groups[_strip_bootstrap(entry["signatures"].get(key, ""))][model] = entry["values"][key]
+                    # the interval's trials and seed do not change the value: rank those together
+                    identity = Signature.parse(entry["signatures"].get(key, "")).comparable().format()
+                    groups[identity][model] = entry["values"][key]
             ordered = sorted(groups.items(), key=lambda g: -len(g[1]))
             task["rankings"][key] = [
                 {
