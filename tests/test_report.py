@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from regbench.metrics import METRICS, KeyFacts, metric_facts
 from regbench.models import build_adapter
 from regbench.registry import find_spec
 from regbench.report.collect import collect
@@ -210,6 +211,44 @@ def test_tables_mark_best_and_second(runs: Path) -> None:
     assert rf"\textbf{{{best:.2f}}}" in latex and r"\underline{" in latex
     markdown = to_markdown([tables["demo_detection_3d"]], labels={"medrega-demo": "MedRegA (demo)"})
     assert "| MedRegA (demo) |" in markdown and "l1 ↓" in markdown
+
+
+def write_results(directory: Path, model: str, metrics: dict[str, float], plugins: dict[str, str]) -> None:
+    path = directory / model / "t" / "results.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"task": "t", "model": model, "n_samples": 1, "metrics": metrics, "plugins": plugins}))
+
+
+def test_metric_facts_come_from_the_plugin_class() -> None:
+    assert METRICS.get("nlg").facts("bleu4") == KeyFacts(higher_is_better=True, scale="fraction", bounds=(0.0, 1.0))
+    assert METRICS.get("nlg").facts("cider") == KeyFacts(higher_is_better=True, scale="raw", bounds=(0.0, 10.0))
+    assert metric_facts("radcliq", "radcliq_v1") == KeyFacts(higher_is_better=False, scale="raw", bounds=(None, None))
+    assert metric_facts("box_regression", "giou") == KeyFacts(higher_is_better=True, bounds=(-1.0, 1.0))
+    assert metric_facts("box_regression", "l1") == KeyFacts(higher_is_better=False)
+    assert metric_facts("not_installed", "x") is None and metric_facts(None, "x") is None
+    assert metric_facts("nlg", "not_a_key_of_nlg") is None
+
+
+def test_tables_scale_each_key_as_its_plugin_says(tmp_path: Path) -> None:
+    write_results(tmp_path, "m", {"cider": 0.5, "bleu4": 0.5, "odd": 0.5, "big": 3.0}, {"cider": "nlg", "bleu4": "nlg"})
+    markdown = to_markdown(build_tables(collect(tmp_path)))
+    row = next(line for line in markdown.splitlines() if line.startswith("| m |"))
+    # columns big, bleu4, cider, odd (no family: no preset); a column of an unknown plugin is x100 when all in [0, 1]
+    assert row == "| m | **3.00** | **50.00** | **0.50** | **50.00** |"
+
+
+def test_the_radar_averages_keys_bounded_to_unit_by_their_plugin(tmp_path: Path) -> None:
+    from regbench.report.plots import _unit_bounded
+    from regbench.results import Results
+
+    results = Results(
+        task="t",
+        model="m",
+        n_samples=1,
+        metrics={"giou": 0.5, "cider": 0.5, "miou": 0.5, "mine": 0.5, "mine_big": 2.0},
+        plugins={"giou": "box_regression", "cider": "nlg", "miou": "grounding", "mine": "gone", "mine_big": "gone"},
+    )
+    assert [k for k in results.metrics if _unit_bounded(results, k)] == ["miou", "mine"]
 
 
 def test_latex_compiles_to_a_pdf(runs: Path, tmp_path: Path) -> None:

@@ -1,7 +1,18 @@
 """Metric plugins. Built-ins are registered lazily (``"module:Class"``) so that importing
 regbench does not import torch, jieba or a JVM wrapper until a task asks for them."""
 
-from regbench.metrics.base import METRICS, Metric, MetricContext, NoOptions, Stats, register_metric
+from regbench.metrics.base import (
+    METRICS,
+    Bounds,
+    KeyFacts,
+    Metric,
+    MetricContext,
+    NoOptions,
+    Scale,
+    Stats,
+    metric_facts,
+    register_metric,
+)
 
 _BUILTIN = {
     "region_aligned": "regbench.metrics.region:RegionAligned",
@@ -20,4 +31,15 @@ _BUILTIN = {
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)
 
-__all__ = ["METRICS", "Metric", "MetricContext", "NoOptions", "Stats", "register_metric"]
+__all__ = [
+    "METRICS",
+    "Bounds",
+    "KeyFacts",
+    "Metric",
+    "MetricContext",
+    "NoOptions",
+    "Scale",
+    "Stats",
+    "metric_facts",
+    "register_metric",
+]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
@@ -24,6 +25,21 @@ from regbench.signature import Part, Signature
 from regbench.types import Parsed, Sample
 
 Stats = dict[str, Any]
+Scale = Literal["fraction", "raw"]
+"""How reports show a key: ``fraction``, a 0-1 value shown x100 in tables; ``raw``, as it is."""
+Bounds = tuple[float | None, float | None]
+"""The lowest and highest value a key can take (``None``: unbounded on that side)."""
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What reports know about one metric key, read from its plugin class (:meth:`Metric.facts`)."""
+
+    higher_is_better: bool = True
+    scale: Scale = "fraction"
+    """``fraction``: tables show the value x100; ``raw``: as it is (CIDEr-D, RadCliQ)."""
+    bounds: Bounds = (0.0, 1.0)
+    """The range of the values; the family radar averages keys bounded by exactly (0, 1)."""
 
 
 class NoOptions(BaseModel):
@@ -47,7 +63,9 @@ class Metric(ABC):
     """Base class of metric plugins.
 
     Subclasses set ``name``, ``keys`` (metric key -> higher is better), optionally an
-    ``Options`` pydantic model, and implement ``stats``. The default ``finalize`` is the
+    ``Options`` pydantic model, and implement ``stats``. The facts reports need about the
+    keys live on the class too: ``scale`` and ``bounds`` of every key, and ``key_scale`` /
+    ``key_bounds`` for the keys that differ (nlg's CIDEr-D is ``raw``, 0-10). The default ``finalize`` is the
     per-sample mean of every key in ``sample_scores`` (samples where a key is ``None``,
     e.g. ``closed_accuracy`` on an open question, are left out of that key's mean).
     Corpus-level metrics (BLEU, CIDEr) override ``finalize`` and set
@@ -60,6 +78,12 @@ class Metric(ABC):
     aggregation: ClassVar[Literal["mean", "corpus"]] = "mean"
     bootstrap_trials: ClassVar[int] = 1000
     """Bootstrap resamples for the 95% interval (corpus metrics may use fewer: each costs a finalize)."""
+    scale: ClassVar[Scale] = "fraction"
+    """How reports show every key (``key_scale`` overrides it per key)."""
+    bounds: ClassVar[Bounds] = (0.0, 1.0)
+    """The range of every key's values (``key_bounds`` overrides it per key)."""
+    key_scale: ClassVar[Mapping[str, Scale]] = {}
+    key_bounds: ClassVar[Mapping[str, Bounds]] = {}
 
     def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -111,6 +135,15 @@ class Metric(ABC):
     def output_keys(self) -> dict[str, bool]:
         """The keys this configured plugin reports, each with whether higher is better."""
         return dict(self.keys)
+
+    @classmethod
+    def facts(cls, key: str) -> KeyFacts:
+        """Direction, scale and bounds of one of the class's ``keys`` (a KeyError for another key)."""
+        return KeyFacts(
+            higher_is_better=cls.keys[key],
+            scale=cls.key_scale.get(key, cls.scale),
+            bounds=cls.key_bounds.get(key, cls.bounds),
+        )
 
     def signature(self, key: str | None = None) -> Signature:
         """``key|plugin:NAME|option:value|...|regbench:VERSION``, from the resolved options.
@@ -222,3 +255,25 @@ def register_metric(name: str) -> Any:
         return cls
 
     return decorate
+
+
+# metrics/region.py becomes a package in another change; its plugins declare these on their
+# classes then (``BoxRegression.key_bounds``) and this table goes. Read by metric_facts only.
+_UNDECLARED_BOUNDS: dict[str, dict[str, Bounds]] = {"box_regression": {"giou": (-1.0, 1.0), "giou_loss": (0.0, 2.0)}}
+
+
+def metric_facts(plugin: str | None, key: str) -> KeyFacts | None:
+    """The facts of ``key`` from the class of the plugin that produced it (results.json ``plugins``),
+    or ``None`` when this installation cannot say: no plugin named, a plugin that is not
+    registered or fails to load, or a key the class does not declare."""
+    if not plugin or plugin not in METRICS:
+        return None
+    try:
+        cls = METRICS.get(plugin)
+        facts = cls.facts(key)
+    except Exception:  # a report must render even when a third-party plugin is broken
+        return None
+    pending = _UNDECLARED_BOUNDS.get(plugin, {}).get(key)
+    if pending is not None and key not in cls.key_bounds:
+        facts = KeyFacts(facts.higher_is_better, facts.scale, pending)
+    return facts

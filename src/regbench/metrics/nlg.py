@@ -215,6 +215,8 @@ class NLG(Metric):
     """coco-caption BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (pycocoevalcap), English and Chinese."""
 
     keys = {"bleu1": True, "bleu2": True, "bleu3": True, "bleu4": True, "meteor": True, "rouge_l": True, "cider": True}
+    key_scale = {"cider": "raw"}
+    key_bounds = {"cider": (0.0, 10.0)}  # pycocoevalcap's CIDEr-D: x10, length penalty, clipped counts
     Options = NLGOptions
     aggregation = "corpus"
     bootstrap_trials = 1000

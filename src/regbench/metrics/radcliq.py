@@ -84,6 +84,8 @@ class RadCliQ(Metric):
     """RadCliQ-v0 and -v1 composites of RadGraph, BERTScore, CheXbert similarity and BLEU-2 (lower is better)."""
 
     keys = {"radcliq_v0": False, "radcliq_v1": False}
+    scale = "raw"
+    bounds = (None, None)  # a linear model of the four inputs: no fixed range
     Options = RadCliQOptions
 
     def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:

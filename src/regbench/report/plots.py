@@ -1,5 +1,10 @@
 """Charts with matplotlib (Agg, no display): metric bars with intervals, a radar of task families,
-IoU distributions, parse-failure rates. Each function writes one file and returns its path."""
+IoU distributions, parse-failure rates. Each function writes one file and returns its path.
+
+The radar averages the keys whose plugin class bounds them to exactly [0, 1]
+(:meth:`regbench.metrics.Metric.facts`); a key whose plugin this installation does not know
+counts when its value lies in [0, 1].
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from regbench.metrics import metric_facts
 from regbench.report.collect import Collection
-
-BOUNDED_EXCLUDED = {"cider", "radcliq_v0", "radcliq_v1", "l1", "giou", "giou_loss"}
+from regbench.results import Results
 
 
 def _pyplot() -> Any:
@@ -59,7 +64,7 @@ def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in collection.runs:
         res = run.results
-        usable = [v for k, v in res.metrics.items() if res.higher_is_better.get(k, True) and k not in BOUNDED_EXCLUDED]
+        usable = [v for k, v in res.metrics.items() if res.higher_is_better.get(k, True) and _unit_bounded(res, k)]
         if usable:
             scores[res.model][res.family].append(sum(usable) / len(usable))
     families = sorted({f for per_model in scores.values() for f in per_model})
@@ -127,6 +132,14 @@ def parse_failures(collection: Collection, out: Path, fmt: str = "png") -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _unit_bounded(results: Results, key: str) -> bool:
+    """Whether a key's values lie in [0, 1] by its plugin's declaration (else by this value)."""
+    facts = metric_facts(results.plugins.get(key), key)
+    if facts is not None:
+        return facts.bounds == (0.0, 1.0)
+    return 0.0 <= results.metrics[key] <= 1.0
 
 
 def all_plots(collection: Collection, out: Path, fmt: str = "png") -> list[Path]:

@@ -2,18 +2,25 @@
 
 One table per task: models as rows, metrics as columns grouped under headers (a preset lays
 them out the way a seed paper does, e.g. MedRegA's Table 3: Object-Level / Region-Level /
-Alignment with P, R, F1 under each). Values are x100 with fixed decimals (RadCliQ, which is
-not a fraction, as is); per column the best value is bold and the second underlined (italic
-in Markdown), following each metric's direction.
+Alignment with P, R, F1 under each). Values have fixed decimals and are shown as their plugin
+class's ``scale`` says (:meth:`regbench.metrics.Metric.facts`): a ``fraction`` x100, a ``raw``
+value (CIDEr-D, RadCliQ) as it is; per column the best value is bold and the second
+underlined (italic in Markdown), following each metric's direction.
+
+The plugin of a key is the one results.json names (``plugins``). When this installation does
+not have it (or the file names none), the column is shown x100 if every value in it lies in
+[0, 1], else as it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from regbench.errors import RegbenchError
+from regbench.metrics import Scale, metric_facts
 from regbench.report.collect import Collection
+from regbench.results import Results
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,6 @@ FAMILY_PRESET = {
 }
 PRESETS["detection"] = PRESETS["medrega_region"] + PRESETS["grounding"]
 PRESETS["grounded_report"] = PRESETS["report"] + PRESETS["medrega_region"]
-UNSCALED = {"radcliq_v0", "radcliq_v1", "cider"}
 
 
 @dataclass
@@ -122,6 +128,8 @@ class Table:
     models: list[str]
     values: dict[str, dict[str, float]]
     higher_is_better: dict[str, bool]
+    scales: dict[str, Scale] = field(default_factory=dict)
+    """Key -> how its column is shown (``fraction``: x100); a key not here is a fraction."""
 
 
 def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]:
@@ -143,14 +151,34 @@ def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]
         if rest:  # metrics the preset does not place still appear, in a group of their own
             groups.append(Group("Other" if groups else "", tuple(Column(k, k) for k in rest)))
         directions = {k: v for r in runs for k, v in r.higher_is_better.items()}
+        scales = {k: column_scale(runs, k) for k in sorted(present)}
         tables.append(
-            Table(task, runs[0].family, groups, [r.model for r in runs], {r.model: r.metrics for r in runs}, directions)
+            Table(
+                task,
+                runs[0].family,
+                groups,
+                [r.model for r in runs],
+                {r.model: r.metrics for r in runs},
+                directions,
+                scales,
+            )
         )
     return tables
 
 
-def _scaled(key: str, value: float) -> float:
-    return value if key in UNSCALED else value * 100
+def column_scale(runs: Sequence[Results], key: str) -> Scale:
+    """How a key's column is shown: as its plugin class says (the first run naming a plugin this
+    installation knows), else ``fraction`` when every value lies in [0, 1] and ``raw`` otherwise."""
+    for run in runs:
+        facts = metric_facts(run.plugins.get(key), key)
+        if facts is not None:
+            return facts.scale
+    values = [r.metrics[key] for r in runs if key in r.metrics]
+    return "fraction" if all(0.0 <= v <= 1.0 for v in values) else "raw"
+
+
+def _scaled(table: Table, key: str, value: float) -> float:
+    return value * 100 if table.scales.get(key, "fraction") == "fraction" else value
 
 
 def _places(table: Table, key: str) -> dict[str, int]:
@@ -174,7 +202,7 @@ def _rows(
             if value is None:
                 cells.append(missing)
                 continue
-            text = f"{_scaled(column.key, value):.{decimals}f}"
+            text = f"{_scaled(table, column.key, value):.{decimals}f}"
             place = places[column.key].get(model)
             cells.append(best % text if place == 1 else second % text if place == 2 else text)
         rows.append((model, cells))
