@@ -1,6 +1,15 @@
-"""Dataset loaders: the canonical JSONL, and (later) readers for public formats."""
+"""Dataset loaders: the canonical JSONL, and (later) readers for public formats.
 
-from regbench.data import jsonl as _jsonl  # noqa: F401  (registers the canonical loader)
-from regbench.data.base import LOADERS, Loader, load_samples
+Built-in readers are listed lazily (``"module:Class"``), imported when a task names them;
+other packages add theirs through the ``regbench.loaders`` entry-point group.
+"""
 
-__all__ = ["LOADERS", "Loader", "load_samples"]
+from regbench.data.base import LOADERS, Loader, NoLoaderOptions, build_loader, load_samples, register_loader
+
+_BUILTIN = {
+    "jsonl": "regbench.data.jsonl:JsonlLoader",
+}
+for _name, _target in _BUILTIN.items():
+    LOADERS.add(_name, _target)
+
+__all__ = ["LOADERS", "Loader", "NoLoaderOptions", "build_loader", "load_samples", "register_loader"]

@@ -1,33 +1,96 @@
-"""The loader interface every dataset reader implements."""
+"""The loader interface every dataset reader implements, and the registry of readers.
+
+A reader is a :class:`Loader` subclass registered by name (:func:`register_loader`, or the
+``regbench.loaders`` entry-point group of another package). Its ``Options`` pydantic model
+validates the task's ``dataset.options``: an unknown or invalid option is an error naming
+``dataset.options.<key>`` in the task YAML (DATASETS.md).
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar, TypeVar
 
-from regbench.errors import DataError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.registry import Registry
-from regbench.spec import DatasetSpec, TaskSpec
+from regbench.spec import DatasetSpec, TaskSpec, spec_error_from
 from regbench.types import Sample
 
 
-class Loader(Protocol):
-    """Reads a dataset into samples. ``base`` is the task YAML's directory."""
+class NoLoaderOptions(BaseModel):
+    """A reader without options: any ``dataset.options`` key is an error."""
 
-    def __call__(self, spec: DatasetSpec, *, base: Path) -> Iterator[Sample]: ...
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-LOADERS: Registry[Loader] = Registry("dataset loader")
+class Loader(ABC):
+    """Reads one dataset into samples.
+
+    Subclasses set ``name`` (the decorator does), optionally ``Options`` (a pydantic model of
+    ``dataset.options``, ``extra="forbid"``), and implement ``load``. ``self.options`` holds
+    the validated options.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoLoaderOptions
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    @abstractmethod
+    def load(self, spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
+        """The samples of the dataset ``spec`` names, in its order (``base``: the task YAML's directory)."""
+
+
+LOADERS: Registry[type[Loader]] = Registry(
+    "dataset loader", entry_point_group="regbench.loaders", base=Loader, named=True
+)
+
+L = TypeVar("L", bound=type[Loader])
+
+
+def register_loader(name: str) -> Any:
+    """Class decorator: register a reader under ``name`` (also sets ``cls.name``)."""
+
+    def decorate(cls: L) -> L:
+        cls.name = name
+        LOADERS.add(name, cls)
+        return cls
+
+    return decorate
+
+
+def build_loader(task: TaskSpec) -> Loader:
+    """The task's reader with its ``dataset.options`` validated; errors name the task file and field."""
+    file = str(task.source or task.task)
+    try:
+        loader_type = LOADERS.get(task.dataset.loader)
+    except UnknownNameError as exc:
+        raise SpecError(file, "dataset.loader", str(exc)) from None
+    try:
+        options = loader_type.Options.model_validate(task.dataset.options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":
+            takes = ", ".join(loader_type.Options.model_fields) or "no options"
+            field = "dataset.options." + ".".join(str(p) for p in first["loc"])
+            message = f"unknown option of the {task.dataset.loader} loader (it takes {takes})"
+            raise SpecError(file, field, message) from None
+        raise spec_error_from(exc, file=file, prefix="dataset.options") from None
+    return loader_type(options)
 
 
 def load_samples(task: TaskSpec, *, limit: int | None = None) -> list[Sample]:
     """All samples of a task (the first ``limit`` of them), ids checked unique."""
     base = task.source.parent if task.source else Path.cwd()
-    loader = LOADERS.get(task.dataset.loader)
+    loader = build_loader(task)
     samples: list[Sample] = []
     seen: dict[str, int] = {}
-    for number, sample in enumerate(loader(task.dataset, base=base), start=1):
+    for number, sample in enumerate(loader.load(task.dataset, base=base), start=1):
         if sample.id in seen:
             where = base / task.dataset.path if task.dataset.path else f"the {task.dataset.loader} dataset"
             raise DataError(

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from regbench.data.base import LOADERS
+from regbench.data.base import Loader, register_loader
 from regbench.errors import DataError
 from regbench.spec import DatasetSpec
 from regbench.types import Sample
@@ -17,19 +17,29 @@ from regbench.types import Sample
 _KNOWN = set(Sample.model_fields) - {"meta"}
 
 
-@LOADERS.register("jsonl")
-def load_jsonl(spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
-    """Read the canonical JSONL named by ``dataset.path`` (relative to the task YAML)."""
-    if spec.path is None:
-        raise DataError("dataset.path is required for the jsonl loader")
-    path = (base / spec.path).resolve()
-    if not path.is_file():
-        raise DataError(f"dataset file not found: {path} (dataset.path: {spec.path!r}, relative to {base})")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            yield sample_from_record(_parse_line(line, path, number), path=path, line=number)
+class JsonlOptions(BaseModel):
+    """The canonical JSONL has no options (a ``dataset.options`` key is an error)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@register_loader("jsonl")
+class JsonlLoader(Loader):
+    """The canonical JSONL named by ``dataset.path`` (relative to the task YAML)."""
+
+    Options = JsonlOptions
+
+    def load(self, spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
+        if spec.path is None:
+            raise DataError("dataset.path is required for the jsonl loader")
+        path = (base / spec.path).resolve()
+        if not path.is_file():
+            raise DataError(f"dataset file not found: {path} (dataset.path: {spec.path!r}, relative to {base})")
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                yield sample_from_record(_parse_line(line, path, number), path=path, line=number)
 
 
 def _parse_line(line: str, path: Path, number: int) -> dict[str, Any]:

@@ -241,7 +241,7 @@ def mean_of_sample_scores(rows: Sequence[Mapping[str, float | None]]) -> dict[st
     return {key: sums[key] / counts[key] for key in sums}
 
 
-METRICS: Registry[type[Metric]] = Registry("metric", entry_point_group="regbench.metrics")
+METRICS: Registry[type[Metric]] = Registry("metric", entry_point_group="regbench.metrics", base=Metric, named=True)
 
 M = TypeVar("M", bound=type[Metric])
 

@@ -114,7 +114,9 @@ class ModelAdapter(ABC):
         return json.dumps(identity, sort_keys=True, ensure_ascii=False)
 
 
-ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter")
+ADAPTERS: Registry[type[ModelAdapter]] = Registry(
+    "model adapter", entry_point_group="regbench.adapters", base=ModelAdapter
+)
 
 
 def build_adapter(spec: ModelSpec, *, concurrency: int | None = None, task: str | None = None) -> ModelAdapter:

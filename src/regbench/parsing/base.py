@@ -11,7 +11,9 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
 
 from regbench.errors import UnknownNameError
 from regbench.registry import Registry
@@ -52,8 +54,15 @@ class Extraction:
     """The format actually read (``auto`` reports the one it detected)."""
 
 
+@runtime_checkable
 class BoxFormat(Protocol):
-    """How one model family writes boxes. ``extract`` never raises on any string."""
+    """How one model family writes boxes. ``extract`` never raises on any string.
+
+    A format with options (``qwen25_vl(max_pixels=1003520)``) also has ``Options``, a pydantic
+    model of them (``extra="forbid"``, defaults = this instance's settings), and
+    ``configured(options) -> BoxFormat``, the format with those options, named with every
+    option spelled out.
+    """
 
     name: str
 
@@ -65,31 +74,58 @@ class BoxFormat(Protocol):
         ...
 
 
-BOX_FORMATS: Registry[BoxFormat] = Registry("box format")
+BOX_FORMATS: Registry[BoxFormat] = Registry(
+    "box format", entry_point_group="regbench.box_formats", base=BoxFormat, instances=True, named=True
+)
 _CONFIGURED = re.compile(r"(?P<name>\w+)\((?P<options>[^()]*)\)")
 
 
-@functools.lru_cache(maxsize=64)
 def get_box_format(spec: str) -> BoxFormat:
     """The box format a name gives: a registered name, or one with options, ``name(key=N,key=N)``
-    (integers only; e.g. ``qwen25_vl(max_pixels=1003520)``). results.json records the string as
-    given; each parsed output records the configured format's name, every option spelled out."""
+    (integers only; e.g. ``qwen25_vl(max_pixels=1003520)``), validated by the format's
+    ``Options``. results.json records the string as given; each parsed output records the
+    configured format's name, every option spelled out."""
+    return _box_format(spec, BOX_FORMATS.revision)
+
+
+@functools.lru_cache(maxsize=64)
+def _box_format(spec: str, revision: int) -> BoxFormat:
+    """:func:`get_box_format`, cached per registry state (a test that adds a format sees it)."""
     match = _CONFIGURED.fullmatch(spec.replace(" ", ""))
     if match is None:
         return BOX_FORMATS.get(spec)
-    base = BOX_FORMATS.get(match.group("name"))
-    options: dict[str, int] = {}
+    name = match.group("name")
+    base = BOX_FORMATS.get(name)
+    given: dict[str, int] = {}
     for part in filter(None, match.group("options").split(",")):
         key, _, value = part.partition("=")
         if not key or not re.fullmatch(r"[0-9]+", value):
             raise UnknownNameError(f"box format {spec!r}: options are written key=integer, got {part!r}")
-        if key in options:
+        if key in given:
             raise UnknownNameError(f"box format {spec!r}: option {key!r} is given twice")
-        options[key] = int(value)
-    configured = getattr(base, "configured", None)
-    if configured is None:
-        raise UnknownNameError(f"box format {match.group('name')!r} takes no options (got {spec!r})")
-    return configured(**options)  # type: ignore[no-any-return]
+        given[key] = int(value)
+    options_model: type[BaseModel] | None = getattr(base, "Options", None)
+    if options_model is None or not hasattr(base, "configured"):
+        raise UnknownNameError(f"box format {name!r} takes no options (got {spec!r})")
+    try:
+        options = options_model.model_validate(given)
+    except ValidationError as exc:
+        raise UnknownNameError(_option_error(name, options_model, exc)) from None
+    return base.configured(options)  # type: ignore[attr-defined, no-any-return]
+
+
+def _option_error(name: str, options_model: type[BaseModel], exc: ValidationError) -> str:
+    """``box format qwen25_vl has no option 'pixels' (it takes min_pixels, max_pixels)``, or the
+    option and what is wrong with it."""
+    error: Any = exc.errors()[0]
+    takes = ", ".join(options_model.model_fields)
+    option = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"box format {name} has no option {option!r} (it takes {takes})"
+    if not option:  # a check across options (a model validator)
+        reason = str(error.get("ctx", {}).get("error", error["msg"]))
+        return f"box format {name}: {reason}"
+    return f"box format {name}: option {option}: {error['msg'].lower()}, got {error['input']!r} (it takes {takes})"
 
 
 def strip_reasoning(text: str) -> str:

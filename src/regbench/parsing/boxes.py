@@ -26,7 +26,8 @@ import math
 import re
 from collections.abc import Sequence
 
-from regbench.errors import UnknownNameError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from regbench.parsing.base import BOX_FORMATS, Extraction
 from regbench.types import Region, Sample
 
@@ -209,6 +210,20 @@ def qwen25_input_size(width: int, height: int, *, factor: int = 28, min_pixels: 
     return resized_w, resized_h
 
 
+class Qwen25Options(BaseModel):
+    """The image pixel bounds of Qwen2.5-VL's resize (its processor's ``min_pixels``/``max_pixels``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_pixels: int = Field(56 * 56, gt=0)
+    max_pixels: int = Field(28 * 28 * 16384, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Qwen25Options:
+        if self.min_pixels > self.max_pixels:
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.model_dump()}")
+        return self
+
+
 class Qwen25Boxes:
     """Qwen2.5-VL JSON grounding: ``[{"bbox_2d": [x1, y1, x2, y2], "label": ...}]`` in pixels of the
     resized input image (:func:`qwen25_input_size`). A server started with other pixel bounds
@@ -217,22 +232,15 @@ class Qwen25Boxes:
 
     name = "qwen25_vl"
     _OBJECT = re.compile(r"\{[^{}]*\"bbox_2d\"[^{}]*\}", re.DOTALL)
-    OPTIONS = ("min_pixels", "max_pixels")
+    Options = Qwen25Options
 
     def __init__(self, min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 16384) -> None:
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
 
-    def configured(self, **options: int) -> Qwen25Boxes:
+    def configured(self, options: Qwen25Options) -> Qwen25Boxes:
         """This format with other pixel bounds; its name records them."""
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            takes = ", ".join(self.OPTIONS)
-            raise UnknownNameError(f"box format qwen25_vl has no option {unknown[0]!r} (it takes {takes})")
-        bounds = {"min_pixels": self.min_pixels, "max_pixels": self.max_pixels, **options}
-        if not 0 < bounds["min_pixels"] <= bounds["max_pixels"]:
-            raise UnknownNameError(f"box format qwen25_vl: need 0 < min_pixels <= max_pixels, got {bounds}")
-        configured = Qwen25Boxes(**bounds)
-        configured.name = f"qwen25_vl(min_pixels={bounds['min_pixels']},max_pixels={bounds['max_pixels']})"
+        configured = Qwen25Boxes(options.min_pixels, options.max_pixels)
+        configured.name = f"qwen25_vl(min_pixels={options.min_pixels},max_pixels={options.max_pixels})"
         return configured
 
     def _input_size(self, width: int, height: int) -> tuple[int, int]:
