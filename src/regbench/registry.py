@@ -3,10 +3,12 @@
 Python objects are built-ins listed as lazy ``"module:Class"`` references, objects registered
 with a decorator (``@register_metric("region_aligned")``), or entry points of installed
 packages, one group per kind: ``regbench.metrics``, ``regbench.box_formats``,
-``regbench.loaders``, ``regbench.adapters`` (``name = "package.module:Object"``). YAML specs are found by the name they
-declare (``task: grounded_rg``) in the spec directories: ``$REGBENCH_PATH`` (directories
-separated by ``os.pathsep``, each holding ``tasks/``, ``models/``, ``metrics/``), then the
-specs bundled with regbench. Unknown names fail at once with suggestions and the choices.
+``regbench.loaders``, ``regbench.adapters`` (``name = "package.module:Object"``).
+
+YAML specs are found by the name they declare (``task: grounded_rg``) in the spec
+directories: ``$REGBENCH_PATH`` (directories separated by ``os.pathsep``, each holding
+``tasks/``, ``models/``, ``metrics/``), then the specs bundled with regbench. Unknown names
+fail at once with suggestions and the choices.
 """
 
 from __future__ import annotations
