@@ -270,15 +270,15 @@ def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:
 
 
 def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
-    from regbench.runner import _without_secret
+    from regbench.redact import without_secret
 
     config = {
         "base_url": "http://tok:sk-9x@host/v1",
         "options": {"extra_body": {"api_key": "sk-9x"}, "n": [1, "sk-9x"]},
     }
-    masked = _without_secret(config, "sk-9x")
+    masked = without_secret(config, "sk-9x")
     assert "sk-9x" not in str(masked) and masked["base_url"] == "http://tok:***@host/v1"
-    assert _without_secret(config, None) is config
+    assert without_secret(config, None) is config
 
 
 @pytest.mark.parametrize(
@@ -290,10 +290,10 @@ def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
     ],
 )
 def test_credentials_in_base_url_are_hidden_in_results(tmp_path: Path, base_url: object, shown: object) -> None:
-    from regbench.runner import _model_config
+    from regbench.redact import model_config
 
     model = ModelSpec(model="m", adapter="openai", base_url=base_url)  # type: ignore[arg-type]
-    assert _model_config(model)["base_url"] == shown
+    assert model_config(model)["base_url"] == shown
 
 
 def test_an_adapter_exception_is_recorded_without_the_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

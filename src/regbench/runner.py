@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import os
 import platform
 import time
 import warnings
@@ -27,9 +26,10 @@ from regbench.collector import gc_paused
 from regbench.data import load_samples
 from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
-from regbench.models.base import Message, ModelAdapter, Request, Response, url_without_userinfo
+from regbench.models.base import Message, ModelAdapter, Request, Response
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
+from regbench.redact import api_key, model_config, without_secret
 from regbench.registry import find_spec, spec_index
 from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
 from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
@@ -191,7 +191,7 @@ class Conversations:
             try:
                 response = await self.adapter.generate(request)
             except Exception as exc:  # an adapter bug costs one sample, not the run
-                error = _without_secret(f"{type(exc).__name__}: {exc}", os.environ.get(self.model.api_key_env))
+                error = without_secret(f"{type(exc).__name__}: {exc}", api_key(self.model))
                 response = Response(error=error)
         if self.cache is not None:
             self.cache.put(key, response)
@@ -408,7 +408,7 @@ def score(
         bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
         config={
             "task": task.model_dump(mode="json"),
-            "model": _without_secret(_model_config(model), os.environ.get(model.api_key_env)),
+            "model": model_config(model),
             "run": {
                 "limit": options.limit,
                 "seed": options.seed,
@@ -519,27 +519,3 @@ def _check_complete(shards: Sequence[Results], directories: Sequence[Path]) -> N
     missing = sorted(set(range(n)) - {i for i, _ in given})
     if missing:
         raise DataError(f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing: merge needs all {n} shards")
-
-
-def _model_config(model: ModelSpec) -> dict[str, Any]:
-    """The model spec as results.json records it: any ``user:password@`` in ``base_url`` hidden."""
-    config = model.model_dump(mode="json")
-    if isinstance(config.get("base_url"), str):
-        config["base_url"] = url_without_userinfo(config["base_url"])
-    elif isinstance(config.get("base_url"), list):
-        config["base_url"] = [url_without_userinfo(url) for url in config["base_url"]]
-    return config
-
-
-def _without_secret(value: Any, secret: str | None) -> Any:
-    """``value`` with every occurrence of the API key masked: a model YAML may have put it in a
-    URL or an option through ``${VAR}``, and results.json must never hold it."""
-    if not secret:
-        return value
-    if isinstance(value, str):
-        return value.replace(secret, "***")
-    if isinstance(value, dict):
-        return {k: _without_secret(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_secret(v, secret) for v in value]
-    return value

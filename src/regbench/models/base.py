@@ -58,18 +58,6 @@ class Response(BaseModel):
         return None if value is None else encodable(value)
 
 
-def url_without_userinfo(url: str) -> str:
-    """``url`` with its ``user:password@`` (credentials a model YAML may put there through ``${VAR}``)
-    shown as ``***@``. String work only: the URL may not parse."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    return f"{scheme}{sep}{netloc}{slash}{path}"
-
-
 class ModelAdapter(ABC):
     """Turns requests into responses. Subclasses are registered in ``ADAPTERS`` by name.
 
