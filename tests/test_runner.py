@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from regbench.errors import DataError, SpecError
-from regbench.metrics import METRICS, Metric, register_metric
+from regbench.metrics import METRICS, Metric, build_plugins, register_metric
 from regbench.models import build_adapter
 from regbench.models.base import Request, Response
-from regbench.runner import RunOptions, evaluate, resolve_metrics
+from regbench.runner import RunOptions, evaluate
 from regbench.spec import ModelSpec, TaskSpec, load_spec
 from regbench.types import Parsed, Sample
 from tests.conftest import write_jsonl
@@ -169,14 +169,14 @@ def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": [{"name": "test_exact", "mode": "x"}]})
     with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown field"):
-        resolve_metrics(bad)
+        build_plugins(bad)
 
 
 def test_unknown_metric_name_suggests(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exakt"]})
     with pytest.raises(SpecError, match="Did you mean: test_exact") as info:
-        resolve_metrics(bad)
+        build_plugins(bad)
     assert info.value.field == "metrics[0]"
 
 
@@ -184,7 +184,7 @@ def test_duplicate_metric_keys_are_rejected(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exact", "test_exact"]})
     with pytest.raises(SpecError, match="produced by both"):
-        resolve_metrics(bad)
+        build_plugins(bad)
 
 
 def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import platform
 import time
@@ -17,24 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_samples
 from regbench.errors import DataError, SpecError, UnknownNameError
-from regbench.metrics import METRICS, Metric, MetricContext, Stats
+from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models.base import Message, ModelAdapter, Request, Response
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, model_config, without_secret
-from regbench.registry import find_spec, spec_index
 from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
-from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
+from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Parsed, Region, Sample
-from regbench.weights import build_all
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -64,48 +59,6 @@ class Conversation:
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
     cached_turns: int = 0
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def resolve_metrics(task: TaskSpec) -> list[Metric]:
-    """Instantiate the task's metric plugins (suites expanded), options validated, keys unique."""
-    file = str(task.source or task.task)
-    context = MetricContext(
-        task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
-    )
-    builders: list[Callable[[], Metric]] = []
-    names: list[tuple[str, str]] = []
-    for index, ref in enumerate(task.metrics):
-        for field_name, member in _expand(ref, f"metrics[{index}]", file):
-            try:
-                plugin_type = METRICS.get(member.name)
-            except UnknownNameError as exc:
-                raise SpecError(file, field_name, str(exc)) from None
-            try:
-                options = plugin_type.Options.model_validate(member.options)
-            except ValidationError as exc:
-                raise spec_error_from(exc, file=file, prefix=field_name) from None
-            builders.append(functools.partial(plugin_type, options, context))
-            names.append((field_name, member.name))
-    plugins = build_all(builders)  # every missing weight named at once
-    owner: dict[str, str] = {}
-    for plugin, (field_name, name) in zip(plugins, names, strict=True):
-        for key in plugin.output_keys():
-            if key in owner:
-                raise SpecError(file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {name}")
-            owner[key] = name
-    return plugins
-
-
-def _expand(ref: MetricRef, field_name: str, file: str) -> list[tuple[str, MetricRef]]:
-    if ref.name in METRICS or ref.name not in spec_index("suite"):
-        return [(field_name, ref)]  # an unknown name fails in METRICS.get with did-you-mean
-    if ref.options:
-        raise SpecError(file, field_name, f"{ref.name} is a metric suite; options go on its members")
-    suite: SuiteSpec = load_spec(find_spec("suite", ref.name), SuiteSpec)
-    return [(f"{field_name}({ref.name}).metrics[{i}]", member) for i, member in enumerate(suite.metrics)]
 
 
 # ---------------------------------------------------------------- generation
@@ -240,7 +193,7 @@ async def evaluate(
             samples = [samples[i] for i in indices]
         with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
             warnings.simplefilter("always")
-            plugins = resolve_metrics(task)
+            plugins = build_plugins(task)
         for plugin in plugins:
             plugin.prepare(samples)
         box_format = options.box_format or task.box_format or model.box_format
@@ -482,7 +435,7 @@ def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
         seen.add(record["id"])
     task = TaskSpec.model_validate(first.config["task"])
     options = RunOptions(bootstrap_trials=first.bootstrap.get("trials", 1000), seed=first.bootstrap.get("seed", 1234))
-    plugins = resolve_metrics(task)
+    plugins = build_plugins(task)
     try:
         stats = {p.name: p.rejoin([r["stats"][p.name] for r in records]) for p in plugins}
         totals = aggregate(plugins, stats, options)

@@ -18,7 +18,7 @@ import numpy as np
 
 from regbench.aggregate import resampled_scores, weight_blocks
 from regbench.errors import DataError, RegbenchError
-from regbench.metrics.base import Metric, Stats
+from regbench.metrics import Metric, Stats, build_plugins
 from regbench.results import Results, read_results, read_samples, run_directory
 from regbench.spec import TaskSpec
 
@@ -206,10 +206,8 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
 
 
 def _plugins(results: Results) -> dict[str, Metric]:
-    from regbench.runner import resolve_metrics
-
     try:
         task = TaskSpec.model_validate(results.config["task"])
-        return {plugin.name: plugin for plugin in resolve_metrics(task)}
+        return {plugin.name: plugin for plugin in build_plugins(task)}
     except (RegbenchError, KeyError, ValueError):
         return {}

@@ -2,6 +2,7 @@
 regbench does not import torch, jieba or a JVM wrapper until a task asks for them."""
 
 from regbench.metrics.base import METRICS, Metric, MetricContext, NoOptions, Stats, register_metric
+from regbench.metrics.build import build_plugins
 
 _BUILTIN = {
     "region_aligned": "regbench.metrics.region:RegionAligned",
@@ -20,4 +21,4 @@ _BUILTIN = {
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)
 
-__all__ = ["METRICS", "Metric", "MetricContext", "NoOptions", "Stats", "register_metric"]
+__all__ = ["METRICS", "Metric", "MetricContext", "NoOptions", "Stats", "build_plugins", "register_metric"]
