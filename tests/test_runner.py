@@ -188,7 +188,7 @@ def test_duplicate_metric_keys_are_rejected(tmp_path: Path) -> None:
 
 
 def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     task = make_task(tmp_path, rows=9)
     model = replay(tmp_path, {f"s{i}": (f"a{i}" if i % 3 else "no") for i in range(9)})
@@ -207,7 +207,7 @@ def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
 
 
 def test_merge_refuses_an_incomplete_set_of_shards(tmp_path: Path) -> None:
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     task = make_task(tmp_path, rows=6)
     model = replay(tmp_path, {f"s{i}": f"a{i}" for i in range(6)})
@@ -226,7 +226,7 @@ def test_merge_refuses_an_incomplete_set_of_shards(tmp_path: Path) -> None:
 def test_merged_shards_recompute_per_sample_cider_over_the_whole_split(tmp_path: Path) -> None:
     """CIDEr-D's document frequencies come from the split: a shard's per-sample values differ from the
     whole run's, and merge recomputes them (results.json and samples.jsonl equal the unsharded run)."""
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     reports = ["the heart is normal", "small left effusion", "no pneumothorax", "the heart is enlarged"]
     write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i}", "question": "q", "answer": r} for i, r in enumerate(reports)])

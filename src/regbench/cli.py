@@ -303,7 +303,7 @@ def merge(
     ] = None,
 ) -> None:
     """Merge the shards of one model and task into one results.json (equal to an unsharded run)."""
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     if output is None:
         parents = {shard.resolve().parent for shard in shards}

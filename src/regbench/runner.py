@@ -7,7 +7,6 @@ so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import platform
 import time
 import warnings
@@ -17,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from regbench import __version__
-from regbench.aggregate import bootstrap_ci
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_samples
-from regbench.errors import DataError, SpecError, UnknownNameError
+from regbench.errors import SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models.base import Message, ModelAdapter, Request, Response
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
-from regbench.redact import api_key, model_config, without_secret
-from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
+from regbench.redact import api_key, without_secret
+from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
+from regbench.scoring import Bootstrap, build_results, reference, sample_scores, sample_stats, score
 from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Parsed, Region, Sample
 
@@ -50,6 +49,10 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
 
+    @property
+    def bootstrap(self) -> Bootstrap:
+        return Bootstrap(trials=self.bootstrap_trials, seed=self.seed)
+
 
 @dataclass
 class Conversation:
@@ -59,6 +62,23 @@ class Conversation:
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
     cached_turns: int = 0
+
+    def record(
+        self, sample: Sample, parsed: Parsed, *, index: int, scores: dict[str, Any], stats: dict[str, Stats]
+    ) -> SampleRecord:
+        """The sample's line in samples.jsonl (``index``: its position in the dataset)."""
+        return SampleRecord(
+            id=sample.id,
+            prompt=self.prompts[-1] if self.prompts else [],
+            outputs=self.outputs,
+            output=self.outputs[-1] if self.outputs and not self.error else None,
+            error=self.error,
+            parsed=parsed.model_dump(),
+            reference=reference(sample),
+            scores=scores,
+            stats=stats,
+            index=index,
+        )
 
 
 # ---------------------------------------------------------------- generation
@@ -270,205 +290,26 @@ def score_and_write(
         )
         for c, s in zip(conversations, samples, strict=True)
     ]
-    results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
-    results.config["data"] = data_fingerprint(task)
-    for index, record in zip(indices, records, strict=True):
-        record["index"] = index
+    stats, totals = score(plugins, list(zip(parsed, samples, strict=True)), options.bootstrap)
+    records = [
+        conversation.record(
+            sample,
+            parse,
+            index=index,
+            scores=sample_scores(plugins, stats, i),
+            stats=sample_stats(plugins, stats, i),
+        )
+        for i, (sample, conversation, parse, index) in enumerate(
+            zip(samples, conversations, parsed, indices, strict=True)
+        )
+    ]
+    run = {
+        "limit": options.limit,
+        "seed": options.seed,
+        "box_format": box_format,
+        "shard": list(options.shard) if options.shard else None,
+    }
+    results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run)
     write_samples(directory, records)
     write_results(directory, results)
     return results
-
-
-@dataclass
-class Aggregate:
-    """The aggregate part of results.json, from per-plugin stats lists."""
-
-    metrics: dict[str, float] = field(default_factory=dict)
-    ci95: dict[str, list[float]] = field(default_factory=dict)
-    higher_is_better: dict[str, bool] = field(default_factory=dict)
-    signatures: dict[str, str] = field(default_factory=dict)
-    plugins: dict[str, str] = field(default_factory=dict)
-
-
-def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], options: RunOptions) -> Aggregate:
-    """Finalize every plugin on its stats list, with bootstrap intervals and signatures."""
-    result = Aggregate()
-    for plugin in plugins:
-        values = plugin.finalize(stats[plugin.name])
-        ci = bootstrap_ci(plugin, stats[plugin.name], trials=options.bootstrap_trials, seed=options.seed)
-        for key, higher in plugin.output_keys().items():
-            if key not in values:
-                continue
-            result.metrics[key] = float(values[key])
-            result.higher_is_better[key] = higher
-            result.signatures[key] = _signature(plugin, key, options)
-            result.plugins[key] = plugin.name
-            if key in ci:
-                result.ci95[key] = [ci[key][0], ci[key][1]]
-    return result
-
-
-def score(
-    task: TaskSpec,
-    model: ModelSpec,
-    samples: Sequence[Sample],
-    conversations: Sequence[Conversation],
-    parsed: Sequence[Parsed],
-    plugins: Sequence[Metric],
-    options: RunOptions,
-    box_format: str,
-) -> tuple[Results, list[dict[str, Any]]]:
-    """Per-sample stats → aggregates, intervals and the samples.jsonl records."""
-    items = list(zip(parsed, samples, strict=True))
-    try:
-        stats = {plugin.name: plugin.stats_batch(items) for plugin in plugins}
-        totals = aggregate(plugins, stats, options)
-    finally:
-        for plugin in plugins:
-            plugin.close()
-
-    records = []
-    for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, parsed, strict=True)):
-        records.append(
-            {
-                "id": sample.id,
-                "prompt": conversation.prompts[-1] if conversation.prompts else [],
-                "outputs": conversation.outputs,
-                "output": conversation.outputs[-1] if conversation.outputs and not conversation.error else None,
-                "error": conversation.error,
-                "parsed": parse.model_dump(),
-                "reference": {
-                    "answer": sample.answer,
-                    "objects": [o.model_dump(exclude_none=True) for o in sample.objects],
-                    "labels": sample.labels,
-                    "image": sample.image,
-                },
-                "scores": sample_scores(plugins, stats, index),
-                "stats": {plugin.name: stats[plugin.name][index] for plugin in plugins},
-            }
-        )
-
-    results = Results(
-        task=task.task,
-        model=model.model,
-        family=task.family,
-        language=task.language,
-        modality=task.modality,
-        n_samples=len(samples),
-        n_parse_failures=sum(count_parse_failure(r) for r in records),
-        n_errors=sum(r["error"] is not None for r in records),
-        **vars(totals),
-        bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
-        config={
-            "task": task.model_dump(mode="json"),
-            "model": model_config(model),
-            "run": {
-                "limit": options.limit,
-                "seed": options.seed,
-                "box_format": box_format,
-                "shard": list(options.shard) if options.shard else None,
-            },
-        },
-        regbench_version=__version__,
-    )
-    return results, records
-
-
-def sample_scores(plugins: Sequence[Metric], stats: dict[str, list[Stats]], index: int) -> dict[str, Any]:
-    """The ``scores`` of sample ``index`` in samples.jsonl: every plugin's per-sample values that exist."""
-    scores: dict[str, Any] = {}
-    for plugin in plugins:
-        scores.update({k: v for k, v in plugin.sample_scores(stats[plugin.name][index]).items() if v is not None})
-    return scores
-
-
-def data_fingerprint(task: TaskSpec) -> dict[str, Any]:
-    """sha256 of a file-based dataset, so two results can be checked to come from the same data."""
-    if task.dataset.path is None or task.source is None:
-        return {}
-    path = task.source.parent / task.dataset.path
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"file": Path(task.dataset.path).name, "sha256": digest}
-
-
-def count_parse_failure(record: dict[str, Any]) -> bool:
-    """A samples.jsonl record whose output came back but could not be parsed."""
-    return record["error"] is None and not record["parsed"]["ok"]
-
-
-def _signature(plugin: Metric, key: str, options: RunOptions) -> str:
-    """The plugin's signature for ``key`` with the bootstrap settings before the version."""
-    head, _, version = plugin.signature(key).rpartition("|regbench:")
-    trials = min(options.bootstrap_trials, plugin.bootstrap_trials)
-    return f"{head}|bs:{trials}|rs:{options.seed}|regbench:{version}"
-
-
-# ---------------------------------------------------------------- shards
-
-
-def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
-    """Merge shard directories of one model and task into one results.json and samples.jsonl.
-
-    The per-sample stats of all shards are put back in dataset order and finalized once,
-    so the merged file equals that of an unsharded run.
-    """
-    with gc_paused():  # the records read die inside
-        return _merge_shards(directories, destination)
-
-
-def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
-    shards = [(read_results(d), read_samples(d)) for d in directories]
-    first = shards[0][0]
-    run_config = {k: v for k, v in first.config.get("run", {}).items() if k != "shard"}
-    for (results, _), directory in zip(shards, directories, strict=True):
-        other_run = {k: v for k, v in results.config.get("run", {}).items() if k != "shard"}
-        if (results.task, results.model) != (first.task, first.model) or other_run != run_config:
-            raise DataError(f"{directory}: not a shard of {first.model} · {first.task} with the same settings")
-        if results.config.get("task") != first.config.get("task"):
-            raise DataError(f"{directory}: its task spec differs from that of {directories[0]}")
-    _check_complete([results for results, _ in shards], directories)
-    records = sorted((r for _, rs in shards for r in rs), key=lambda r: r.get("index", 0))
-    seen: set[str] = set()
-    for record in records:
-        if record["id"] in seen:
-            raise DataError(f"sample {record['id']!r} appears in more than one shard")
-        seen.add(record["id"])
-    task = TaskSpec.model_validate(first.config["task"])
-    options = RunOptions(bootstrap_trials=first.bootstrap.get("trials", 1000), seed=first.bootstrap.get("seed", 1234))
-    plugins = build_plugins(task)
-    try:
-        stats = {p.name: p.rejoin([r["stats"][p.name] for r in records]) for p in plugins}
-        totals = aggregate(plugins, stats, options)
-    finally:
-        for plugin in plugins:
-            plugin.close()
-    for index, record in enumerate(records):  # per-sample values that depend on the split (CIDEr) changed
-        record["scores"] = sample_scores(plugins, stats, index)
-        record["stats"] = {plugin.name: stats[plugin.name][index] for plugin in plugins}
-    merged = first.model_copy(
-        update={
-            **vars(totals),
-            "n_samples": len(records),
-            "n_parse_failures": sum(count_parse_failure(r) for r in records),
-            "n_errors": sum(r["error"] is not None for r in records),
-            "config": {**first.config, "run": {**run_config, "shard": None}},
-        }
-    )
-    write_samples(destination, records)
-    write_results(destination, merged)
-    return merged
-
-
-def _check_complete(shards: Sequence[Results], directories: Sequence[Path]) -> None:
-    """Every shard I of one N, each once: a missing shard would silently score a subset."""
-    given = [tuple(results.config.get("run", {}).get("shard") or ()) for results in shards]
-    for shard, directory in zip(given, directories, strict=True):
-        if len(shard) != 2:
-            raise DataError(f"{directory}: not a shard (its results.json has no config.run.shard)")
-    counts = {n for _, n in given}
-    if len(counts) != 1:
-        raise DataError(f"the shards come from different splits: {sorted(f'{i}/{n}' for i, n in given)}")
-    (n,) = counts
-    missing = sorted(set(range(n)) - {i for i, _ in given})
-    if missing:
-        raise DataError(f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing: merge needs all {n} shards")
