@@ -11,10 +11,10 @@ import pytest
 from regbench.errors import DataError, SpecError
 from regbench.metrics import METRICS, Metric, build_plugins, register_metric
 from regbench.models import build_adapter
-from regbench.models.base import Request, Response
+from regbench.models.base import Request
 from regbench.runner import RunOptions, evaluate
 from regbench.spec import ModelSpec, TaskSpec, load_spec
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Response, Sample
 from tests.conftest import write_jsonl
 
 if "test_exact" not in METRICS:

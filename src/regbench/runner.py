@@ -21,14 +21,14 @@ from regbench.collector import gc_paused
 from regbench.data import load_samples
 from regbench.errors import SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
-from regbench.models.base import Message, ModelAdapter, Request, Response
+from regbench.models.base import ModelAdapter, Request
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
 from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
 from regbench.scoring import Bootstrap, build_results, reference, sample_scores, sample_stats, score
 from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Parsed, Region, Sample
+from regbench.types import Message, Parsed, Region, Response, Sample
 
 ProgressCallback = Callable[[int, int], None]
 

@@ -28,10 +28,11 @@ from typing import Any
 import httpx
 
 from regbench.errors import ModelUnavailableError, SpecError
-from regbench.models.base import Message, ModelAdapter, Request, Response, spec_file
+from regbench.models.base import ModelAdapter, Request, spec_file
 from regbench.models.images import image_data_urls
 from regbench.redact import shown_url, without_secret
 from regbench.spec import ModelSpec
+from regbench.types import Message, Response
 
 _RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx
 _DEAD_FOR = 30.0  # seconds a base_url that refused connections is skipped
