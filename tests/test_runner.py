@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,39 @@ def test_merged_shards_recompute_per_sample_cider_over_the_whole_split(tmp_path:
     assert json.loads((tmp_path / "merged/results.json").read_text()) == json.loads(
         (tmp_path / "whole/rec/t/results.json").read_text()
     )
+
+
+def test_run_tasks_starts_the_adapter_once_and_reports_progress_per_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import contextmanager
+
+    from regbench.models.replay import ReplayAdapter
+    from regbench.runner import run_tasks
+
+    events: list[object] = []
+    for method in ("start", "close"):
+
+        async def record(self: ReplayAdapter, method: str = method) -> None:
+            events.append(method)
+
+        monkeypatch.setattr(ReplayAdapter, method, record)
+
+    @contextmanager
+    def progress() -> Iterator[Callable[[TaskSpec], Callable[[int, int], None]]]:
+        events.append("progress")
+        yield lambda task: lambda done, total: events.append((task.task, done, total))
+        events.append("progress done")
+
+    first = make_task(tmp_path / "a", rows=2)
+    (tmp_path / "a/u.yaml").write_text((tmp_path / "a/task.yaml").read_text().replace("task: t", "task: u"))
+    second = load_spec(tmp_path / "a/u.yaml", TaskSpec)
+    model = replay(tmp_path, {"s0": "a0", "s1": "x"})
+    results = run_tasks(
+        model, [first, second], RunOptions(output=tmp_path / "out", bootstrap_trials=0), progress=progress()
+    )
+    assert [r.results.task for r in results] == ["t", "u"] and results[1].results.metrics["exact"] == 0.5
+    assert events == ["start", "progress", ("t", 1, 2), ("t", 2, 2), ("u", 1, 2), ("u", 2, 2), "progress done", "close"]
 
 
 def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from regbench.collector import gc_paused
 from regbench.data import load_samples
 from regbench.errors import SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
-from regbench.models.base import ModelAdapter, Request
+from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
@@ -31,6 +32,9 @@ from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Message, Parsed, Region, Response, Sample
 
 ProgressCallback = Callable[[int, int], None]
+"""Called with (samples done, samples in all) as a task's conversations finish."""
+TaskProgress = Callable[[TaskSpec], ProgressCallback]
+"""Called as each task of a multi-task run starts; gives that task's progress callback."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,47 @@ class RunResult:
     seconds: float
     cache_hits: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+def run_tasks(
+    model: ModelSpec,
+    tasks: Sequence[TaskSpec],
+    options: RunOptions,
+    *,
+    concurrency: int | None = None,
+    progress: AbstractContextManager[TaskProgress] | None = None,
+) -> list[RunResult]:
+    """Run tasks one after another on one model, in an event loop of their own; see :func:`evaluate_tasks`.
+
+    ``concurrency`` overrides the model spec's requests in flight.
+    """
+    adapter = build_adapter(model, concurrency=concurrency)
+    return asyncio.run(evaluate_tasks(model, adapter, tasks, options, progress=progress))
+
+
+async def evaluate_tasks(
+    model: ModelSpec,
+    adapter: ModelAdapter,
+    tasks: Sequence[TaskSpec],
+    options: RunOptions,
+    *,
+    progress: AbstractContextManager[TaskProgress] | None = None,
+) -> list[RunResult]:
+    """Start the adapter, :func:`evaluate` each task in turn, close the adapter (also on an error).
+
+    ``progress`` is entered once the adapter has started (a model that cannot be reached
+    shows no progress) and is asked for each task's progress callback.
+    """
+    results = []
+    await adapter.start()
+    try:
+        with progress if progress is not None else nullcontext(None) as task_progress:
+            for task in tasks:
+                update = task_progress(task) if task_progress is not None else None
+                results.append(await evaluate(task, model, adapter, options, progress=update))
+    finally:
+        await adapter.close()
+    return results
 
 
 def output_dir(options: RunOptions, model: str, task: str) -> Path:
