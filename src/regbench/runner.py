@@ -1,7 +1,9 @@
 """One evaluation run: samples → prompts → model (cached) → parse → metrics → results.
 
 This is the only module that wires the pieces together; each step is a small function
-so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
+so the flow of DESIGN.md reads top to bottom in :func:`evaluate`. :func:`run_tasks` runs
+several tasks on one model (``regbench run`` and ``score``, or a script). Aggregates and
+results.json are assembled by :mod:`regbench.scoring`, and written by :mod:`regbench.results`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class RunOptions:
 
     @property
     def bootstrap(self) -> Bootstrap:
+        """The bootstrap settings of the intervals (``bootstrap_trials`` and ``seed``)."""
         return Bootstrap(trials=self.bootstrap_trials, seed=self.seed)
 
 
@@ -180,52 +183,13 @@ class Conversations:
 
 @dataclass
 class RunResult:
+    """One task's run: its results, where they were written, how long it took, notes for the user."""
+
     results: Results
     directory: Path
     seconds: float
     cache_hits: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def run_tasks(
-    model: ModelSpec,
-    tasks: Sequence[TaskSpec],
-    options: RunOptions,
-    *,
-    concurrency: int | None = None,
-    progress: AbstractContextManager[TaskProgress] | None = None,
-) -> list[RunResult]:
-    """Run tasks one after another on one model, in an event loop of their own; see :func:`evaluate_tasks`.
-
-    ``concurrency`` overrides the model spec's requests in flight.
-    """
-    adapter = build_adapter(model, concurrency=concurrency)
-    return asyncio.run(evaluate_tasks(model, adapter, tasks, options, progress=progress))
-
-
-async def evaluate_tasks(
-    model: ModelSpec,
-    adapter: ModelAdapter,
-    tasks: Sequence[TaskSpec],
-    options: RunOptions,
-    *,
-    progress: AbstractContextManager[TaskProgress] | None = None,
-) -> list[RunResult]:
-    """Start the adapter, :func:`evaluate` each task in turn, close the adapter (also on an error).
-
-    ``progress`` is entered once the adapter has started (a model that cannot be reached
-    shows no progress) and is asked for each task's progress callback.
-    """
-    results = []
-    await adapter.start()
-    try:
-        with progress if progress is not None else nullcontext(None) as task_progress:
-            for task in tasks:
-                update = task_progress(task) if task_progress is not None else None
-                results.append(await evaluate(task, model, adapter, options, progress=update))
-    finally:
-        await adapter.close()
-    return results
 
 
 def output_dir(options: RunOptions, model: str, task: str) -> Path:
@@ -357,4 +321,48 @@ def score_and_write(
     results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run)
     write_samples(directory, records)
     write_results(directory, results)
+    return results
+
+
+# ---------------------------------------------------------------- several tasks, one model
+
+
+def run_tasks(
+    model: ModelSpec,
+    tasks: Sequence[TaskSpec],
+    options: RunOptions,
+    *,
+    concurrency: int | None = None,
+    progress: AbstractContextManager[TaskProgress] | None = None,
+) -> list[RunResult]:
+    """Run tasks one after another on one model, in an event loop of their own; see :func:`evaluate_tasks`.
+
+    ``concurrency`` overrides the model spec's requests in flight.
+    """
+    adapter = build_adapter(model, concurrency=concurrency)
+    return asyncio.run(evaluate_tasks(model, adapter, tasks, options, progress=progress))
+
+
+async def evaluate_tasks(
+    model: ModelSpec,
+    adapter: ModelAdapter,
+    tasks: Sequence[TaskSpec],
+    options: RunOptions,
+    *,
+    progress: AbstractContextManager[TaskProgress] | None = None,
+) -> list[RunResult]:
+    """Start the adapter, :func:`evaluate` each task in turn, close the adapter (also on an error).
+
+    ``progress`` is entered once the adapter has started (a model that cannot be reached
+    shows no progress) and is asked for each task's progress callback.
+    """
+    results = []
+    await adapter.start()
+    try:
+        with progress if progress is not None else nullcontext(None) as task_progress:
+            for task in tasks:
+                update = task_progress(task) if task_progress is not None else None
+                results.append(await evaluate(task, model, adapter, options, progress=update))
+    finally:
+        await adapter.close()
     return results
