@@ -10,8 +10,7 @@ import pytest
 from regbench.aggregate import bootstrap_ci, draw_counts, resample_blocks, resample_indices, weight_blocks
 from regbench.cache import ResponseCache
 from regbench.metrics import Metric
-from regbench.models.base import Response
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Response, Sample
 
 
 def test_cache_round_trip_and_errors_not_cached(tmp_path: Path) -> None:

@@ -257,7 +257,7 @@ def test_a_list_of_outputs_longer_than_the_turns_is_noted(tmp_path: Path) -> Non
 
 def test_cache_info_and_clear(tmp_path: Path) -> None:
     from regbench.cache import ResponseCache
-    from regbench.models.base import Response
+    from regbench.types import Response
 
     cache = ResponseCache(tmp_path / "cache.sqlite")
     cache.put("k", Response(text="x"))

@@ -186,12 +186,12 @@ def test_missing_weights_are_one_clear_message(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(WeightsMissingError, match="StanfordAIMI/RRG_scorers") as info:
         cls(cls.Options(), MetricContext(task="t"))
     assert time.perf_counter() - start < 3 and str(tmp_path / "chexbert.pth") in str(info.value)
-    from regbench.runner import resolve_metrics
+    from regbench.metrics import build_plugins
     from regbench.spec import TaskSpec
 
     task = {"task": "t", "family": "report", "dataset": {"path": "x.jsonl"}, "metrics": ["clinical_efficacy"]}
     with pytest.raises(WeightsMissingError) as info:  # one message for the whole suite, each file once
-        resolve_metrics(TaskSpec.model_validate(task))
+        build_plugins(TaskSpec.model_validate(task))
     lines = str(info.value).splitlines()
     assert len(lines) == len(set(lines)) == 3
     assert [name for name in ("'chexbert.pth'", "'radgraph'", "'distilroberta-base'") if name in str(info.value)] == [

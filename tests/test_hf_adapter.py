@@ -16,9 +16,10 @@ pytest.importorskip("transformers")
 
 from regbench.errors import ModelUnavailableError
 from regbench.models import build_adapter
-from regbench.models.base import Message, Request
+from regbench.models.base import Request
 from regbench.runner import RunOptions, evaluate
 from regbench.spec import GenerationSpec, ModelSpec, TaskSpec, load_spec
+from regbench.types import Message
 from tests.conftest import REPO, write_jsonl
 from tests.helpers.tiny_vlm import build
 

@@ -20,10 +20,11 @@ from PIL import Image
 
 from regbench.errors import ModelUnavailableError, SpecError
 from regbench.models import build_adapter
-from regbench.models.base import Message, Request
+from regbench.models.base import Request
 from regbench.models.images import image_data_urls
 from regbench.runner import RunOptions, evaluate
 from regbench.spec import GenerationSpec, ModelSpec, TaskSpec, load_spec
+from regbench.types import Message
 from tests.conftest import REPO, write_jsonl
 from tests.servers import RunningServer, blackholed_port, closed_port, start_openai_server
 

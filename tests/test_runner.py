@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from regbench.errors import DataError, SpecError
-from regbench.metrics import METRICS, Metric, register_metric
+from regbench.metrics import METRICS, Metric, build_plugins, register_metric
 from regbench.models import build_adapter
-from regbench.models.base import Request, Response
-from regbench.runner import RunOptions, evaluate, resolve_metrics
+from regbench.models.base import Request
+from regbench.runner import RunOptions, evaluate
 from regbench.spec import ModelSpec, TaskSpec, load_spec
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Response, Sample
 from tests.conftest import write_jsonl
 
 if "test_exact" not in METRICS:
@@ -169,14 +170,14 @@ def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": [{"name": "test_exact", "mode": "x"}]})
     with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown field"):
-        resolve_metrics(bad)
+        build_plugins(bad)
 
 
 def test_unknown_metric_name_suggests(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exakt"]})
     with pytest.raises(SpecError, match="Did you mean: test_exact") as info:
-        resolve_metrics(bad)
+        build_plugins(bad)
     assert info.value.field == "metrics[0]"
 
 
@@ -184,11 +185,11 @@ def test_duplicate_metric_keys_are_rejected(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": ["test_exact", "test_exact"]})
     with pytest.raises(SpecError, match="produced by both"):
-        resolve_metrics(bad)
+        build_plugins(bad)
 
 
 def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     task = make_task(tmp_path, rows=9)
     model = replay(tmp_path, {f"s{i}": (f"a{i}" if i % 3 else "no") for i in range(9)})
@@ -207,7 +208,7 @@ def test_shards_merge_to_the_unsharded_result(tmp_path: Path) -> None:
 
 
 def test_merge_refuses_an_incomplete_set_of_shards(tmp_path: Path) -> None:
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     task = make_task(tmp_path, rows=6)
     model = replay(tmp_path, {f"s{i}": f"a{i}" for i in range(6)})
@@ -226,7 +227,7 @@ def test_merge_refuses_an_incomplete_set_of_shards(tmp_path: Path) -> None:
 def test_merged_shards_recompute_per_sample_cider_over_the_whole_split(tmp_path: Path) -> None:
     """CIDEr-D's document frequencies come from the split: a shard's per-sample values differ from the
     whole run's, and merge recomputes them (results.json and samples.jsonl equal the unsharded run)."""
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     reports = ["the heart is normal", "small left effusion", "no pneumothorax", "the heart is enlarged"]
     write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i}", "question": "q", "answer": r} for i, r in enumerate(reports)])
@@ -252,6 +253,39 @@ def test_merged_shards_recompute_per_sample_cider_over_the_whole_split(tmp_path:
     )
 
 
+def test_run_tasks_starts_the_adapter_once_and_reports_progress_per_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import contextmanager
+
+    from regbench.models.replay import ReplayAdapter
+    from regbench.runner import run_tasks
+
+    events: list[object] = []
+    for method in ("start", "close"):
+
+        async def record(self: ReplayAdapter, method: str = method) -> None:
+            events.append(method)
+
+        monkeypatch.setattr(ReplayAdapter, method, record)
+
+    @contextmanager
+    def progress() -> Iterator[Callable[[TaskSpec], Callable[[int, int], None]]]:
+        events.append("progress")
+        yield lambda task: lambda done, total: events.append((task.task, done, total))
+        events.append("progress done")
+
+    first = make_task(tmp_path / "a", rows=2)
+    (tmp_path / "a/u.yaml").write_text((tmp_path / "a/task.yaml").read_text().replace("task: t", "task: u"))
+    second = load_spec(tmp_path / "a/u.yaml", TaskSpec)
+    model = replay(tmp_path, {"s0": "a0", "s1": "x"})
+    results = run_tasks(
+        model, [first, second], RunOptions(output=tmp_path / "out", bootstrap_trials=0), progress=progress()
+    )
+    assert [r.results.task for r in results] == ["t", "u"] and results[1].results.metrics["exact"] == 0.5
+    assert events == ["start", "progress", ("t", 1, 2), ("t", 2, 2), ("u", 1, 2), ("u", 2, 2), "progress done", "close"]
+
+
 def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -270,15 +304,15 @@ def test_merge_command_defaults_to_the_shards_parent(tmp_path: Path) -> None:
 
 
 def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
-    from regbench.runner import _without_secret
+    from regbench.redact import without_secret
 
     config = {
         "base_url": "http://tok:sk-9x@host/v1",
         "options": {"extra_body": {"api_key": "sk-9x"}, "n": [1, "sk-9x"]},
     }
-    masked = _without_secret(config, "sk-9x")
+    masked = without_secret(config, "sk-9x")
     assert "sk-9x" not in str(masked) and masked["base_url"] == "http://tok:***@host/v1"
-    assert _without_secret(config, None) is config
+    assert without_secret(config, None) is config
 
 
 @pytest.mark.parametrize(
@@ -290,10 +324,10 @@ def test_an_api_key_expanded_into_the_model_yaml_is_masked_in_results() -> None:
     ],
 )
 def test_credentials_in_base_url_are_hidden_in_results(tmp_path: Path, base_url: object, shown: object) -> None:
-    from regbench.runner import _model_config
+    from regbench.redact import model_config
 
     model = ModelSpec(model="m", adapter="openai", base_url=base_url)  # type: ignore[arg-type]
-    assert _model_config(model)["base_url"] == shown
+    assert model_config(model)["base_url"] == shown
 
 
 def test_an_adapter_exception_is_recorded_without_the_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,11 +139,11 @@ def test_every_bundled_spec_validates() -> None:
 
 
 def test_the_nlg_zh_suite_expands_to_jieba_nlg_without_meteor() -> None:
-    from regbench.runner import resolve_metrics
+    from regbench.metrics import build_plugins
 
     task = TaskSpec.model_validate(
         {"task": "t", "family": "report", "language": "zh", "dataset": {"path": "x.jsonl"}, "metrics": ["nlg_zh"]}
     )
-    (plugin,) = resolve_metrics(task)
+    (plugin,) = build_plugins(task)
     assert plugin.name == "nlg" and plugin.options.tokenizer == "jieba"
     assert "meteor" not in plugin.output_keys() and "cider" in plugin.output_keys()

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from regbench.models.base import Response
+from regbench.types import Response
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

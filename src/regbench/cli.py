@@ -1,28 +1,29 @@
-"""The ``regbench`` command.
+"""The ``regbench`` command: flags in, specs and options to the runner, tables and messages out.
 
 Heavy modules (numpy, the runner, metric plugins) are imported inside the commands so
 ``regbench --help`` starts fast. Every user-facing error (:class:`RegbenchError`) is one
-paragraph on stderr and exit code 2.
+paragraph on stderr and exit code 2 (:func:`regbench.console.user_errors`). The reporting
+commands are in :mod:`regbench.cli_report`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
-from collections.abc import Callable
-from functools import wraps
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from regbench import __version__
+from regbench.cli_report import export_app
+from regbench.cli_report import register as register_report_commands
+from regbench.console import err, out, user_errors
 from regbench.errors import RegbenchError
 
 if TYPE_CHECKING:
-    from regbench.runner import RunOptions, RunResult
+    from regbench.runner import ProgressCallback, RunOptions, RunResult, TaskProgress
     from regbench.spec import ModelSpec, TaskSpec
 
 app = typer.Typer(
@@ -34,26 +35,6 @@ app = typer.Typer(
 )
 list_app = typer.Typer(help="List registered tasks, models, metrics, suites and box formats.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
-
-# Piped output (`regbench list tasks | grep ...`) has no terminal width: rich would cut tables at 80 columns.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 400)
-err = Console(stderr=True, soft_wrap=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(command: F) -> F:
-    """Print a RegbenchError as one paragraph and exit 2 (no traceback)."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except RegbenchError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -103,62 +84,38 @@ BoxFormatOpt = Annotated[
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap trials for 95% intervals (0: none).")]
 
 
-def _task_specs(names: list[str]) -> list[TaskSpec]:
-    from regbench.registry import find_spec, spec_index
-    from regbench.spec import GroupSpec, TaskSpec, load_spec
-
-    tasks: list[TaskSpec] = []
-    for name in (n.strip() for chunk in names for n in chunk.split(",")):
-        if not name:
-            continue
-        if not name.endswith((".yaml", ".yml")) and name in spec_index("group"):
-            group: GroupSpec = load_spec(find_spec("group", name), GroupSpec)
-            tasks.extend(_task_specs(group.tasks))
-        else:
-            tasks.append(load_spec(find_spec("task", name), TaskSpec))
-    if not tasks:
-        raise RegbenchError("no task given: use --task NAME (see `regbench list tasks`)")
-    return tasks
-
-
 def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None) -> list[RunResult]:
-    from regbench.models import build_adapter
+    from regbench.runner import run_tasks
 
-    adapter = build_adapter(model, concurrency=concurrency)
-    results = asyncio.run(_evaluate_tasks(model, adapter, tasks, options))
+    results = run_tasks(model, tasks, options, concurrency=concurrency, progress=_progress_bars(model))
     for result in results:
         _print_scores(result)
     return results
 
 
-async def _evaluate_tasks(
-    model: ModelSpec, adapter: Any, tasks: list[TaskSpec], options: RunOptions
-) -> list[RunResult]:
+@contextmanager
+def _progress_bars(model: ModelSpec) -> Iterator[TaskProgress]:
+    """A progress bar per task on stderr, each kept when its task ends."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from regbench.runner import evaluate
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
 
-    results = []
-    await adapter.start()
-    try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        ) as progress:
-            for task in tasks:
-                bar = progress.add_task(f"{model.model} · {task.task}", total=None)
+        def start(task: TaskSpec) -> ProgressCallback:
+            bar = progress.add_task(f"{model.model} · {task.task}", total=None)
 
-                def update(done: int, total: int, bar: Any = bar) -> None:
-                    progress.update(bar, completed=done, total=total)
+            def update(done: int, total: int) -> None:
+                progress.update(bar, completed=done, total=total)
 
-                results.append(await evaluate(task, model, adapter, options, progress=update))
-    finally:
-        await adapter.close()
-    return results
+            return update
+
+        yield start
 
 
 def _print_scores(result: RunResult) -> None:
@@ -211,12 +168,11 @@ def run(
     ] = None,
 ) -> None:
     """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl."""
-    from regbench.registry import find_spec
+    from regbench.resolve import resolve_model, resolve_tasks
     from regbench.runner import RunOptions
-    from regbench.spec import ModelSpec, load_spec
 
-    model_spec: ModelSpec = load_spec(find_spec("model", model), ModelSpec)
-    tasks = _task_specs(task)
+    model_spec = resolve_model(model)
+    tasks = resolve_tasks(task)
     options = RunOptions(
         output=output,
         limit=limit,
@@ -252,10 +208,11 @@ def score(
     bootstrap: BootstrapOpt = 1000,
 ) -> None:
     """Score recorded outputs (no model): the predictions replace the model's answers."""
+    from regbench.resolve import resolve_tasks
     from regbench.runner import RunOptions
     from regbench.spec import ModelSpec
 
-    tasks = _task_specs(task)
+    tasks = resolve_tasks(task)
     if not predictions.is_file():
         raise RegbenchError(f"predictions file not found: {predictions}")
     model_spec = ModelSpec(
@@ -303,7 +260,7 @@ def merge(
     ] = None,
 ) -> None:
     """Merge the shards of one model and task into one results.json (equal to an unsharded run)."""
-    from regbench.runner import merge_shards
+    from regbench.merge import merge_shards
 
     if output is None:
         parents = {shard.resolve().parent for shard in shards}
@@ -482,9 +439,10 @@ def data_check(
     """Load each task's data and report what its samples lack for the task's family."""
     from regbench.data import load_samples
     from regbench.data.check import check_samples
+    from regbench.resolve import resolve_tasks
 
     failed = False
-    for spec in _task_specs(task):
+    for spec in resolve_tasks(task):
         samples = load_samples(spec)
         problems = check_samples(spec, samples)
         status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
@@ -498,6 +456,26 @@ def data_check(
         raise typer.Exit(1)
 
 
+@export_app.command("lm-eval")
+@user_errors
+def export_lm_eval(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the lm-eval task YAMLs and data.")],
+    task: Annotated[list[str], typer.Option("--task", "-t", help="Task or group names, or task YAML paths.")],
+    box_format: Annotated[str, typer.Option("--box-format", help="Box format written into prompts.")] = "medrega",
+) -> None:
+    """Tasks as lm-evaluation-harness YAMLs (prompts rendered here; first turn; exact match)."""
+    from regbench.export_lmeval import export_task
+    from regbench.resolve import resolve_tasks
+
+    for spec in resolve_tasks(task):
+        path, _ = export_task(spec, out_dir, box_format=box_format)
+        out.print(str(path))
+    out.print(f"run with: lm_eval --include_path {out_dir} --tasks <task> --model ...")
+
+
+register_report_commands(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -505,8 +483,3 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: finished responses are cached; run the same command again to resume")
         sys.exit(130)
-
-
-from regbench.report.commands import register as _register_report_commands  # noqa: E402
-
-_register_report_commands(app)

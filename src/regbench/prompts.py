@@ -21,9 +21,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from regbench.errors import SpecError
-from regbench.models.base import Message
 from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Region, Sample
+from regbench.types import Message, Region, Sample
 
 BoxWriter = Callable[[Sequence[float], Sample | None], str]
 _SAMPLE = "__sample__"  # the sample being rendered, for formats that write pixels of its image

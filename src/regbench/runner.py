@@ -1,43 +1,42 @@
 """One evaluation run: samples → prompts → model (cached) → parse → metrics → results.
 
 This is the only module that wires the pieces together; each step is a small function
-so the flow of DESIGN.md reads top to bottom in :func:`evaluate`.
+so the flow of DESIGN.md reads top to bottom in :func:`evaluate`. :func:`run_tasks` runs
+several tasks on one model (``regbench run`` and ``score``, or a script). Aggregates and
+results.json are assembled by :mod:`regbench.scoring`, and written by :mod:`regbench.results`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
-import os
 import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from regbench import __version__
-from regbench.aggregate import bootstrap_ci
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_samples
-from regbench.errors import DataError, SpecError, UnknownNameError
-from regbench.metrics import METRICS, Metric, MetricContext, Stats
-from regbench.models.base import Message, ModelAdapter, Request, Response, url_without_userinfo
+from regbench.errors import SpecError, UnknownNameError
+from regbench.metrics import Metric, Stats, build_plugins
+from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
 from regbench.prompts import PromptRenderer
-from regbench.registry import find_spec, spec_index
-from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
-from regbench.signature import Signature
-from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
-from regbench.types import Parsed, Region, Sample
-from regbench.weights import build_all
+from regbench.redact import api_key, without_secret
+from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
+from regbench.scoring import Bootstrap, build_results, reference, sample_scores, sample_stats, score
+from regbench.spec import ModelSpec, TaskSpec
+from regbench.types import Message, Parsed, Region, Response, Sample
 
 ProgressCallback = Callable[[int, int], None]
+"""Called with (samples done, samples in all) as a task's conversations finish."""
+TaskProgress = Callable[[TaskSpec], ProgressCallback]
+"""Called as each task of a multi-task run starts; gives that task's progress callback."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,11 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
 
+    @property
+    def bootstrap(self) -> Bootstrap:
+        """The bootstrap settings of the intervals (``bootstrap_trials`` and ``seed``)."""
+        return Bootstrap(trials=self.bootstrap_trials, seed=self.seed)
+
 
 @dataclass
 class Conversation:
@@ -66,47 +70,22 @@ class Conversation:
     error: str | None = None
     cached_turns: int = 0
 
-
-# ---------------------------------------------------------------- metrics
-
-
-def resolve_metrics(task: TaskSpec) -> list[Metric]:
-    """Instantiate the task's metric plugins (suites expanded), options validated, keys unique."""
-    file = str(task.source or task.task)
-    context = MetricContext(
-        task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
-    )
-    builders: list[Callable[[], Metric]] = []
-    names: list[tuple[str, str]] = []
-    for index, ref in enumerate(task.metrics):
-        for field_name, member in _expand(ref, f"metrics[{index}]", file):
-            try:
-                plugin_type = METRICS.get(member.name)
-            except UnknownNameError as exc:
-                raise SpecError(file, field_name, str(exc)) from None
-            try:
-                options = plugin_type.Options.model_validate(member.options)
-            except ValidationError as exc:
-                raise spec_error_from(exc, file=file, prefix=field_name) from None
-            builders.append(functools.partial(plugin_type, options, context))
-            names.append((field_name, member.name))
-    plugins = build_all(builders)  # every missing weight named at once
-    owner: dict[str, str] = {}
-    for plugin, (field_name, name) in zip(plugins, names, strict=True):
-        for key in plugin.output_keys():
-            if key in owner:
-                raise SpecError(file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {name}")
-            owner[key] = name
-    return plugins
-
-
-def _expand(ref: MetricRef, field_name: str, file: str) -> list[tuple[str, MetricRef]]:
-    if ref.name in METRICS or ref.name not in spec_index("suite"):
-        return [(field_name, ref)]  # an unknown name fails in METRICS.get with did-you-mean
-    if ref.options:
-        raise SpecError(file, field_name, f"{ref.name} is a metric suite; options go on its members")
-    suite: SuiteSpec = load_spec(find_spec("suite", ref.name), SuiteSpec)
-    return [(f"{field_name}({ref.name}).metrics[{i}]", member) for i, member in enumerate(suite.metrics)]
+    def record(
+        self, sample: Sample, parsed: Parsed, *, index: int, scores: dict[str, Any], stats: dict[str, Stats]
+    ) -> SampleRecord:
+        """The sample's line in samples.jsonl (``index``: its position in the dataset)."""
+        return SampleRecord(
+            id=sample.id,
+            prompt=self.prompts[-1] if self.prompts else [],
+            outputs=self.outputs,
+            output=self.outputs[-1] if self.outputs and not self.error else None,
+            error=self.error,
+            parsed=parsed.model_dump(),
+            reference=reference(sample),
+            scores=scores,
+            stats=stats,
+            index=index,
+        )
 
 
 # ---------------------------------------------------------------- generation
@@ -192,7 +171,7 @@ class Conversations:
             try:
                 response = await self.adapter.generate(request)
             except Exception as exc:  # an adapter bug costs one sample, not the run
-                error = _without_secret(f"{type(exc).__name__}: {exc}", os.environ.get(self.model.api_key_env))
+                error = without_secret(f"{type(exc).__name__}: {exc}", api_key(self.model))
                 response = Response(error=error)
         if self.cache is not None:
             self.cache.put(key, response)
@@ -204,6 +183,8 @@ class Conversations:
 
 @dataclass
 class RunResult:
+    """One task's run: its results, where they were written, how long it took, notes for the user."""
+
     results: Results
     directory: Path
     seconds: float
@@ -241,7 +222,7 @@ async def evaluate(
             samples = [samples[i] for i in indices]
         with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
             warnings.simplefilter("always")
-            plugins = resolve_metrics(task)
+            plugins = build_plugins(task)
         for plugin in plugins:
             plugin.prepare(samples)
         box_format = options.box_format or task.box_format or model.box_format
@@ -318,231 +299,70 @@ def score_and_write(
         )
         for c, s in zip(conversations, samples, strict=True)
     ]
-    results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
-    results.config["data"] = data_fingerprint(task)
-    for index, record in zip(indices, records, strict=True):
-        record["index"] = index
+    stats, totals = score(plugins, list(zip(parsed, samples, strict=True)), options.bootstrap)
+    records = [
+        conversation.record(
+            sample,
+            parse,
+            index=index,
+            scores=sample_scores(plugins, stats, i),
+            stats=sample_stats(plugins, stats, i),
+        )
+        for i, (sample, conversation, parse, index) in enumerate(
+            zip(samples, conversations, parsed, indices, strict=True)
+        )
+    ]
+    run = {
+        "limit": options.limit,
+        "seed": options.seed,
+        "box_format": box_format,
+        "shard": list(options.shard) if options.shard else None,
+    }
+    results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run)
     write_samples(directory, records)
     write_results(directory, results)
     return results
 
 
-@dataclass
-class Aggregate:
-    """The aggregate part of results.json, from per-plugin stats lists."""
-
-    metrics: dict[str, float] = field(default_factory=dict)
-    ci95: dict[str, list[float]] = field(default_factory=dict)
-    higher_is_better: dict[str, bool] = field(default_factory=dict)
-    signatures: dict[str, str] = field(default_factory=dict)
-    plugins: dict[str, str] = field(default_factory=dict)
+# ---------------------------------------------------------------- several tasks, one model
 
 
-def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], options: RunOptions) -> Aggregate:
-    """Finalize every plugin on its stats list, with bootstrap intervals and signatures."""
-    result = Aggregate()
-    for plugin in plugins:
-        values = plugin.finalize(stats[plugin.name])
-        ci = bootstrap_ci(plugin, stats[plugin.name], trials=options.bootstrap_trials, seed=options.seed)
-        for key, higher in plugin.output_keys().items():
-            if key not in values:
-                continue
-            result.metrics[key] = float(values[key])
-            result.higher_is_better[key] = higher
-            result.signatures[key] = _signature(plugin, key, options)
-            result.plugins[key] = plugin.name
-            if key in ci:
-                result.ci95[key] = [ci[key][0], ci[key][1]]
-    return result
-
-
-def score(
-    task: TaskSpec,
+def run_tasks(
     model: ModelSpec,
-    samples: Sequence[Sample],
-    conversations: Sequence[Conversation],
-    parsed: Sequence[Parsed],
-    plugins: Sequence[Metric],
+    tasks: Sequence[TaskSpec],
     options: RunOptions,
-    box_format: str,
-) -> tuple[Results, list[dict[str, Any]]]:
-    """Per-sample stats → aggregates, intervals and the samples.jsonl records."""
-    items = list(zip(parsed, samples, strict=True))
-    try:
-        stats = {plugin.name: plugin.stats_batch(items) for plugin in plugins}
-        totals = aggregate(plugins, stats, options)
-    finally:
-        for plugin in plugins:
-            plugin.close()
+    *,
+    concurrency: int | None = None,
+    progress: AbstractContextManager[TaskProgress] | None = None,
+) -> list[RunResult]:
+    """Run tasks one after another on one model, in an event loop of their own; see :func:`evaluate_tasks`.
 
-    records = []
-    for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, parsed, strict=True)):
-        records.append(
-            {
-                "id": sample.id,
-                "prompt": conversation.prompts[-1] if conversation.prompts else [],
-                "outputs": conversation.outputs,
-                "output": conversation.outputs[-1] if conversation.outputs and not conversation.error else None,
-                "error": conversation.error,
-                "parsed": parse.model_dump(),
-                "reference": {
-                    "answer": sample.answer,
-                    "objects": [o.model_dump(exclude_none=True) for o in sample.objects],
-                    "labels": sample.labels,
-                    "image": sample.image,
-                },
-                "scores": sample_scores(plugins, stats, index),
-                "stats": {plugin.name: stats[plugin.name][index] for plugin in plugins},
-            }
-        )
-
-    results = Results(
-        task=task.task,
-        model=model.model,
-        family=task.family,
-        language=task.language,
-        modality=task.modality,
-        n_samples=len(samples),
-        n_parse_failures=sum(count_parse_failure(r) for r in records),
-        n_errors=sum(r["error"] is not None for r in records),
-        **vars(totals),
-        bootstrap={"trials": options.bootstrap_trials, "seed": options.seed},
-        config={
-            "task": task.model_dump(mode="json"),
-            "model": _without_secret(_model_config(model), os.environ.get(model.api_key_env)),
-            "run": {
-                "limit": options.limit,
-                "seed": options.seed,
-                "box_format": box_format,
-                "shard": list(options.shard) if options.shard else None,
-            },
-        },
-        regbench_version=__version__,
-    )
-    return results, records
-
-
-def sample_scores(plugins: Sequence[Metric], stats: dict[str, list[Stats]], index: int) -> dict[str, Any]:
-    """The ``scores`` of sample ``index`` in samples.jsonl: every plugin's per-sample values that exist."""
-    scores: dict[str, Any] = {}
-    for plugin in plugins:
-        scores.update({k: v for k, v in plugin.sample_scores(stats[plugin.name][index]).items() if v is not None})
-    return scores
-
-
-def data_fingerprint(task: TaskSpec) -> dict[str, Any]:
-    """sha256 of a file-based dataset, so two results can be checked to come from the same data."""
-    if task.dataset.path is None or task.source is None:
-        return {}
-    path = task.source.parent / task.dataset.path
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"file": Path(task.dataset.path).name, "sha256": digest}
-
-
-def count_parse_failure(record: dict[str, Any]) -> bool:
-    """A samples.jsonl record whose output came back but could not be parsed."""
-    return record["error"] is None and not record["parsed"]["ok"]
-
-
-def _signature(plugin: Metric, key: str, options: RunOptions) -> str:
-    """The plugin's signature for ``key`` with the bootstrap settings, as results.json writes it."""
-    signature: Signature | str = plugin.signature(key)
-    if isinstance(signature, str):  # metrics/region.py's plugins still write theirs as text
-        signature = Signature.parse(signature)
-    trials = min(options.bootstrap_trials, plugin.bootstrap_trials)
-    return signature.with_bootstrap(trials, options.seed).format()
-
-
-# ---------------------------------------------------------------- shards
-
-
-def merge_shards(directories: Sequence[Path], destination: Path) -> Results:
-    """Merge shard directories of one model and task into one results.json and samples.jsonl.
-
-    The per-sample stats of all shards are put back in dataset order and finalized once,
-    so the merged file equals that of an unsharded run.
+    ``concurrency`` overrides the model spec's requests in flight.
     """
-    with gc_paused():  # the records read die inside
-        return _merge_shards(directories, destination)
+    adapter = build_adapter(model, concurrency=concurrency)
+    return asyncio.run(evaluate_tasks(model, adapter, tasks, options, progress=progress))
 
 
-def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
-    shards = [(read_results(d), read_samples(d)) for d in directories]
-    first = shards[0][0]
-    run_config = {k: v for k, v in first.config.get("run", {}).items() if k != "shard"}
-    for (results, _), directory in zip(shards, directories, strict=True):
-        other_run = {k: v for k, v in results.config.get("run", {}).items() if k != "shard"}
-        if (results.task, results.model) != (first.task, first.model) or other_run != run_config:
-            raise DataError(f"{directory}: not a shard of {first.model} · {first.task} with the same settings")
-        if results.config.get("task") != first.config.get("task"):
-            raise DataError(f"{directory}: its task spec differs from that of {directories[0]}")
-    _check_complete([results for results, _ in shards], directories)
-    records = sorted((r for _, rs in shards for r in rs), key=lambda r: r.get("index", 0))
-    seen: set[str] = set()
-    for record in records:
-        if record["id"] in seen:
-            raise DataError(f"sample {record['id']!r} appears in more than one shard")
-        seen.add(record["id"])
-    task = TaskSpec.model_validate(first.config["task"])
-    options = RunOptions(bootstrap_trials=first.bootstrap.get("trials", 1000), seed=first.bootstrap.get("seed", 1234))
-    plugins = resolve_metrics(task)
+async def evaluate_tasks(
+    model: ModelSpec,
+    adapter: ModelAdapter,
+    tasks: Sequence[TaskSpec],
+    options: RunOptions,
+    *,
+    progress: AbstractContextManager[TaskProgress] | None = None,
+) -> list[RunResult]:
+    """Start the adapter, :func:`evaluate` each task in turn, close the adapter (also on an error).
+
+    ``progress`` is entered once the adapter has started (a model that cannot be reached
+    shows no progress) and is asked for each task's progress callback.
+    """
+    results = []
+    await adapter.start()
     try:
-        stats = {p.name: p.rejoin([r["stats"][p.name] for r in records]) for p in plugins}
-        totals = aggregate(plugins, stats, options)
+        with progress if progress is not None else nullcontext(None) as task_progress:
+            for task in tasks:
+                update = task_progress(task) if task_progress is not None else None
+                results.append(await evaluate(task, model, adapter, options, progress=update))
     finally:
-        for plugin in plugins:
-            plugin.close()
-    for index, record in enumerate(records):  # per-sample values that depend on the split (CIDEr) changed
-        record["scores"] = sample_scores(plugins, stats, index)
-        record["stats"] = {plugin.name: stats[plugin.name][index] for plugin in plugins}
-    merged = first.model_copy(
-        update={
-            **vars(totals),
-            "n_samples": len(records),
-            "n_parse_failures": sum(count_parse_failure(r) for r in records),
-            "n_errors": sum(r["error"] is not None for r in records),
-            "config": {**first.config, "run": {**run_config, "shard": None}},
-        }
-    )
-    write_samples(destination, records)
-    write_results(destination, merged)
-    return merged
-
-
-def _check_complete(shards: Sequence[Results], directories: Sequence[Path]) -> None:
-    """Every shard I of one N, each once: a missing shard would silently score a subset."""
-    given = [tuple(results.config.get("run", {}).get("shard") or ()) for results in shards]
-    for shard, directory in zip(given, directories, strict=True):
-        if len(shard) != 2:
-            raise DataError(f"{directory}: not a shard (its results.json has no config.run.shard)")
-    counts = {n for _, n in given}
-    if len(counts) != 1:
-        raise DataError(f"the shards come from different splits: {sorted(f'{i}/{n}' for i, n in given)}")
-    (n,) = counts
-    missing = sorted(set(range(n)) - {i for i, _ in given})
-    if missing:
-        raise DataError(f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing: merge needs all {n} shards")
-
-
-def _model_config(model: ModelSpec) -> dict[str, Any]:
-    """The model spec as results.json records it: any ``user:password@`` in ``base_url`` hidden."""
-    config = model.model_dump(mode="json")
-    if isinstance(config.get("base_url"), str):
-        config["base_url"] = url_without_userinfo(config["base_url"])
-    elif isinstance(config.get("base_url"), list):
-        config["base_url"] = [url_without_userinfo(url) for url in config["base_url"]]
-    return config
-
-
-def _without_secret(value: Any, secret: str | None) -> Any:
-    """``value`` with every occurrence of the API key masked: a model YAML may have put it in a
-    URL or an option through ``${VAR}``, and results.json must never hold it."""
-    if not secret:
-        return value
-    if isinstance(value, str):
-        return value.replace(secret, "***")
-    if isinstance(value, dict):
-        return {k: _without_secret(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_secret(v, secret) for v in value]
-    return value
+        await adapter.close()
+    return results

@@ -18,7 +18,7 @@ import numpy as np
 
 from regbench.aggregate import resampled_scores, weight_blocks
 from regbench.errors import DataError, RegbenchError
-from regbench.metrics.base import Metric, Stats
+from regbench.metrics import Metric, Stats, build_plugins
 from regbench.results import Results, read_results, read_samples, run_directory
 from regbench.signature import Signature
 from regbench.spec import TaskSpec
@@ -124,8 +124,8 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
     data_b = results_b.config.get("data", {}).get("sha256")
     if data_a and data_b and data_a != data_b:
         raise RegbenchError(f"the two runs of {results_a.task!r} used different data files (sha256 differs)")
-    samples_a = {r["id"]: r for r in read_samples(dir_a)}
-    samples_b = {r["id"]: r for r in read_samples(dir_b)}
+    samples_a = {r.id: r for r in read_samples(dir_a)}
+    samples_b = {r.id: r for r in read_samples(dir_b)}
     ids = [i for i in samples_a if i in samples_b]
     if not ids:
         raise DataError("the two runs share no sample id")
@@ -137,8 +137,8 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
 
     def shared_stats(plugin: Metric) -> tuple[list[Stats], list[Stats], dict[str, float], dict[str, float]]:
         if plugin.name not in shared:
-            stats_a = [samples_a[i]["stats"][plugin.name] for i in ids]
-            stats_b = [samples_b[i]["stats"][plugin.name] for i in ids]
+            stats_a = [samples_a[i].stats[plugin.name] for i in ids]
+            stats_b = [samples_b[i].stats[plugin.name] for i in ids]
             try:
                 if subset:  # per-sample values that depend on the split (CIDEr-D), for the shared samples
                     stats_a, stats_b = plugin.rejoin(stats_a), plugin.rejoin(stats_b)
@@ -176,8 +176,8 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
                     continue
                 runs = min(trials, plugin.bootstrap_trials)
             else:  # the plugin cannot be rebuilt here: compare the per-sample scores' means
-                stats_a = [samples_a[i]["scores"] for i in ids]
-                stats_b = [samples_b[i]["scores"] for i in ids]
+                stats_a = [samples_a[i].scores for i in ids]
+                stats_b = [samples_b[i].scores for i in ids]
                 if subset:
                     values_a, values_b = _mean_finalize(key)(stats_a), _mean_finalize(key)(stats_b)
                 runs = trials
@@ -204,10 +204,8 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
 
 
 def _plugins(results: Results) -> dict[str, Metric]:
-    from regbench.runner import resolve_metrics
-
     try:
         task = TaskSpec.model_validate(results.config["task"])
-        return {plugin.name: plugin for plugin in resolve_metrics(task)}
+        return {plugin.name: plugin for plugin in build_plugins(task)}
     except (RegbenchError, KeyError, ValueError):
         return {}

@@ -1,4 +1,4 @@
-"""The records that flow through a run: samples in, parsed outputs, per-sample scores out."""
+"""The records that flow through a run: samples in, messages to a model and its responses, parsed outputs."""
 
 from __future__ import annotations
 
@@ -89,3 +89,25 @@ class Parsed(BaseModel):
     @classmethod
     def _encodable(cls, value: str) -> str:
         return encodable(value)
+
+
+class Message(BaseModel):
+    """One chat message. ``images`` are local file paths attached to a user message."""
+
+    role: str
+    content: str
+    images: list[str] = Field(default_factory=list)
+
+
+class Response(BaseModel):
+    """A model's answer, or the error that prevented one (the run goes on)."""
+
+    text: str = ""
+    error: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    cached: bool = False
+
+    @field_validator("text", "error")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        return None if value is None else encodable(value)

@@ -13,6 +13,7 @@ from regbench.metrics.base import (
     metric_facts,
     register_metric,
 )
+from regbench.metrics.build import build_plugins
 
 _BUILTIN = {
     "region_aligned": "regbench.metrics.region:RegionAligned",
@@ -40,6 +41,7 @@ __all__ = [
     "NoOptions",
     "Scale",
     "Stats",
+    "build_plugins",
     "metric_facts",
     "register_metric",
 ]

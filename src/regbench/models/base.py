@@ -6,22 +6,14 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 
 from regbench.errors import SpecError, UnknownNameError
 from regbench.registry import Registry
 from regbench.spec import GenerationSpec, ModelSpec
-from regbench.types import encodable
-
-
-class Message(BaseModel):
-    """One chat message. ``images`` are local file paths attached to a user message."""
-
-    role: str
-    content: str
-    images: list[str] = Field(default_factory=list)
+from regbench.types import Message, Response
 
 
 class Request(BaseModel):
@@ -42,32 +34,6 @@ class Request(BaseModel):
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-class Response(BaseModel):
-    """A model's answer, or the error that prevented one (the run goes on)."""
-
-    text: str = ""
-    error: str | None = None
-    usage: dict[str, Any] = Field(default_factory=dict)
-    cached: bool = False
-
-    @field_validator("text", "error")
-    @classmethod
-    def _encodable(cls, value: str | None) -> str | None:
-        return None if value is None else encodable(value)
-
-
-def url_without_userinfo(url: str) -> str:
-    """``url`` with its ``user:password@`` (credentials a model YAML may put there through ``${VAR}``)
-    shown as ``***@``. String work only: the URL may not parse."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 class ModelAdapter(ABC):

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from regbench.errors import ModelUnavailableError
-from regbench.models.base import Message, ModelAdapter, Request, Response
+from regbench.models.base import ModelAdapter, Request
 from regbench.models.images import load_images
 from regbench.spec import ModelSpec
+from regbench.types import Message, Response
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 

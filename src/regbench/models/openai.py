@@ -28,9 +28,11 @@ from typing import Any
 import httpx
 
 from regbench.errors import ModelUnavailableError, SpecError
-from regbench.models.base import Message, ModelAdapter, Request, Response, spec_file, url_without_userinfo
+from regbench.models.base import ModelAdapter, Request, spec_file
 from regbench.models.images import image_data_urls
+from regbench.redact import shown_url, without_secret
 from regbench.spec import ModelSpec
+from regbench.types import Message, Response
 
 _RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx
 _DEAD_FOR = 30.0  # seconds a base_url that refused connections is skipped
@@ -216,14 +218,11 @@ class OpenAIAdapter(ModelAdapter):
         usage = data.get("usage")
         return Response(text=text, usage=usage if isinstance(usage, dict) else {})
 
-    def _scrub(self, text: str) -> str:
-        """A server's error text without the API key (some echo the header back)."""
-        key = self._key()
-        return text.replace(key, "***") if key else text
-
     def _excerpt(self, reply: httpx.Response) -> str:
-        """The start of a body that is not an answer (the server's reason), for the sample's error."""
-        text = " ".join(self._scrub(reply.text).split())[:300]  # scrub, then cut: a key cut in two escapes
+        """The start of a body that is not an answer (the server's reason), for the sample's error.
+        Some servers echo the Authorization header back: the key is masked, then the text cut (a key
+        cut in two would escape the mask)."""
+        text = " ".join(without_secret(reply.text, self._key()).split())[:300]
         return f": {text}" if text else ""
 
     def _moved(self, reply: httpx.Response) -> str:
@@ -232,9 +231,7 @@ class OpenAIAdapter(ModelAdapter):
         return f"HTTP {reply.status_code} to {where}: point base_url at where the server moved"
 
     def _shown(self, url: str) -> str:
-        """A URL as messages show it: no ``user:password@`` or query (either may hold credentials), no
-        API key (``${VAR}`` may put one in the path). String work only: the URL may not parse."""
-        return self._scrub(url_without_userinfo(url).split("?")[0].split("#")[0])
+        return shown_url(url, self._key())
 
     def _check_url(self, url: str) -> None:
         # Else no scheme reads as "no server answers (UnsupportedProtocol)", an unparsable URL raises

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from regbench.errors import DataError, ModelUnavailableError
-from regbench.models.base import ModelAdapter, Request, Response
+from regbench.models.base import ModelAdapter, Request
 from regbench.spec import ModelSpec
+from regbench.types import Response
 
 
 class ReplayAdapter(ModelAdapter):

@@ -1,14 +1,22 @@
-"""The reporting commands: ``leaderboard``, ``export latex|markdown``, ``plot``."""
+"""The reporting commands of ``regbench``: ``leaderboard``, ``export latex|markdown``, ``plot``.
+
+They read the results.json files under a directory (:mod:`regbench.report` does the work)
+and write files; :func:`register` adds them to the ``regbench`` app.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from regbench.console import err, out, user_errors
 from regbench.errors import RegbenchError
+
+if TYPE_CHECKING:
+    from regbench.report.collect import Collection
 
 export_app = typer.Typer(help="Paper-style tables from the results under a directory.", no_args_is_help=True)
 
@@ -23,8 +31,7 @@ LabelsOpt = Annotated[
 DecimalsOpt = Annotated[int, typer.Option("--decimals", min=0, max=6, help="Decimals after x100.")]
 
 
-def _collect(directory: Path):  # type: ignore[no-untyped-def]
-    from regbench.cli import err
+def _collect(directory: Path) -> Collection:
     from regbench.report.collect import collect
 
     collection = collect(directory)
@@ -48,13 +55,13 @@ def _labels(path: Path | None) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
+@user_errors
 def leaderboard(
     directory: DirArg,
     output: OutOpt,
     html: Annotated[bool, typer.Option("--html", help="Also write a self-contained page beside the JSON.")] = False,
 ) -> None:
     """Collect every results.json under DIR into one leaderboard JSON (and a web page)."""
-    from regbench.cli import out
     from regbench.report.leaderboard import build_leaderboard
 
     collection = _collect(directory)
@@ -71,6 +78,7 @@ def leaderboard(
 
 
 @export_app.command("latex")
+@user_errors
 def export_latex(
     directory: DirArg,
     output: OutOpt,
@@ -87,6 +95,7 @@ def export_latex(
 
 
 @export_app.command("markdown")
+@user_errors
 def export_markdown(
     directory: DirArg, output: OutOpt, preset: PresetOpt = "auto", labels: LabelsOpt = None, decimals: DecimalsOpt = 2
 ) -> None:
@@ -98,36 +107,18 @@ def export_markdown(
 
 
 def _write(output: Path, text: str, n_tables: int) -> None:
-    from regbench.cli import out
-
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     out.print(f"{n_tables} tables → {output}")
 
 
-@export_app.command("lm-eval")
-def export_lm_eval(
-    out_dir: Annotated[Path, typer.Argument(help="Directory for the lm-eval task YAMLs and data.")],
-    task: Annotated[list[str], typer.Option("--task", "-t", help="Task or group names, or task YAML paths.")],
-    box_format: Annotated[str, typer.Option("--box-format", help="Box format written into prompts.")] = "medrega",
-) -> None:
-    """Tasks as lm-evaluation-harness YAMLs (prompts rendered here; first turn; exact match)."""
-    from regbench.cli import _task_specs, out
-    from regbench.export_lmeval import export_task
-
-    for spec in _task_specs(task):
-        path, _ = export_task(spec, out_dir, box_format=box_format)
-        out.print(str(path))
-    out.print(f"run with: lm_eval --include_path {out_dir} --tasks <task> --model ...")
-
-
+@user_errors
 def plot(
     directory: DirArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the charts.")] = Path("plots"),
     fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
 ) -> None:
     """Charts: metric bars with intervals, family radar, IoU distribution, parse-failure rates."""
-    from regbench.cli import out
     from regbench.report.plots import all_plots
 
     if fmt not in ("png", "svg"):
@@ -137,11 +128,7 @@ def plot(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the reporting commands to the `regbench` app."""
-    from regbench.cli import user_errors
-
-    app.command("leaderboard")(user_errors(leaderboard))
-    app.command("plot")(user_errors(plot))
-    for command in export_app.registered_commands:
-        command.callback = user_errors(command.callback)  # type: ignore[arg-type]
+    """Add ``leaderboard``, ``plot`` and the ``export`` group to the ``regbench`` app."""
+    app.command("leaderboard")(leaderboard)
+    app.command("plot")(plot)
     app.add_typer(export_app, name="export")

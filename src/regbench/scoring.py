@@ -1,0 +1,154 @@
+"""From per-sample statistics to the documents of a run: aggregates, records, results.json.
+
+Every plugin's ``finalize`` runs on the list of its per-sample stats, with a 95% bootstrap
+interval and a signature per key (:func:`aggregate`); each sample's stats and values go
+into its samples.jsonl record; :func:`build_results` puts the aggregates, the counts and
+the resolved config (credentials masked) together. A run and ``regbench merge`` both come
+through here, so a merged run equals an unsharded one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regbench import __version__
+from regbench.aggregate import bootstrap_ci
+from regbench.metrics import Metric, Stats
+from regbench.redact import model_config
+from regbench.results import Reference, Results, SampleRecord
+from regbench.signature import Signature
+from regbench.spec import ModelSpec, TaskSpec
+from regbench.types import Parsed, Sample
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """How the 95% intervals are drawn (results.json ``bootstrap``)."""
+
+    trials: int = 1000
+    """Resamples per interval (a plugin may cap it); 0: no intervals."""
+    seed: int = 1234
+
+
+@dataclass
+class Aggregate:
+    """The aggregate part of results.json, from per-plugin stats lists."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    ci95: dict[str, list[float]] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    signatures: dict[str, str] = field(default_factory=dict)
+    plugins: dict[str, str] = field(default_factory=dict)
+
+
+def score(
+    plugins: Sequence[Metric], items: Sequence[tuple[Parsed, Sample]], bootstrap: Bootstrap
+) -> tuple[dict[str, list[Stats]], Aggregate]:
+    """Every plugin's stats of the (parsed output, sample) pairs, and the aggregates; the plugins are closed after."""
+    try:
+        stats = {plugin.name: plugin.stats_batch(items) for plugin in plugins}
+        return stats, aggregate(plugins, stats, bootstrap)
+    finally:
+        for plugin in plugins:
+            plugin.close()
+
+
+def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], bootstrap: Bootstrap) -> Aggregate:
+    """Finalize every plugin on its stats list, with bootstrap intervals and signatures."""
+    result = Aggregate()
+    for plugin in plugins:
+        values = plugin.finalize(stats[plugin.name])
+        ci = bootstrap_ci(plugin, stats[plugin.name], trials=bootstrap.trials, seed=bootstrap.seed)
+        for key, higher in plugin.output_keys().items():
+            if key not in values:
+                continue
+            result.metrics[key] = float(values[key])
+            result.higher_is_better[key] = higher
+            result.signatures[key] = _signature(plugin, key, bootstrap)
+            result.plugins[key] = plugin.name
+            if key in ci:
+                result.ci95[key] = [ci[key][0], ci[key][1]]
+    return result
+
+
+def _signature(plugin: Metric, key: str, bootstrap: Bootstrap) -> str:
+    """The plugin's signature for ``key`` with the bootstrap settings, as results.json writes it."""
+    signature: Signature | str = plugin.signature(key)
+    if isinstance(signature, str):  # metrics/region.py's plugins still write theirs as text
+        signature = Signature.parse(signature)
+    trials = min(bootstrap.trials, plugin.bootstrap_trials)
+    return signature.with_bootstrap(trials, bootstrap.seed).format()
+
+
+def sample_scores(plugins: Sequence[Metric], stats: dict[str, list[Stats]], index: int) -> dict[str, Any]:
+    """The ``scores`` of sample ``index`` in samples.jsonl: every plugin's per-sample values that exist."""
+    scores: dict[str, Any] = {}
+    for plugin in plugins:
+        scores.update({k: v for k, v in plugin.sample_scores(stats[plugin.name][index]).items() if v is not None})
+    return scores
+
+
+def sample_stats(plugins: Sequence[Metric], stats: dict[str, list[Stats]], index: int) -> dict[str, Stats]:
+    """The ``stats`` of sample ``index`` in samples.jsonl: plugin name -> its stats of the sample."""
+    return {plugin.name: stats[plugin.name][index] for plugin in plugins}
+
+
+def reference(sample: Sample) -> Reference:
+    """The ``reference`` of a sample's record."""
+    return {
+        "answer": sample.answer,
+        "objects": [o.model_dump(exclude_none=True) for o in sample.objects],
+        "labels": sample.labels,
+        "image": sample.image,
+    }
+
+
+def counts(records: Sequence[SampleRecord]) -> dict[str, int]:
+    """``n_samples``, ``n_parse_failures`` and ``n_errors`` of results.json, from the records."""
+    return {
+        "n_samples": len(records),
+        "n_parse_failures": sum(record.parse_failed for record in records),
+        "n_errors": sum(record.error is not None for record in records),
+    }
+
+
+def build_results(
+    task: TaskSpec,
+    model: ModelSpec,
+    records: Sequence[SampleRecord],
+    totals: Aggregate,
+    *,
+    bootstrap: Bootstrap,
+    run: dict[str, Any],
+) -> Results:
+    """results.json of one run: the aggregates, the counts, and the config (``run``: the run's settings)."""
+    return Results(
+        task=task.task,
+        model=model.model,
+        family=task.family,
+        language=task.language,
+        modality=task.modality,
+        **counts(records),
+        **vars(totals),
+        bootstrap=asdict(bootstrap),
+        config={
+            "task": task.model_dump(mode="json"),
+            "model": model_config(model),
+            "run": run,
+            "data": data_fingerprint(task),
+        },
+        regbench_version=__version__,
+    )
+
+
+def data_fingerprint(task: TaskSpec) -> dict[str, Any]:
+    """sha256 of a file-based dataset, so two results can be checked to come from the same data."""
+    if task.dataset.path is None or task.source is None:
+        return {}
+    path = task.source.parent / task.dataset.path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"file": Path(task.dataset.path).name, "sha256": digest}
