@@ -36,12 +36,11 @@ def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") 
     rows = (len(keys) + cols - 1) // cols or 1
     figure, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=False):
-        models = [r.model for r in runs if key in r.metrics]
-        values = [r.metrics[key] for r in runs if key in r.metrics]
-        errors = [
-            [v - r.ci95.get(key, [v, v])[0] for v, r in zip(values, runs, strict=False)],
-            [r.ci95.get(key, [v, v])[1] - v for v, r in zip(values, runs, strict=False)],
-        ]
+        reporting = [r for r in runs if key in r.metrics]  # each bar's interval from its own run
+        models = [r.model for r in reporting]
+        values = [r.metrics[key] for r in reporting]
+        spans = [_error_span(r, key) for r in reporting]
+        errors = [[below for below, _ in spans], [above for _, above in spans]]
         ax.bar(range(len(models)), values, yerr=errors, capsize=3, color="#4a7bd0")
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
         direction = "" if all(r.higher_is_better.get(key, True) for r in runs) else " (lower is better)"
@@ -54,6 +53,16 @@ def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") 
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _error_span(results: Results, key: str) -> tuple[float, float]:
+    """How far a run's 95% interval of ``key`` reaches below and above its value (0, 0 without one).
+
+    A percentile interval of a corpus metric can miss the point estimate; that side is drawn as 0
+    rather than as a negative length (which matplotlib refuses)."""
+    value = results.metrics[key]
+    low, high = results.ci95.get(key, (value, value))
+    return max(0.0, value - low), max(0.0, high - value)
 
 
 def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
