@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from regbench.report.collect import Collection, collect
+from regbench.report.leaderboard import SCHEMA_FILE, build_leaderboard
 from regbench.signature import Signature
 
 MODELS = ["boxless", "model-a", "model-b", "model-c-iou03"]
@@ -159,3 +160,41 @@ def test_metric_bars_pair_each_interval_with_its_own_model(messy: Collection, tm
     models, values, (below, above) = drawn["iou"]
     assert models == ["model-a", "model-b", "model-c-iou03"] and values == [0.50, 0.40, 0.30]
     assert below == pytest.approx([0.05, 0.05, 0.05]) and above == pytest.approx([0.05, 0.05, 0.05])
+
+
+def test_a_model_ranked_only_in_other_signature_groups_is_listed_unranked(messy: Collection) -> None:
+    """model-c-iou03 is scored with IoU threshold 0.3 on every detection metric, so it is in no first
+    group: it used to vanish from the family's standing instead of being listed as unranked."""
+    board = build_leaderboard(messy)
+    for name, family in board["families"].items():
+        listed = [o["model"] for o in family["overall"]] + family["unranked"]
+        ran = {m for t in family["tasks"] for m in board["tasks"][t]["models"]}
+        assert sorted(listed) == sorted(ran), name
+    detection = board["families"]["detection"]
+    assert detection["unranked"] == ["model-c-iou03"]
+    assert (
+        "scored differently in 11 (IoU threshold 0.3 instead of 0.5)" in detection["unranked_reasons"]["model-c-iou03"]
+    )
+    assert [o["model"] for o in detection["overall"]] == ["model-a", "model-b", "boxless"]
+
+
+def test_messy_leaderboard_validates_ties_share_ranks_and_seeds_do_not_split(messy: Collection) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    board = build_leaderboard(messy)
+    jsonschema.validate(board, json.loads(SCHEMA_FILE.read_text()))
+    vqa = board["families"]["vqa"]["overall"]
+    assert [(o["model"], o["rank"]) for o in vqa] == [
+        ("model-a", 1),
+        ("model-b", 1),
+        ("model-c-iou03", 3),
+        ("boxless", 4),
+    ]
+    # model-c-iou03's intervals used another bootstrap seed: the same group as everyone else
+    assert all(len(groups) == 1 for groups in board["tasks"]["slake_vqa"]["rankings"].values())
+    assert board["tasks"]["slake_vqa"]["rankings"]["token_f1"][0]["ranks"]["model-a"] == 1.5
+    iou = board["tasks"]["grounding_det"]["rankings"]["iou"]
+    assert [g["order"] for g in iou] == [["model-a", "model-b"], ["model-c-iou03"]]
+    assert "difference" not in iou[0] and iou[1]["difference"] == "IoU threshold 0.3 instead of 0.5"
+    missing = {t: board["tasks"][t]["models"]["boxless"]["missing"] for t in board["tasks"]}
+    assert missing["mimic_report"] == {"radcliq_v1": "null in results.json, not a finite number"}
+    assert missing["grounding_det"]["iou"] == "no value in its results.json" and missing["slake_vqa"] == {}
