@@ -5,20 +5,25 @@ box (metrics missing, one not a finite number), exact ties, one model scored wit
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from regbench.metrics import metric_facts
 from regbench.report.collect import Collection, collect
 from regbench.report.leaderboard import SCHEMA_FILE, build_leaderboard
+from regbench.report.tables import Page, Table, build_tables, catalog_column, to_latex, to_markdown
 from regbench.signature import Signature
+from tests.test_report import needs
 
 MODELS = ["boxless", "model-a", "model-b", "model-c-iou03"]
 
-# plugin, key, per-model value (None: not in results.json; "null": written as null)
+Scores = dict[str, tuple[str, dict[str, Any]]]
+"""Metric key -> (plugin, model -> value); a model left out has no value, "null" is written as null."""
 DET = "region_aligned"
-DETECTION: dict[str, tuple[str, dict[str, Any]]] = {
+DETECTION: Scores = {
     **{
         f"object_{m}": (DET, {"boxless": 0.40, "model-a": 0.70, "model-b": 0.60, "model-c-iou03": 0.75})
         for m in ("precision", "recall", "f1")
@@ -34,7 +39,7 @@ DETECTION: dict[str, tuple[str, dict[str, Any]]] = {
     "iou": (DET, {"model-a": 0.50, "model-b": 0.40, "model-c-iou03": 0.30}),
     "accuracy": (DET, {"model-a": 0.42, "model-b": 0.42, "model-c-iou03": 0.51}),
 }
-REPORT: dict[str, tuple[str, dict[str, Any]]] = {
+REPORT: Scores = {
     "bleu1": ("nlg", {"boxless": 0.30, "model-a": 0.33, "model-b": 0.31, "model-c-iou03": 0.29}),
     "bleu4": ("nlg", {"boxless": 0.08, "model-a": 0.10, "model-b": 0.11, "model-c-iou03": 0.09}),
     "meteor": ("nlg", {"boxless": 0.12, "model-a": 0.14, "model-b": 0.15, "model-c-iou03": 0.13}),
@@ -51,7 +56,7 @@ REPORT: dict[str, tuple[str, dict[str, Any]]] = {
     "radcliq_v1": ("radcliq", {"boxless": "null", "model-a": 1.02, "model-b": 0.98, "model-c-iou03": 1.10}),
 }
 # model-a and model-b tie on token_f1 and bleu1, and overall (mean rank 1.5 each)
-VQA: dict[str, tuple[str, dict[str, Any]]] = {
+VQA: Scores = {
     "closed_accuracy": ("vqa", {"boxless": 0.50, "model-a": 0.80, "model-b": 0.70, "model-c-iou03": 0.60}),
     "open_recall": ("vqa", {"boxless": 0.50, "model-a": 0.70, "model-b": 0.80, "model-c-iou03": 0.60}),
     "open_accuracy": ("vqa", {"boxless": 0.40, "model-a": 0.55, "model-b": 0.65, "model-c-iou03": 0.45}),
@@ -64,8 +69,12 @@ TASKS = {
     "mimic_report": ("report", "chest_xray", REPORT),
     "slake_vqa": ("vqa", "mixed", VQA),
 }
-LOWER_IS_BETTER = {"radcliq_v1"}
-RAW = {"cider", "radcliq_v1"}
+
+
+def _higher_is_better(plugin: str, key: str) -> bool:
+    facts = metric_facts(plugin, key)
+    assert facts is not None, (plugin, key)
+    return facts.higher_is_better
 
 
 def _signature(plugin: str, key: str, model: str) -> str:
@@ -91,48 +100,58 @@ def _detection_samples(model: str) -> list[dict[str, Any]]:
     ]
 
 
+def write_task(root: Path, task: str, family: str, modality: str, table: Scores, models: list[str]) -> None:
+    """One results.json per model (and, for a detection task, a samples.jsonl)."""
+    for model in models:
+        metrics: dict[str, Any] = {}
+        ci95: dict[str, list[float]] = {}
+        for key, (_, values) in table.items():
+            value = values.get(model)
+            if value is None:
+                continue
+            metrics[key] = None if value == "null" else value
+            if value != "null":
+                ci95[key] = [round(value - 0.05, 4), round(value + 0.05, 4)]
+        run = root / model / task
+        run.mkdir(parents=True)
+        results = {
+            "task": task,
+            "model": model,
+            "family": family,
+            "language": "en",
+            "modality": modality,
+            "n_samples": 4,
+            "n_parse_failures": 4 if model == "boxless" and family == "detection" else 0,
+            "metrics": metrics,
+            "ci95": ci95,
+            "higher_is_better": {k: _higher_is_better(table[k][0], k) for k in metrics},
+            "signatures": {k: _signature(table[k][0], k, model) for k in metrics},
+            "plugins": {k: table[k][0] for k in metrics},
+            "bootstrap": {"trials": 1000, "seed": 7 if model == "model-c-iou03" else 1234},
+            "regbench_version": "0.3.0",
+            "schema_version": 1,
+        }
+        (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+        if family == "detection":
+            samples = "".join(json.dumps(r) + "\n" for r in _detection_samples(model))
+            (run / "samples.jsonl").write_text(samples, encoding="utf-8")
+
+
 def write_messy_runs(root: Path) -> Path:
     """results.json (and, for the detection task, samples.jsonl) of 4 models x 3 tasks under ``root``."""
     for task, (family, modality, table) in TASKS.items():
-        for model in MODELS:
-            metrics: dict[str, Any] = {}
-            ci95: dict[str, list[float]] = {}
-            for key, (_, values) in table.items():
-                value = values.get(model)
-                if value is None:
-                    continue
-                metrics[key] = None if value == "null" else value
-                if value != "null":
-                    ci95[key] = [round(value - 0.05, 4), round(value + 0.05, 4)]
-            run = root / model / task
-            run.mkdir(parents=True)
-            results = {
-                "task": task,
-                "model": model,
-                "family": family,
-                "language": "en",
-                "modality": modality,
-                "n_samples": 4,
-                "n_parse_failures": 4 if model == "boxless" and family == "detection" else 0,
-                "metrics": metrics,
-                "ci95": ci95,
-                "higher_is_better": {k: k not in LOWER_IS_BETTER for k in metrics},
-                "signatures": {k: _signature(table[k][0], k, model) for k in metrics},
-                "plugins": {k: table[k][0] for k in metrics},
-                "bootstrap": {"trials": 1000, "seed": 7 if model == "model-c-iou03" else 1234},
-                "regbench_version": "0.3.0",
-                "schema_version": 1,
-            }
-            (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
-            if family == "detection":
-                samples = "".join(json.dumps(r) + "\n" for r in _detection_samples(model))
-                (run / "samples.jsonl").write_text(samples, encoding="utf-8")
+        write_task(root, task, family, modality, table, MODELS)
     return root
 
 
 @pytest.fixture(scope="module")
-def messy(tmp_path_factory: pytest.TempPathFactory) -> Collection:
-    return collect(write_messy_runs(tmp_path_factory.mktemp("messy")))
+def messy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_messy_runs(tmp_path_factory.mktemp("messy"))
+
+
+@pytest.fixture(scope="module")
+def messy(messy_dir: Path) -> Collection:
+    return collect(messy_dir)
 
 
 # -- defects -------------------------------------------------------------------------------------
@@ -198,3 +217,204 @@ def test_messy_leaderboard_validates_ties_share_ranks_and_seeds_do_not_split(mes
     missing = {t: board["tasks"][t]["models"]["boxless"]["missing"] for t in board["tasks"]}
     assert missing["mimic_report"] == {"radcliq_v1": "null in results.json, not a finite number"}
     assert missing["grounding_det"]["iou"] == "no value in its results.json" and missing["slake_vqa"] == {}
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+
+def _table(tables: list[Table], task: str) -> Table:
+    return next(t for t in tables if t.task == task)
+
+
+def test_tables_mark_within_a_signature_group_and_flag_rows_scored_differently(messy: Collection) -> None:
+    markdown = to_markdown([_table(build_tables(messy), "grounding_det")])
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in markdown.splitlines() if line.startswith("| ")}
+    # model-c-iou03 has the highest Object-Level values but was scored at IoU 0.3: not marked, flagged
+    assert rows["model-c-iou03 †"].startswith("| model-c-iou03 † | 75.00 | 75.00 | 75.00 | 55.00 |")
+    assert rows["model-a"].startswith("| model-a | **70.00** | **70.00** | **70.00** | **45.00** |")
+    assert rows["model-b"].startswith("| model-b | _60.00_ |")
+    assert "† IoU threshold 0.3 instead of 0.5 (all columns); ranked apart" in markdown
+    latex = to_latex([_table(build_tables(messy), "grounding_det")])
+    assert r"model-c-iou03$^{\dagger}$ & 75.00 & 75.00 & 75.00" in latex
+    assert r"$^{\dagger}$IoU threshold 0.3 instead of 0.5 (all columns)" in latex  # in the caption
+    assert latex.count(r"\dagger") == 4  # two parts, each: the row and the caption
+
+
+def test_ties_are_all_best_and_the_second_is_never_the_last(messy: Collection) -> None:
+    vqa = to_markdown([_table(build_tables(messy), "slake_vqa")])
+    rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ") for line in vqa.splitlines() if "| " in line}
+    f1, bleu1 = 4, 5  # token_f1: 60, 60, 50, 40; bleu1 has two values: 30, 30, 20, 20
+    assert [rows[m][f1] for m in MODELS] == ["40.00", "**60.00**", "**60.00**", "_50.00_"]
+    assert [rows[m][bleu1] for m in MODELS] == ["20.00", "**30.00**", "**30.00**", "20.00"]
+    # radcliq_v1 is lower-is-better and boxless has none (a dash, not a mark)
+    report = to_markdown([_table(build_tables(messy), "mimic_report")])
+    row = next(line for line in report.splitlines() if line.startswith("| boxless |"))
+    assert "| – |" in row and "RadCliQ ↓" in report
+
+
+def test_every_metric_has_a_display_name_and_a_group(messy: Collection) -> None:
+    from regbench.metrics import METRICS
+
+    for plugin in METRICS.names():
+        for key in METRICS.get(plugin).keys:
+            title, column = catalog_column(key, plugin)
+            assert title and column.label != key, (plugin, key)
+    for table in build_tables(messy):
+        assert all(g.title != "Other" for g in table.groups)
+        assert all(c.label != c.key for g in table.groups for c in g.columns), table.task
+    report = to_markdown([_table(build_tables(messy), "mimic_report")])
+    assert "CheXbert F1 Atelectasis" in report and "Clinical efficacy eF1-14" in report
+
+
+def pdflatex(tex: Path) -> str:
+    """Compile ``tex``; the log (the test fails with its end if pdflatex does)."""
+    needs("pdflatex")
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tex.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = tex.with_suffix(".log").read_text(encoding="utf-8", errors="replace")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert tex.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    return log
+
+
+def readable(latex: str) -> bool:
+    """Nothing set below footnote size, nothing scaled down."""
+    return not any(s in latex for s in (r"\scriptsize", r"\tiny", r"\resizebox", r"\scalebox", "adjustbox"))
+
+
+@pytest.mark.parametrize("page", ["article", "twocolumn"])
+def test_every_table_compiles_and_fits_the_text_width(messy: Collection, tmp_path: Path, page: str) -> None:
+    latex = to_latex(build_tables(messy), standalone=True, page=page)
+    assert readable(latex)
+    tex = tmp_path / "tables.tex"
+    tex.write_text(latex, encoding="utf-8")
+    log = pdflatex(tex)
+    assert "Overfull \\hbox" not in log
+    if page == "article":  # 11 and 14 columns do not fit at footnote size: two parts each
+        assert latex.count("(part 1 of 2)") == 2 and r"\begin{table*}" not in latex
+    else:  # the 7-column table fits a column; the wider ones span both
+        assert r"\begin{table*}" in latex and "slake\\_vqa}" in latex.split(r"\begin{table}[tbp]")[-1]
+
+
+def test_a_table_too_wide_to_split_in_two_turns_sideways(messy: Collection, tmp_path: Path) -> None:
+    narrow = Page(column_width=150.0, text_width=150.0, text_height=550.0)
+    latex = to_latex([_table(build_tables(messy), "grounding_det")], page=narrow)
+    assert r"\begin{sidewaystable}" in latex and "usepackage{booktabs,rotating}" in latex and readable(latex)
+    tex = tmp_path / "sideways.tex"
+    preamble = "\\documentclass{article}\n\\usepackage{booktabs,rotating}\n\\setlength{\\textwidth}{150pt}\n"
+    tex.write_text(preamble + "\\begin{document}\n" + latex + "\\end{document}\n", encoding="utf-8")
+    assert "Overfull \\hbox" not in pdflatex(tex)
+
+
+# -- paper presets -------------------------------------------------------------------------------
+PAPER_MODELS = ["m3d-lamed", "radfm"]
+PAPER_TASKS: dict[str, tuple[str, str, Scores]] = {
+    "m3d_rec": (
+        "detection",
+        "ct",
+        {
+            "miou": ("grounding", {"m3d-lamed": 0.42, "radfm": 0.18}),
+            "hit_rate": ("grounding", {"m3d-lamed": 0.61, "radfm": 0.22}),
+            "acc_iou50": ("grounding", {"m3d-lamed": 0.35, "radfm": 0.08}),
+        },
+    ),
+    "m3d_reg": (
+        "region_identification",
+        "ct",
+        {
+            "bleu1": ("nlg", {"m3d-lamed": 0.33, "radfm": 0.12}),
+            "rouge1": ("rouge1", {"m3d-lamed": 0.38, "radfm": 0.15}),
+            "meteor": ("nlg", {"m3d-lamed": 0.29, "radfm": 0.10}),
+            "bertscore_f1": ("bertscore", {"m3d-lamed": 0.88, "radfm": 0.84}),
+        },
+    ),
+    "vindr_boxes": (
+        "detection",
+        "chest_xray",
+        {
+            "l1": ("box_regression", {"m3d-lamed": 0.121, "radfm": 0.180}),
+            "giou": ("box_regression", {"m3d-lamed": -0.43, "radfm": -0.60}),
+            "giou_loss": ("box_regression", {"m3d-lamed": 1.43, "radfm": 1.60}),
+        },
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def paper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("paper")
+    for task, (family, modality, scores) in PAPER_TASKS.items():
+        write_task(root, task, family, modality, scores, PAPER_MODELS)
+    return root
+
+
+def export(kind: str, directory: Path, output: Path, *options: str) -> str:
+    """``regbench export KIND DIRECTORY -o OUTPUT OPTIONS``; the file written."""
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    result = CliRunner().invoke(app, ["export", kind, str(directory), "-o", str(output), *options])
+    assert result.exit_code == 0, result.output
+    return output.read_text(encoding="utf-8")
+
+
+def test_m4cxr_ce_preset_lays_the_table_out_as_the_paper(messy_dir: Path, messy: Collection, tmp_path: Path) -> None:
+    columns = r"Model & mF1-14 & mF1-5 & MF1-14 & MF1-5 & eF1-14 & F1 & -1 & -4 & -L \\"
+    groups = r"\multicolumn{5}{c}{CheXbert} & \multicolumn{1}{c}{RadGraph} & \multicolumn{2}{c}{BLEU}"
+    # two-column paper (as M4CXR's): one table across both columns, with the paper's header
+    latex = to_latex(build_tables(messy, preset="m4cxr_ce"), decimals=1, standalone=True, page="twocolumn")
+    assert latex.count(r"\begin{table*}") == 1 and groups + r" & \multicolumn{1}{c}{ROUGE} \\" in latex
+    assert columns in latex and "mimic\\_report (as M4CXR Table III" in latex  # the report task only
+    assert "% mimic_report: not in this layout: meteor, cider, bertscore_f1" in latex
+    (tmp_path / "ce2.tex").write_text(latex, encoding="utf-8")
+    assert "Overfull \\hbox" not in pdflatex(tmp_path / "ce2.tex")
+    # the command, on an article page: too wide at footnote size, so two tables splitting the header
+    latex = export("latex", messy_dir, tmp_path / "ce.tex", "--preset", "m4cxr_ce", "--standalone", "--decimals", "1")
+    assert "(part 1 of 2)" in latex and r"\multicolumn{5}{c}{CheXbert} \\" in latex
+    assert r"Model & mF1-14 & mF1-5 & MF1-14 & MF1-5 & eF1-14 \\" in latex and r"Model & F1 & -1 & -4 & -L \\" in latex
+    assert readable(latex) and "Overfull \\hbox" not in pdflatex(tmp_path / "ce.tex")
+
+
+def test_medrega_presets(messy_dir: Path, tmp_path: Path) -> None:
+    detection = export("markdown", messy_dir, tmp_path / "det.md", "--preset", "medrega_detection")
+    assert (
+        "| Model | Object-Level P | Object-Level R | Object-Level F1 | Region-Level Acc | Region-Level P | "
+        "Region-Level R | Region-Level F1 | Alignment P | Alignment R | Alignment F1 | IoU |"
+    ) in detection
+    grounded = export("markdown", messy_dir, tmp_path / "gr.md", "--preset", "medrega_grounded_report")
+    assert "| Model | NLG BLEU-1 | NLG ROUGE-L | NLG BertScore | CE CheXBert | CE RadGraph | CE RadCliQ ↓ |" in grounded
+    assert "grounding_det" not in grounded  # MedRegA's Table 4 is of report tasks
+    latex = export("latex", messy_dir, tmp_path / "medrega.tex", "--preset", "medrega_detection", "--standalone")
+    assert readable(latex) and "Overfull \\hbox" not in pdflatex(tmp_path / "medrega.tex")
+
+
+def test_m3d_and_vividmed_presets(paper_dir: Path, tmp_path: Path) -> None:
+    m3d = export("markdown", paper_dir, tmp_path / "m3d.md", "--preset", "m3d_grounding")
+    assert (
+        "| Model | REC IoU | REC Acc |" in m3d
+        and "| Model | REG BLEU | REG ROUGE | REG METEOR | REG BERT-Score |" in m3d
+    )
+    assert "Not in this layout: acc_iou50." in m3d and "vindr_boxes" not in m3d
+    vividmed = export("markdown", paper_dir, tmp_path / "v.md", "--preset", "vividmed_grounding", "--decimals", "3")
+    assert "| Model | Mean ℓ1 ↓ | Mean GIoU | Mean 1−GIoU ↓ |" in vividmed  # no Dice reported: no column
+    assert "| m3d-lamed | **0.121** | **-0.430** | **1.430** |" in vividmed  # as they are, not x100
+    latex = export("latex", paper_dir, tmp_path / "v.tex", "--preset", "vividmed_grounding", "--standalone")
+    assert r"Model & Mean $\ell^1$$\downarrow$ & Mean GIoU & Mean 1$-$GIoU$\downarrow$ \\" in latex
+    assert "Overfull \\hbox" not in pdflatex(tmp_path / "v.tex")
+
+
+def test_a_paper_preset_no_task_matches_is_an_error(paper_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    result = CliRunner().invoke(
+        app, ["export", "latex", str(paper_dir), "-o", str(tmp_path / "x.tex"), "--preset", "m4cxr_ce"]
+    )
+    assert result.exit_code == 2 and "preset m4cxr_ce: no task has any of its metrics among the report" in result.output
