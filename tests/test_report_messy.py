@@ -418,3 +418,34 @@ def test_a_paper_preset_no_task_matches_is_an_error(paper_dir: Path, tmp_path: P
         app, ["export", "latex", str(paper_dir), "-o", str(tmp_path / "x.tex"), "--preset", "m4cxr_ce"]
     )
     assert result.exit_code == 2 and "preset m4cxr_ce: no task has any of its metrics among the report" in result.output
+
+
+# -- plots ---------------------------------------------------------------------------------------
+
+
+def test_the_radar_leaves_out_a_family_a_model_did_not_run(messy: Collection, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.projections.polar import PolarAxes
+
+    from regbench.report.plots import all_plots, radar_scores
+
+    runs = [r for r in messy.runs if (r.results.model, r.results.family) != ("boxless", "vqa")]
+    partial = Collection(runs=runs, notes=list(messy.notes))
+    families, scores = radar_scores(partial)
+    assert families == ["detection", "report", "vqa"] and scores["boxless"][2] is None
+    assert scores["model-a"][2] == pytest.approx((0.80 + 0.70 + 0.55 + 0.60 + 0.65 + 0.30) / 6)
+
+    lines: dict[str, list[float]] = {}
+    plot = PolarAxes.plot
+
+    def recording_plot(ax: PolarAxes, *args: Any, **kwargs: Any) -> Any:
+        drawn = plot(ax, *args, **kwargs)
+        lines[drawn[0].get_label()] = list(drawn[0].get_ydata())
+        return drawn
+
+    monkeypatch.setattr(PolarAxes, "plot", recording_plot)
+    paths = all_plots(partial, tmp_path)
+    assert {p.name for p in paths} >= {"radar_families.png", "bars_grounding_det.png", "iou_distribution.png"}
+    boxless = next(values for label, values in lines.items() if label.startswith("boxless"))
+    assert boxless[2] != boxless[2] and 0.0 not in boxless  # NaN (a gap), never 0
+    assert next(label for label in lines if label.startswith("boxless")) == "boxless (no vqa)"

@@ -65,11 +65,9 @@ def _error_span(results: Results, key: str) -> tuple[float, float]:
     return max(0.0, value - low), max(0.0, high - value)
 
 
-def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
-    """Each model's mean score per task family (mean of its 0–1, higher-is-better metrics)."""
-    import numpy as np
-
-    plt = _pyplot()
+def radar_scores(collection: Collection) -> tuple[list[str], dict[str, list[float | None]]]:
+    """The task families, and per model its mean score on each (the mean over the family's tasks of
+    the mean of its 0–1, higher-is-better metrics); ``None`` where it has no such score."""
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in collection.runs:
         res = run.results
@@ -77,13 +75,29 @@ def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
         if usable:
             scores[res.model][res.family].append(sum(usable) / len(usable))
     families = sorted({f for per_model in scores.values() for f in per_model})
+    return families, {
+        model: [sum(per_family[f]) / len(per_family[f]) if per_family.get(f) else None for f in families]
+        for model, per_family in sorted(scores.items())
+    }
+
+
+def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
+    """Each model's mean score per task family (:func:`radar_scores`). A family a model has no score
+    on is a gap in its outline, not a 0, and the legend names it."""
+    import numpy as np
+
+    plt = _pyplot()
+    families, scores = radar_scores(collection)
     angles = np.linspace(0, 2 * np.pi, max(len(families), 1), endpoint=False).tolist()
     figure = plt.figure(figsize=(5.5, 5.5))
     ax = figure.add_subplot(polar=True)
-    for model, per_family in sorted(scores.items()):
-        values = [float(np.mean(per_family[f])) if per_family.get(f) else 0.0 for f in families]
-        ax.plot([*angles, angles[0]], [*values, values[0]], label=model)
-        ax.fill([*angles, angles[0]], [*values, values[0]], alpha=0.1)
+    for model, values in scores.items():
+        ys = [np.nan if v is None else v for v in values]  # NaN: matplotlib leaves the segments out
+        absent = [f for f, v in zip(families, values, strict=True) if v is None]
+        label = f"{model} (no {', '.join(absent)})" if absent else model
+        ax.plot([*angles, angles[0]], [*ys, ys[0]], marker="o", markersize=3, label=label)
+        if not absent:  # a filled area only where the outline is whole
+            ax.fill([*angles, angles[0]], [*ys, ys[0]], alpha=0.1)
     ax.set_xticks(angles, families, fontsize=8)
     ax.set_ylim(0, 1)
     ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
