@@ -337,8 +337,8 @@ def test_page_in_headless_chromium(runs: Path, tmp_path: Path) -> None:
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
         table = driver.find_element(By.CSS_SELECTOR, "table[data-family='vqa']")
-        header = next(th for th in table.find_elements(By.TAG_NAME, "th") if th.text.startswith("token_f1"))
-        column = [th.text for th in table.find_elements(By.TAG_NAME, "th")].index(header.text)
+        header = table.find_element(By.CSS_SELECTOR, "th[data-key='token_f1']")
+        column = [th.get_attribute("data-key") for th in table.find_elements(By.TAG_NAME, "th")].index("token_f1")
 
         def column_values() -> list[float]:
             rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")

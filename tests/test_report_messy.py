@@ -4,8 +4,11 @@ box (metrics missing, one not a finite number), exact ties, one model scored wit
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from regbench.report.collect import Collection, collect
 from regbench.report.leaderboard import SCHEMA_FILE, build_leaderboard
 from regbench.report.tables import Page, Table, build_tables, catalog_column, to_latex, to_markdown
 from regbench.signature import Signature
-from tests.test_report import needs
+from tests.test_report import ARTIFACTS, needs
 
 MODELS = ["boxless", "model-a", "model-b", "model-c-iou03"]
 
@@ -449,3 +452,100 @@ def test_the_radar_leaves_out_a_family_a_model_did_not_run(messy: Collection, tm
     boxless = next(values for label, values in lines.items() if label.startswith("boxless"))
     assert boxless[2] != boxless[2] and 0.0 not in boxless  # NaN (a gap), never 0
     assert next(label for label in lines if label.startswith("boxless")) == "boxless (no vqa)"
+
+
+# -- the page --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium driven by selenium (no network, no background services)."""
+    needs("chromium")
+    needs("chromedriver")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1600,1800",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_page_ranks_rows_marks_within_groups_and_explains_dashes(messy: Collection, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from regbench.report.html import render_html
+
+    page = tmp_path / "leaderboard.html"
+    page.write_text(render_html(build_leaderboard(messy), messy), encoding="utf-8")
+    with chromium(tmp_path) as driver:
+        driver.get(page.as_uri())
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+        def table(family: str) -> tuple[list[str], dict[str, list[Any]]]:
+            """The header keys and, per model, its cells (WebElements), in the page's row order."""
+            found = driver.find_element(By.CSS_SELECTOR, f"table[data-family='{family}']")
+            keys = [th.get_attribute("data-key") for th in found.find_elements(By.TAG_NAME, "th")]
+            rows = found.find_elements(By.CSS_SELECTOR, "tbody tr")
+            return keys, {r.get_attribute("data-model"): r.find_elements(By.TAG_NAME, "td") for r in rows}
+
+        # rows in overall order with a rank column; the model ranked apart last, unranked, with why
+        keys, rows = table("detection")
+        assert keys[:2] == ["rank", "model"] and list(rows) == ["model-a", "model-b", "boxless", "model-c-iou03"]
+        assert [cells[0].text for cells in rows.values()] == ["1", "2", "3", "–"]
+        assert "scored differently in 11 (IoU threshold 0.3 instead of 0.5)" in rows["model-c-iou03"][0].get_attribute(
+            "title"
+        )
+        _, vqa = table("vqa")
+        assert [cells[0].text for cells in vqa.values()] == ["1", "1", "3", "4"]  # a tie shares the rank
+
+        # the row scored differently is marked, its cells flagged and not marked best though highest
+        row = driver.find_element(By.CSS_SELECTOR, "table[data-family='detection'] tr[data-model='model-c-iou03']")
+        assert "scored-differently" in row.get_attribute("class") and "†" in rows["model-c-iou03"][1].text
+        object_f1 = keys.index("object_f1")
+        apart = rows["model-c-iou03"][object_f1]
+        assert apart.get_attribute("class") == "apart" and "IoU threshold 0.3 instead of 0.5" in apart.get_attribute(
+            "title"
+        )
+        best = rows["model-a"][object_f1]
+        assert "best" in best.get_attribute("class").split()
+        assert int(best.find_element(By.CSS_SELECTOR, "span.value").value_of_css_property("font-weight")) >= 700
+        second = rows["model-b"][object_f1].find_element(By.CSS_SELECTOR, "span.value")
+        assert "underline" in second.value_of_css_property("text-decoration")
+        assert "best" not in rows["boxless"][object_f1].get_attribute("class")
+
+        # ties: both best; the next value is second only when it is not the last
+        vqa_keys, _ = table("vqa")
+        marks = {m: cells[vqa_keys.index("token_f1")].get_attribute("class") for m, cells in vqa.items()}
+        assert marks == {"model-a": "best", "model-b": "best", "model-c-iou03": "second", "boxless": ""}
+        marks = {m: cells[vqa_keys.index("bleu1")].get_attribute("class") for m, cells in vqa.items()}
+        assert marks == {"model-a": "best", "model-b": "best", "model-c-iou03": "", "boxless": ""}
+
+        # missing values: a dash, and a tooltip saying why
+        iou = rows["boxless"][keys.index("iou")]
+        assert iou.text == "–" and iou.get_attribute("title") == "no value in its results.json"
+        report_keys, report = table("report")
+        radcliq = report["boxless"][report_keys.index("radcliq_v1")]
+        assert radcliq.text == "–" and radcliq.get_attribute("title") == "null in results.json, not a finite number"
+        header = driver.find_element(By.CSS_SELECTOR, "table[data-family='report'] th[data-key='chexbert_f1_micro14']")
+        assert header.text == "Clinical efficacy mF1-14" and header.get_attribute("title") == "chexbert_f1_micro14"
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(ARTIFACTS / "leaderboard_messy.png"))
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
