@@ -549,3 +549,25 @@ def test_page_ranks_rows_marks_within_groups_and_explains_dashes(messy: Collecti
         ARTIFACTS.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(ARTIFACTS / "leaderboard_messy.png"))
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+@pytest.mark.parametrize("page", ["article", "twocolumn"])
+def test_every_preset_compiles_and_fits(messy: Collection, paper_dir: Path, tmp_path: Path, page: str) -> None:
+    from regbench.report.tables import PRESETS
+
+    both = Collection(runs=[*messy.runs, *collect(paper_dir).runs])
+    chunks = []
+    for preset in sorted(PRESETS):
+        latex = to_latex(build_tables(both, preset=preset), page=page)
+        assert readable(latex), preset
+        chunks.append(f"% preset {preset}\n{latex}\\clearpage\n")
+    options = "[twocolumn]" if page == "twocolumn" else ""
+    tex = tmp_path / "presets.tex"
+    document = "".join(chunks)
+    tex.write_text(
+        f"\\documentclass{options}{{article}}\n\\usepackage{{booktabs,rotating}}\n\\begin{{document}}\n{document}"
+        "\\end{document}\n",
+        encoding="utf-8",
+    )
+    log = pdflatex(tex)
+    assert "Overfull \\hbox" not in log and document.count(r"\begin{tabular}") > 30

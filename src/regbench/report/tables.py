@@ -26,6 +26,7 @@ sideways (``sidewaystable``); else split in more parts. Nothing is shrunk below 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -462,28 +463,46 @@ def _symbol(i: int) -> str:
     return SYMBOLS[i % len(SYMBOLS)] * (i // len(SYMBOLS) + 1)
 
 
-def _body(table: Table, groups: Sequence[Group], decimals: int) -> _Body:
-    """Cells with their marks; rows in another signature group than the column's first get a symbol
-    per way they were scored differently, explained in a note naming the columns."""
+@dataclass(frozen=True)
+class _Marked:
+    """One column: each model's cell, and how the models scored differently were scored."""
+
+    cells: dict[str, _Cell]
+    apart: dict[str, str]
+    """Model (in another signature group than the column's first) -> how it differs."""
+
+
+def _mark(table: Table, column: Column, decimals: int) -> _Marked:
+    """A column's cells, marked among the models of each signature group."""
+    values = {m: table.values[m][column.key] for m in table.models if column.key in table.values[m]}
+    found = signature_groups(values, {m: table.signatures.get(m, {}).get(column.key, "") for m in values})
+    marks: dict[str, int] = {}
+    apart: dict[str, str] = {}
+    for group in found:
+        marks |= places(group.values, table.higher_is_better.get(column.key, True))
+        if group is not found[0]:
+            apart |= dict.fromkeys(group.values, describe_difference(found[0].signature, group.signature))
+    scale = column.scale or table.scales.get(column.key, "fraction")
+    cells = {}
+    for model in table.models:
+        value = values.get(model)
+        text = "" if value is None else f"{value * 100 if scale == 'fraction' else value:.{decimals}f}"
+        cells[model] = _Cell(text, marks.get(model, 0))
+    return _Marked(cells, apart)
+
+
+def _marked(table: Table, decimals: int) -> dict[str, _Marked]:
+    return {c.key: _mark(table, c, decimals) for g in table.groups for c in g.columns}
+
+
+def _body(table: Table, groups: Sequence[Group], marked: Mapping[str, _Marked]) -> _Body:
+    """The rows over the columns of ``groups``; rows in another signature group than a column's first
+    get a symbol per way they were scored differently, explained in a note naming the columns."""
     columns = [(g.title, c) for g in groups for c in g.columns]
-    cells: dict[str, list[_Cell]] = {m: [] for m in table.models}
     differences: dict[str, dict[str, list[str]]] = {}  # how -> model -> column names
     for title, column in columns:
-        values = {m: table.values[m][column.key] for m in table.models if column.key in table.values[m]}
-        signatures = {m: table.signatures.get(m, {}).get(column.key, "") for m in values}
-        marks: dict[str, int] = {}
-        found = signature_groups(values, signatures)
-        for group in found:
-            marks |= places(group.values, table.higher_is_better.get(column.key, True))
-            if group is not found[0]:
-                how = describe_difference(found[0].signature, group.signature)
-                for model in group.values:
-                    differences.setdefault(how, {}).setdefault(model, []).append(f"{title} {column.label}".strip())
-        scale = column.scale or table.scales.get(column.key, "fraction")
-        for model in table.models:
-            value = values.get(model)
-            text = "" if value is None else f"{value * 100 if scale == 'fraction' else value:.{decimals}f}"
-            cells[model].append(_Cell(text, marks.get(model, 0)))
+        for model, how in marked[column.key].apart.items():
+            differences.setdefault(how, {}).setdefault(model, []).append(f"{title} {column.label}".strip())
     notes = []
     symbols: dict[str, list[str]] = {m: [] for m in table.models}
     for i, (how, models) in enumerate(differences.items()):
@@ -493,7 +512,8 @@ def _body(table: Table, groups: Sequence[Group], decimals: int) -> _Body:
         notes.append((symbol, f"{how} ({where}); ranked apart, marked only among rows scored alike"))
         for model in models:
             symbols[model].append(symbol)
-    return _Body([(m, symbols[m], cells[m]) for m in table.models], notes)
+    rows = [(m, symbols[m], [marked[c.key].cells[m] for _, c in columns]) for m in table.models]
+    return _Body(rows, notes)
 
 
 def _label(mapping: Mapping[str, str], name: str) -> str:
@@ -555,9 +575,14 @@ _EM = {
 }
 
 
+@functools.cache
+def _ems(text: str, bold: bool) -> float:
+    return sum(_EM[bold].get(char, 1000) for char in text) / 1000
+
+
 def _text_width(text: str, size: float, *, bold: bool = False) -> float:
     """An estimate of the width of ``text`` set at ``size`` pt (1 em for a character not listed)."""
-    return size * sum(_EM[bold].get(char, 1000) for char in text) / 1000
+    return size * _ems(text, bold)
 
 
 def _latex_escape(text: str) -> str:
@@ -659,8 +684,14 @@ def _environments(
         part = body(groups)
         return _fit(lambda size, sep: _width(table, groups, part, labels, size, sep), room)
 
+    measured: dict[tuple[tuple[str, tuple[str, ...]], ...], float] = {}
+
     def narrowest(groups: Sequence[Group]) -> float:
-        return _width(table, groups, body(groups), labels, SIZES[-1].points, SIZES[-1].sep)
+        # the splits try many pieces, most of them again for each number of parts
+        identity = tuple((g.title, tuple(c.key for c in g.columns)) for g in groups)
+        if identity not in measured:
+            measured[identity] = _width(table, groups, body(groups), labels, SIZES[-1].points, SIZES[-1].sep)
+        return measured[identity]
 
     rooms = [("table", page.column_width)] + ([("table*", page.text_width)] if page.two_column else [])
     for environment, room in rooms:
@@ -755,9 +786,10 @@ def to_latex(
     chunks: list[str] = []
     set_floats = 0
     for table in tables:
+        marked = _marked(table, decimals)
 
-        def body(groups: Sequence[Group], table: Table = table) -> _Body:
-            return _body(table, groups, decimals)
+        def body(groups: Sequence[Group], table: Table = table, marked: dict[str, _Marked] = marked) -> _Body:
+            return _body(table, groups, marked)
 
         floats = _environments(table, body, labels, page)
         for i, (environment, size, groups) in enumerate(floats):
@@ -802,7 +834,7 @@ def to_markdown(tables: Sequence[Table], *, decimals: int = 2, labels: Mapping[s
             "| " + " | ".join(header) + " |",
             "|" + "---|" + "---:|" * len(columns),
         ]
-        body = _body(table, table.groups, decimals)
+        body = _body(table, table.groups, _marked(table, decimals))
         for model, symbols, cells in body.rows:
             name = _label(labels, model) + (" " + "".join(symbols) if symbols else "")
             texts = [
