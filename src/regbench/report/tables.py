@@ -19,9 +19,10 @@ also the last. A row scored differently gets a symbol (†, ‡, ...) that the c
 under the table explains, e.g. "† IoU threshold 0.3 instead of 0.5".
 
 A LaTeX table is set at the largest of normal, small and footnote size at which its estimated
-width (Computer Modern bold metrics, so an overestimate) fits the column; else across both
-columns of a two-column page (``table*``); else split in two at group boundaries; else turned
-sideways (``sidewaystable``); else split in more parts. Nothing is shrunk below footnote size.
+width fits the column (character widths of Computer Modern's footnote-size fonts: close at
+that size, generous above it); else across both columns of a two-column page (``table*``);
+else split in two, at group boundaries where that fits; else turned sideways
+(``sidewaystable``); else split in more parts. Nothing is set below footnote size or scaled.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ CATALOG: dict[str, tuple[str, dict[str, str]]] = {
     "box_regression": ("Box regression", {"l1": "ℓ1", "giou": "GIoU", "giou_loss": "1−GIoU"}),
 }
 CONDITION_LABELS = {f"chexbert_f1_{slug(c)}": c for c in CONDITIONS}
-LATEX_LABELS = {"ℓ1": r"$\ell_1$", "1−GIoU": r"1$-$GIoU", "Mean ℓ1": r"Mean $\ell^1$"}
+LATEX_LABELS = {"ℓ1": r"$\ell_1$", "1−GIoU": r"1$-$GIoU"}
 """Labels pdflatex cannot set as text."""
 _HOME: dict[str, str] = {}
 """Key -> the first plugin that reports it (for results.json files that name no plugin)."""
@@ -375,7 +376,9 @@ def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]
         by_task.setdefault(run.results.task, []).append(run.results)
     tables = []
     for task, runs in by_task.items():
-        plugins = {k: r.plugins.get(k) for r in runs for k in r.metrics}
+        plugins: dict[str, str | None] = {}
+        for r in runs:  # the first run that names the key's plugin
+            plugins.update({k: r.plugins.get(k) for k in r.metrics if not plugins.get(k)})
         layout = PRESETS.get(FAMILY_PRESET.get(runs[0].family, "") if preset == "auto" else preset)
         if layout and layout.families and runs[0].family not in layout.families:
             continue
