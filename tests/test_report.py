@@ -236,8 +236,8 @@ def test_tables_scale_each_key_as_its_plugin_says(tmp_path: Path) -> None:
     markdown = to_markdown(build_tables(collect(tmp_path)))
     row = next(line for line in markdown.splitlines() if line.startswith("| m |"))
     # columns bleu4, cider (NLG), then big, odd (no family: no preset); a column of an unknown plugin is x100
-    # when all in [0, 1]; a single row has nothing to be best against
-    assert row == "| m | 50.00 | 0.50 | 3.00 | 50.00 |"
+    # when all in [0, 1]
+    assert row == "| m | **50.00** | **0.50** | **3.00** | **50.00** |"
 
 
 def test_the_radar_averages_keys_bounded_to_unit_by_their_plugin(tmp_path: Path) -> None:

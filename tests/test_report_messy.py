@@ -16,7 +16,7 @@ import pytest
 
 from regbench.metrics import metric_facts
 from regbench.report.collect import Collection, collect
-from regbench.report.leaderboard import SCHEMA_FILE, build_leaderboard
+from regbench.report.leaderboard import SCHEMA_FILE, build_leaderboard, marks, places
 from regbench.report.tables import Page, Table, build_tables, catalog_column, to_latex, to_markdown
 from regbench.signature import Signature
 from tests.test_report import ARTIFACTS, needs
@@ -227,6 +227,18 @@ def test_messy_leaderboard_validates_ties_share_ranks_and_seeds_do_not_split(mes
 
 def _table(tables: list[Table], task: str) -> Table:
     return next(t for t in tables if t.task == task)
+
+
+def test_the_marking_rule() -> None:
+    assert places({"a": 0.9, "b": 0.9, "c": 0.5, "d": 0.5}, True) == {"a": 1, "b": 1}  # 0.5 is also the last
+    assert places({"a": 0.9, "b": 0.9, "c": 0.7, "d": 0.5}, True) == {"a": 1, "b": 1, "c": 2}
+    assert places({"a": 0.1, "b": 0.3, "c": 0.2}, False) == {"a": 1, "c": 2}
+    assert places({"a": 0.4}, True) == {"a": 1}  # one row, one group: as before
+    # several groups: each marked on its own, a group of one not at all
+    assert marks([{"a": 0.5, "b": 0.4}, {"c": 0.9}], True) == {"a": 1}
+    assert marks([{"a": 0.5, "b": 0.4, "c": 0.3}, {"d": 0.9, "e": 0.8, "f": 0.1}], True) == {
+        "a": 1, "b": 2, "d": 1, "e": 2
+    }  # fmt: skip
 
 
 def test_tables_mark_within_a_signature_group_and_flag_rows_scored_differently(messy: Collection) -> None:

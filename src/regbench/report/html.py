@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.report.collect import Collection
-from regbench.report.leaderboard import places
+from regbench.report.leaderboard import marks
 from regbench.report.tables import catalog_column
 
 MAX_SAMPLES = 40
@@ -121,15 +121,14 @@ def _columns(leaderboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, task in leaderboard["tasks"].items():
         for key, meta in task["metrics"].items():
             group, column = catalog_column(key, meta.get("plugin") or None)
-            marks: dict[str, int] = {}
+            rankings = task["rankings"].get(key, [])
+            groups = [{m: task["models"][m]["values"][key] for m in ranking["ranks"]} for ranking in rankings]
             apart: dict[str, str] = {}
-            for ranking in task["rankings"].get(key, []):
-                values = {m: task["models"][m]["values"][key] for m in ranking["ranks"]}
-                marks |= places(values, meta["higher_is_better"])
-                if "difference" in ranking:
-                    apart |= dict.fromkeys(ranking["ranks"], ranking["difference"])
+            for ranking in rankings[1:]:
+                apart |= dict.fromkeys(ranking["ranks"], ranking["difference"])
             header = f"{group} {column.label}".strip()
-            out.setdefault(name, {})[key] = {"header": header, "marks": marks, "apart": apart}
+            places = marks(groups, meta["higher_is_better"])
+            out.setdefault(name, {})[key] = {"header": header, "marks": places, "apart": apart}
     return out
 
 

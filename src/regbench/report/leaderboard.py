@@ -12,7 +12,7 @@ ranked in fewer than half of the family's pairs (or in none, when every metric i
 differently) is listed as unranked, with the reason.
 
 Tables and the page follow the same rules: :func:`signature_groups` says who is compared with
-whom, :func:`places` which values are marked best and second, :func:`describe_difference` how a
+whom, :func:`marks` which values are marked best and second, :func:`describe_difference` how a
 group was scored differently.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,15 +84,22 @@ def signature_groups(values: Mapping[str, float], signatures: Mapping[str, str])
 
 
 def places(values: Mapping[str, float], higher_is_better: bool) -> dict[str, int]:
-    """1 for the models with the best value, 2 for those with the next distinct value.
-
-    Tied models are all best. Where every value is equal nothing is marked (nothing to tell
-    apart); the second value is marked only when it is not also the last, since in a column of
-    two distinct values the second is the worst.
-    """
+    """1 for the models with the best value (all of them when tied), 2 for those with the next
+    distinct value, when that is not also the last (in a column of two distinct values the second
+    is the worst)."""
     distinct = sorted(set(values.values()), reverse=higher_is_better)
-    marked = distinct[:2] if len(distinct) > 2 else distinct[:1] if len(distinct) == 2 else []
+    marked = distinct[:2] if len(distinct) > 2 else distinct[:1]
     return {model: marked.index(value) + 1 for model, value in values.items() if value in marked}
+
+
+def marks(groups: Sequence[Mapping[str, float]], higher_is_better: bool) -> dict[str, int]:
+    """:func:`places` within each signature group (model -> value) of one metric. Where there are
+    several groups, a group of one model was compared with nothing and gets no mark."""
+    out: dict[str, int] = {}
+    for values in groups:
+        if len(groups) == 1 or len(values) > 1:
+            out |= places(values, higher_is_better)
+    return out
 
 
 def _settings(signature: Signature) -> dict[str, str]:

@@ -12,11 +12,12 @@ Values have fixed decimals and are shown as their plugin class's ``scale`` says
 results.json names (``plugins``); when this installation does not have it (or the file names
 none), the column is shown x100 if every value in it lies in [0, 1], else as it is.
 
-Marks follow the leaderboard's rules (:mod:`regbench.report.leaderboard`): per column the best
-value is bold and the second underlined (italic in Markdown) among the rows scored the same way
-only (one signature group); ties are all best; the second value is marked only when it is not
-also the last. A row scored differently gets a symbol (†, ‡, ...) that the caption or the note
-under the table explains, e.g. "† IoU threshold 0.3 instead of 0.5".
+Marks follow the leaderboard's rules (:func:`regbench.report.leaderboard.marks`): per column the
+best value is bold and the second underlined (italic in Markdown) among the rows scored the same
+way only (one signature group); ties are all best; the second value is marked only when it is
+not also the last; a row alone in its signature group is compared with nothing and not marked.
+A row scored differently gets a symbol (†, ‡, ...) that the caption or the note under the table
+explains, e.g. "† IoU threshold 0.3 instead of 0.5".
 
 A LaTeX table is set at the largest of normal, small and footnote size at which its estimated
 width fits the column (character widths of Computer Modern's footnote-size fonts: close at
@@ -37,7 +38,7 @@ from regbench.errors import RegbenchError
 from regbench.metrics import Scale, metric_facts
 from regbench.metrics.chexbert import CONDITIONS, slug
 from regbench.report.collect import Collection
-from regbench.report.leaderboard import describe_difference, places, signature_groups
+from regbench.report.leaderboard import describe_difference, marks, signature_groups
 from regbench.results import Results
 
 
@@ -479,18 +480,16 @@ def _mark(table: Table, column: Column, decimals: int) -> _Marked:
     """A column's cells, marked among the models of each signature group."""
     values = {m: table.values[m][column.key] for m in table.models if column.key in table.values[m]}
     found = signature_groups(values, {m: table.signatures.get(m, {}).get(column.key, "") for m in values})
-    marks: dict[str, int] = {}
+    places = marks([g.values for g in found], table.higher_is_better.get(column.key, True))
     apart: dict[str, str] = {}
-    for group in found:
-        marks |= places(group.values, table.higher_is_better.get(column.key, True))
-        if group is not found[0]:
-            apart |= dict.fromkeys(group.values, describe_difference(found[0].signature, group.signature))
+    for group in found[1:]:
+        apart |= dict.fromkeys(group.values, describe_difference(found[0].signature, group.signature))
     scale = column.scale or table.scales.get(column.key, "fraction")
     cells = {}
     for model in table.models:
         value = values.get(model)
         text = "" if value is None else f"{value * 100 if scale == 'fraction' else value:.{decimals}f}"
-        cells[model] = _Cell(text, marks.get(model, 0))
+        cells[model] = _Cell(text, places.get(model, 0))
     return _Marked(cells, apart)
 
 
