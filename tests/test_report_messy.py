@@ -236,9 +236,8 @@ def test_the_marking_rule() -> None:
     assert places({"a": 0.4}, True) == {"a": 1}  # one row, one group: as before
     # several groups: each marked on its own, a group of one not at all
     assert marks([{"a": 0.5, "b": 0.4}, {"c": 0.9}], True) == {"a": 1}
-    assert marks([{"a": 0.5, "b": 0.4, "c": 0.3}, {"d": 0.9, "e": 0.8, "f": 0.1}], True) == {
-        "a": 1, "b": 2, "d": 1, "e": 2
-    }  # fmt: skip
+    two_groups = [{"a": 0.5, "b": 0.4, "c": 0.3}, {"d": 0.9, "e": 0.8, "f": 0.1}]
+    assert marks(two_groups, True) == {"a": 1, "b": 2, "d": 1, "e": 2}
 
 
 def test_tables_mark_within_a_signature_group_and_flag_rows_scored_differently(messy: Collection) -> None:
