@@ -26,6 +26,8 @@ class Run:
 
     results: Results
     path: Path
+    dropped: dict[str, str] = field(default_factory=dict)
+    """Metric key -> why its value in the file was not used (not a finite number)."""
 
     @property
     def samples_path(self) -> Path:
@@ -71,8 +73,10 @@ def collect(directory: Path) -> Collection:
             found.notes.append(f"skipped {path}: shard {shard} of a sharded run (its merged results.json counts)")
             continue
         known = {k: v for k, v in data.items() if k in Results.model_fields}
+        dropped: dict[str, str] = {}
         if isinstance(known["metrics"], dict):
             bad = sorted(k for k, v in known["metrics"].items() if not _finite(v))
+            dropped = {k: f"{json.dumps(known['metrics'][k])[:40]} in results.json, not a finite number" for k in bad}
             if bad:
                 # NaN sorts arbitrarily and would take a rank; null would reject the whole file
                 found.notes.append(f"{path}: {', '.join(bad)} not a finite number; treated as not reported")
@@ -94,7 +98,7 @@ def collect(directory: Path) -> Collection:
         if not results.family:
             results.family = data.get("config", {}).get("task", {}).get("family", "") or "unknown"
         key = (results.model, results.task)
-        run = Run(results, path)
+        run = Run(results, path, dropped)
         if key in chosen:
             older, newer = sorted((chosen[key], run), key=lambda r: r.path.stat().st_mtime)
             found.notes.append(

@@ -1,9 +1,13 @@
 """A self-contained leaderboard page: one HTML file with its data, CSS and JavaScript inline.
 
 Per task family a sortable table (click a header) of every model on every task of the
-family, each value with its 95% interval drawn as a bar; filters by task, language and
-modality; the family's overall ranking; and a per-sample browser for each run (the output,
-the parsed boxes drawn in red over the image with the reference in green, per-sample scores).
+family, its rows in the order of the family's overall rank (a rank column; unranked models
+last, the reason in a tooltip), each value with its 95% interval drawn as a bar. Best and
+second values are marked as in the tables, among the models scored alike only; a value scored
+differently (another signature group) carries a † whose tooltip says how, and its row is
+marked; a missing value is a dash whose tooltip says why. Filters by task, language and
+modality; the family's overall ranking; and a per-sample browser for each run (the output, the
+parsed boxes drawn in red over the image with the reference in green, per-sample scores).
 Nothing is fetched when the page opens.
 """
 
@@ -18,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from regbench.report.collect import Collection
+from regbench.report.leaderboard import marks
+from regbench.report.tables import catalog_column
 
 MAX_SAMPLES = 40
 MAX_IMAGE_SIDE = 320
@@ -108,6 +114,24 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
+def _columns(leaderboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per task and metric: its header, and the marks and differences of each model's value, by the
+    leaderboard's signature groups (so the page marks what the tables mark)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, task in leaderboard["tasks"].items():
+        for key, meta in task["metrics"].items():
+            group, column = catalog_column(key, meta.get("plugin") or None)
+            rankings = task["rankings"].get(key, [])
+            groups = [{m: task["models"][m]["values"][key] for m in ranking["ranks"]} for ranking in rankings]
+            apart: dict[str, str] = {}
+            for ranking in rankings[1:]:
+                apart |= dict.fromkeys(ranking["ranks"], ranking["difference"])
+            header = f"{group} {column.label}".strip()
+            places = marks(groups, meta["higher_is_better"])
+            out.setdefault(name, {})[key] = {"header": header, "marks": places, "apart": apart}
+    return out
+
+
 def render_html(leaderboard: dict[str, Any], collection: Collection, *, title: str = "regbench leaderboard") -> str:
     """The page, with the leaderboard and a sample of each run's records embedded."""
     images: dict[str, str | None] = {}
@@ -115,7 +139,7 @@ def render_html(leaderboard: dict[str, Any], collection: Collection, *, title: s
         f"{run.results.model} · {run.results.task}": _samples(run.samples_path, images) for run in collection.runs
     }
     keyed = {path: url for path, url in images.items() if url}
-    payload = {"leaderboard": leaderboard, "samples": samples, "images": keyed}
+    payload = {"leaderboard": leaderboard, "samples": samples, "images": keyed, "columns": _columns(leaderboard)}
     # "<" only occurs inside JSON strings, where \u003c means the same: no model output can close
     # the data <script> or open an HTML comment in it (which would swallow the page's script)
     data = json.dumps(_finite_or_null(payload), ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
@@ -141,6 +165,10 @@ td.name, th.name { text-align: left; }
 .filters { margin: .5rem 0; } .filters label { margin-right: 1rem; }
 .note { color: #8a5a00; font-size: .8rem; }
 .overall { font-size: .85rem; }
+td.best span.value { font-weight: 700; } td.second span.value { text-decoration: underline; }
+td.apart span.value { color: #8a5a00; } td.missing { color: #999; cursor: help; }
+tr.scored-differently td.name:first-of-type { font-style: italic; }
+td.rank { font-weight: 600; } .dagger { color: #b36b00; cursor: help; }
 .sample { display: flex; gap: 1rem; border-bottom: 1px solid #eee; padding: .5rem 0; }
 .sample pre { white-space: pre-wrap; max-width: 40rem; margin: 0; font-size: .8rem; }
 canvas { border: 1px solid #ccc; }
@@ -218,49 +246,88 @@ for (const [name, task] of tasks) (families[task.family] ||= []).push([name, tas
 const container = document.getElementById("families");
 for (const [family, members] of Object.entries(families).sort()) {
   container.appendChild(el("h2", {}, family));
-  const overall = LB.families[family];
-  if (overall) {
-    const text = overall.overall.map(o => `${o.rank}. ${o.model} (mean rank ${o.mean_rank.toFixed(2)})`).join("   ");
-    container.appendChild(el("p", {class: "overall"}, "Overall: " + (text || "no model ranked")));
+  const overall = LB.families[family] || {overall: [], unranked: [], unranked_reasons: {}};
+  const text = overall.overall.map(o => `${o.rank}. ${o.model} (mean rank ${o.mean_rank.toFixed(2)})`).join("   ");
+  container.appendChild(el("p", {class: "overall"}, "Overall: " + (text || "no model ranked")));
+  const reasons = overall.unranked_reasons || {};
+  if (overall.unranked.length) {
+    const unranked = overall.unranked.map(m => `${m} (${reasons[m] || "unranked"})`).join("; ");
+    container.appendChild(el("p", {class: "overall note"}, "Unranked: " + unranked));
   }
+  const rankOf = Object.fromEntries(overall.overall.map(o => [o.model, o.rank]));
   const keys = [...new Set(members.flatMap(([, t]) => Object.keys(t.metrics)))];
+  const header = key => {
+    const found = members.find(([name]) => (DATA.columns[name] || {})[key]);
+    return found ? DATA.columns[found[0]][key].header : key;
+  };
   const table = el("table", {"data-family": family});
   const head = table.createTHead().insertRow();
-  ["model", "task", "n", "parse fail."].concat(keys).forEach((label, i) => {
-    const th = el("th", {class: i < 2 ? "name" : ""}, label);
-    const direction = i >= 4 && members.some(([, t]) => t.metrics[label] && !t.metrics[label].higher_is_better);
-    if (direction) th.textContent += " ↓";
+  const fixed = [["#", "rank"], ["model", "model"], ["task", "task"], ["n", "n"], ["parse fail.", "parse"]];
+  fixed.concat(keys.map(k => [header(k), k])).forEach(([label, key], i) => {
+    const metric = i >= fixed.length;
+    const th = el("th", {class: i > 0 && i < 3 ? "name" : "", "data-key": key, title: metric ? key : ""}, label);
+    const lower = metric && members.some(([, t]) => t.metrics[key] && !t.metrics[key].higher_is_better);
+    if (lower) th.textContent += " ↓";
     th.addEventListener("click", () => sortBy(table, i, th));
     head.appendChild(th);
   });
+  // rows in the order of the overall rank (unranked last), then by task
+  const rows = members.flatMap(([name, task]) => Object.entries(task.models).map(([m, e]) => [name, task, m, e]));
+  const order = m => rankOf[m] === undefined ? 1e9 : rankOf[m];
+  const compare = (x, y) => x < y ? -1 : x > y ? 1 : 0;
+  rows.sort((a, b) => order(a[2]) - order(b[2]) || compare(a[2], b[2]) || compare(a[0], b[0]));
   const body = table.createTBody();
-  for (const [name, task] of members) {
-    for (const [model, entry] of Object.entries(task.models)) {
-      const row = body.insertRow();
-      row.className = "run";
-      Object.assign(row.dataset, {task: name, language: task.language, modality: task.modality || ""});
-      row.appendChild(el("td", {class: "name", "data-value": model}, model));
-      row.appendChild(el("td", {class: "name", "data-value": name}, name));
-      row.appendChild(el("td", {"data-value": entry.n_samples}, String(entry.n_samples)));
-      const failures = (100 * entry.parse_failure_rate).toFixed(1) + "%";
-      row.appendChild(el("td", {"data-value": entry.parse_failure_rate}, failures));
-      for (const key of keys) {
-        const value = entry.values[key];
-        const cell = el("td", {"data-value": value === undefined ? "" : value});
-        if (value !== undefined) {
-          cell.appendChild(el("span", {}, value.toFixed(4)));
-          const ci = entry.ci95[key];
-          const scale = Math.max(1, ...Object.values(task.models).map(m => Math.abs(m.values[key] ?? 0)));
-          const bar = el("span", {class: "bar", title: ci ? `95% CI [${ci[0].toFixed(4)}, ${ci[1].toFixed(4)}]` : ""});
-          if (ci) {
-            const lo = Math.max(0, ci[0] / scale), hi = Math.min(1, ci[1] / scale);
-            bar.appendChild(el("span", {style: `left:${100 * lo}%;width:${Math.max(1, 100 * (hi - lo))}%`}));
-          }
-          bar.appendChild(el("i", {style: `left:${Math.min(99, 100 * value / scale)}%`}));
-          cell.appendChild(bar);
-        }
-        row.appendChild(cell);
+  for (const [name, task, model, entry] of rows) {
+    const row = body.insertRow();
+    row.className = "run";
+    Object.assign(row.dataset, {task: name, language: task.language, modality: task.modality || "", model: model});
+    const rank = rankOf[model];
+    const unranked = `unranked: ${reasons[model] || "not in this family's standing"}`;
+    const rankTitle = rank ? `overall rank in ${family}` : unranked;
+    row.appendChild(el("td", {class: "rank", "data-value": rank ?? "", title: rankTitle}, rank ? String(rank) : "–"));
+    const nameCell = el("td", {class: "name", "data-value": model}, model);
+    row.appendChild(nameCell);
+    row.appendChild(el("td", {class: "name", "data-value": name}, name));
+    row.appendChild(el("td", {"data-value": entry.n_samples}, String(entry.n_samples)));
+    const failures = (100 * entry.parse_failure_rate).toFixed(1) + "%";
+    row.appendChild(el("td", {"data-value": entry.parse_failure_rate}, failures));
+    const differences = new Set();
+    for (const key of keys) {
+      const value = entry.values[key];
+      const column = (DATA.columns[name] || {})[key] || {marks: {}, apart: {}};
+      if (value === undefined) {
+        const why = !task.metrics[key] ? `${name} has no metric ${key}`
+          : (entry.missing && entry.missing[key]) || "not reported";
+        row.appendChild(el("td", {class: "missing", "data-value": "", title: why}, "–"));
+        continue;
       }
+      const place = column.marks[model];
+      const apart = column.apart[model];
+      const classes = [place === 1 ? "best" : place === 2 ? "second" : "", apart ? "apart" : ""].filter(c => c);
+      const cell = el("td", {"data-value": value, class: classes.join(" ")});
+      cell.appendChild(el("span", {class: "value"}, value.toFixed(4)));
+      if (apart) {
+        differences.add(apart);
+        const note = `scored differently: ${apart}; ranked apart, marked only among models scored alike`;
+        cell.appendChild(el("span", {class: "dagger", title: note}, "†"));
+        cell.title = note;
+      }
+      const ci = entry.ci95[key];
+      const scale = Math.max(1, ...Object.values(task.models).map(m => Math.abs(m.values[key] ?? 0)));
+      const bar = el("span", {class: "bar", title: ci ? `95% CI [${ci[0].toFixed(4)}, ${ci[1].toFixed(4)}]` : ""});
+      if (ci) {
+        const lo = Math.max(0, ci[0] / scale), hi = Math.min(1, ci[1] / scale);
+        bar.appendChild(el("span", {style: `left:${100 * lo}%;width:${Math.max(1, 100 * (hi - lo))}%`}));
+      }
+      bar.appendChild(el("i", {style: `left:${Math.min(99, 100 * value / scale)}%`}));
+      cell.appendChild(bar);
+      row.appendChild(cell);
+    }
+    if (differences.size) {
+      row.classList.add("scored-differently");
+      const note = `scored differently: ${[...differences].join("; ")}`;
+      nameCell.appendChild(el("span", {class: "dagger", title: note}, " †"));
+      nameCell.title = note;
     }
   }
   container.appendChild(table);

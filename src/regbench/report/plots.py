@@ -36,12 +36,11 @@ def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") 
     rows = (len(keys) + cols - 1) // cols or 1
     figure, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=False):
-        models = [r.model for r in runs if key in r.metrics]
-        values = [r.metrics[key] for r in runs if key in r.metrics]
-        errors = [
-            [v - r.ci95.get(key, [v, v])[0] for v, r in zip(values, runs, strict=False)],
-            [r.ci95.get(key, [v, v])[1] - v for v, r in zip(values, runs, strict=False)],
-        ]
+        reporting = [r for r in runs if key in r.metrics]  # each bar's interval from its own run
+        models = [r.model for r in reporting]
+        values = [r.metrics[key] for r in reporting]
+        spans = [_error_span(r, key) for r in reporting]
+        errors = [[below for below, _ in spans], [above for _, above in spans]]
         ax.bar(range(len(models)), values, yerr=errors, capsize=3, color="#4a7bd0")
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
         direction = "" if all(r.higher_is_better.get(key, True) for r in runs) else " (lower is better)"
@@ -56,11 +55,19 @@ def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") 
     return path
 
 
-def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
-    """Each model's mean score per task family (mean of its 0–1, higher-is-better metrics)."""
-    import numpy as np
+def _error_span(results: Results, key: str) -> tuple[float, float]:
+    """How far a run's 95% interval of ``key`` reaches below and above its value (0, 0 without one).
 
-    plt = _pyplot()
+    A percentile interval of a corpus metric can miss the point estimate; that side is drawn as 0
+    rather than as a negative length (which matplotlib refuses)."""
+    value = results.metrics[key]
+    low, high = results.ci95.get(key, (value, value))
+    return max(0.0, value - low), max(0.0, high - value)
+
+
+def radar_scores(collection: Collection) -> tuple[list[str], dict[str, list[float | None]]]:
+    """The task families, and per model its mean score on each (the mean over the family's tasks of
+    the mean of its 0–1, higher-is-better metrics); ``None`` where it has no such score."""
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in collection.runs:
         res = run.results
@@ -68,13 +75,29 @@ def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
         if usable:
             scores[res.model][res.family].append(sum(usable) / len(usable))
     families = sorted({f for per_model in scores.values() for f in per_model})
+    return families, {
+        model: [sum(per_family[f]) / len(per_family[f]) if per_family.get(f) else None for f in families]
+        for model, per_family in sorted(scores.items())
+    }
+
+
+def family_radar(collection: Collection, out: Path, fmt: str = "png") -> Path:
+    """Each model's mean score per task family (:func:`radar_scores`). A family a model has no score
+    on is a gap in its outline, not a 0, and the legend names it."""
+    import numpy as np
+
+    plt = _pyplot()
+    families, scores = radar_scores(collection)
     angles = np.linspace(0, 2 * np.pi, max(len(families), 1), endpoint=False).tolist()
     figure = plt.figure(figsize=(5.5, 5.5))
     ax = figure.add_subplot(polar=True)
-    for model, per_family in sorted(scores.items()):
-        values = [float(np.mean(per_family[f])) if per_family.get(f) else 0.0 for f in families]
-        ax.plot([*angles, angles[0]], [*values, values[0]], label=model)
-        ax.fill([*angles, angles[0]], [*values, values[0]], alpha=0.1)
+    for model, values in scores.items():
+        ys = [np.nan if v is None else v for v in values]  # NaN: matplotlib leaves the segments out
+        absent = [f for f, v in zip(families, values, strict=True) if v is None]
+        label = f"{model} (no {', '.join(absent)})" if absent else model
+        ax.plot([*angles, angles[0]], [*ys, ys[0]], marker="o", markersize=3, label=label)
+        if not absent:  # a filled area only where the outline is whole
+            ax.fill([*angles, angles[0]], [*ys, ys[0]], alpha=0.1)
     ax.set_xticks(angles, families, fontsize=8)
     ax.set_ylim(0, 1)
     ax.legend(loc="upper right", bbox_to_anchor=(1.3, 1.1), fontsize=8)
