@@ -1,0 +1,13 @@
+"""Readers of public medical datasets in their publishers' layouts (DATASETS.md).
+
+``READERS`` maps each loader name (``dataset.loader``) to ``"module:Class"``, so a registry can import a
+reader only when a task names it (pyarrow, Pillow and numpy stay unloaded otherwise). Each class
+follows ``common.Reader``: ``name``, ``splits``, ``aliases``, ``Options`` and ``read(root, split,
+options, *, base, skips)``.
+"""
+
+from __future__ import annotations
+
+READERS: dict[str, str] = {
+    "medrega_chat": "regbench.data.readers.medrega_chat:MedRegAChat",
+}
