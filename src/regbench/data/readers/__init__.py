@@ -10,4 +10,5 @@ from __future__ import annotations
 
 READERS: dict[str, str] = {
     "medrega_chat": "regbench.data.readers.medrega_chat:MedRegAChat",
+    "slake": "regbench.data.readers.slake:Slake",
 }
