@@ -11,4 +11,5 @@ from __future__ import annotations
 READERS: dict[str, str] = {
     "medrega_chat": "regbench.data.readers.medrega_chat:MedRegAChat",
     "slake": "regbench.data.readers.slake:Slake",
+    "vqa_rad": "regbench.data.readers.vqa_rad:VqaRad",
 }
