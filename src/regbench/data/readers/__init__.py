@@ -12,4 +12,5 @@ READERS: dict[str, str] = {
     "medrega_chat": "regbench.data.readers.medrega_chat:MedRegAChat",
     "slake": "regbench.data.readers.slake:Slake",
     "vqa_rad": "regbench.data.readers.vqa_rad:VqaRad",
+    "iu_xray": "regbench.data.readers.iu_xray:IuXray",
 }
