@@ -13,4 +13,5 @@ READERS: dict[str, str] = {
     "slake": "regbench.data.readers.slake:Slake",
     "vqa_rad": "regbench.data.readers.vqa_rad:VqaRad",
     "iu_xray": "regbench.data.readers.iu_xray:IuXray",
+    "ms_cxr": "regbench.data.readers.ms_cxr:MsCxr",
 }

@@ -441,7 +441,7 @@ def answer_type(value: Any) -> str | None:
     return kind
 
 
-def number(value: Any, what: str) -> float:
+def as_float(value: Any, what: str) -> float:
     """A finite number from a JSON number or a CSV cell, else ``Malformed``."""
     if isinstance(value, bool):
         raise Malformed(f"{what}: {value!r} is not a number")
@@ -457,11 +457,11 @@ def number(value: Any, what: str) -> float:
     return out
 
 
-def count(value: Any, what: str) -> int:
+def as_size(value: Any, what: str) -> int:
     """A positive integer (image sizes) from a JSON number or a CSV cell such as ``"512"`` or ``"512.0"``."""
     if type(value) is int and value > 0:  # the common case, without the float round trip
         return value
-    out = number(value, what)
+    out = as_float(value, what)
     if not out.is_integer() or out <= 0:
         raise Malformed(f"{what}: {value!r} is not a positive integer")
     return int(out)

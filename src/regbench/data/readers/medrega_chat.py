@@ -23,7 +23,7 @@ from regbench.data.readers.common import (
     Reader,
     ReaderError,
     ReaderOptions,
-    count,
+    as_size,
     option_path,
     reason,
     scaled_box,
@@ -223,4 +223,4 @@ def _images(value: Any, image_dir: str, files: Files) -> list[str]:
 
 def _size(record: dict[str, Any], key: str) -> int | None:
     value = record.get(key)
-    return None if value is None else count(value, key)
+    return None if value is None else as_size(value, key)
