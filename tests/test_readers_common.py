@@ -5,6 +5,7 @@ Also the helpers the other ``test_readers_*`` files use to build tiny datasets a
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -51,6 +52,15 @@ def write(path: Path, content: str | bytes) -> Path:
 
 def write_json(path: Path, value: Any) -> Path:
     return write(path, json.dumps(value, ensure_ascii=False, indent=1))
+
+
+def csv_text(header: list[str], rows: list[list[str]]) -> str:
+    """A CSV file's text, as Python's csv writer (and pandas) quote it."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def load(

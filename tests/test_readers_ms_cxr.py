@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.ms_cxr import MsCxr
-from tests.test_readers_common import dump, load, png, warnings, write
+from tests.test_readers_common import csv_text, dump, load, png, warnings, write
 
 HEADER = ["dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height", "split"]
 
@@ -21,14 +19,6 @@ def image_path(dicom: str) -> str:
 
 def row(dicom: str, category: str, phrase: str, x: str, y: str, w: str, h: str, split: str = "test") -> list[str]:
     return [dicom, category, phrase, image_path(dicom), x, y, w, h, "100", "80", split]
-
-
-def csv_text(header: list[str], rows: list[list[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 ROWS = [

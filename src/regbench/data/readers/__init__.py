@@ -14,4 +14,5 @@ READERS: dict[str, str] = {
     "vqa_rad": "regbench.data.readers.vqa_rad:VqaRad",
     "iu_xray": "regbench.data.readers.iu_xray:IuXray",
     "ms_cxr": "regbench.data.readers.ms_cxr:MsCxr",
+    "pmc_vqa": "regbench.data.readers.pmc_vqa:PmcVqa",
 }
