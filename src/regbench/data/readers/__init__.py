@@ -15,4 +15,5 @@ READERS: dict[str, str] = {
     "iu_xray": "regbench.data.readers.iu_xray:IuXray",
     "ms_cxr": "regbench.data.readers.ms_cxr:MsCxr",
     "pmc_vqa": "regbench.data.readers.pmc_vqa:PmcVqa",
+    "mimic_cxr": "regbench.data.readers.mimic_cxr:MimicCxr",
 }

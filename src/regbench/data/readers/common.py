@@ -136,6 +136,22 @@ class Skips:
         print(line, file=self._stream or sys.stderr)
 
 
+def skip_sample(
+    skips: Skips,
+    file: str | os.PathLike[str],
+    numbers: Iterable[int],
+    bad: Mapping[int, str],
+    sample_id: str,
+    unit: str,
+) -> None:
+    """Skip every record of a sample made of several (MS-CXR phrase rows, VinDr box rows, MIMIC study
+    images): a record with a problem of its own says it, the others name the first bad record."""
+    first = min(bad)
+    for number in numbers:
+        why = bad.get(number) or f"sample {sample_id!r} dropped: {unit} {first} is malformed"
+        skips.add(file, number, why, unit=unit)
+
+
 # --------------------------------------------------------------------------- options and the reader
 
 

@@ -28,6 +28,7 @@ from regbench.data.readers.common import (
     read_csv,
     reason,
     scaled_box,
+    skip_sample,
     text,
 )
 from regbench.types import Sample
@@ -69,10 +70,7 @@ class MsCxr(Reader):
                 number, _ = phrase.rows[0]
                 sample, bad = None, {number: reason(exc)}
             if bad:
-                first = min(bad)
-                for number, _ in phrase.rows:
-                    why = bad.get(number) or f"sample {phrase.sample_id!r} dropped: row {first} is malformed"
-                    ctx.skips.add(path, number, why, unit="row")
+                skip_sample(ctx.skips, path, (n for n, _ in phrase.rows), bad, phrase.sample_id, "row")
             elif sample is not None and ctx.claim(sample.id, path, phrase.rows[0][0], "row"):
                 yield sample
 
