@@ -16,4 +16,5 @@ READERS: dict[str, str] = {
     "ms_cxr": "regbench.data.readers.ms_cxr:MsCxr",
     "pmc_vqa": "regbench.data.readers.pmc_vqa:PmcVqa",
     "mimic_cxr": "regbench.data.readers.mimic_cxr:MimicCxr",
+    "vindr_cxr": "regbench.data.readers.vindr_cxr:VindrCxr",
 }
