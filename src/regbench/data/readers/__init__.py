@@ -17,4 +17,5 @@ READERS: dict[str, str] = {
     "pmc_vqa": "regbench.data.readers.pmc_vqa:PmcVqa",
     "mimic_cxr": "regbench.data.readers.mimic_cxr:MimicCxr",
     "vindr_cxr": "regbench.data.readers.vindr_cxr:VindrCxr",
+    "m3d": "regbench.data.readers.m3d:M3d",
 }
