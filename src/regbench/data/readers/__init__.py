@@ -18,4 +18,5 @@ READERS: dict[str, str] = {
     "mimic_cxr": "regbench.data.readers.mimic_cxr:MimicCxr",
     "vindr_cxr": "regbench.data.readers.vindr_cxr:VindrCxr",
     "m3d": "regbench.data.readers.m3d:M3d",
+    "medmnist": "regbench.data.readers.medmnist:MedMnist",
 }

@@ -577,21 +577,22 @@ class ImageCache:
         digest = hashlib.sha256(data).hexdigest()[:32]
         return self._put(digest + image_suffix(data, hint), lambda f: f.write(data))
 
-    def put_array(self, array: Any) -> str:
+    def put_array(self, array: Any, *, volume: bool = False) -> str:
         """The absolute path of a lossless copy of ``array``: PNG for a 2D image, ``.npy`` otherwise.
 
         2D means ``(H, W)`` or ``(H, W, C)`` with C in 1, 3, 4 and dtype uint8 (C = 1 also uint16); a
-        volume ``(D, H, W)`` or another dtype is written with ``numpy.save``. The name hashes the
-        dtype, shape and bytes, so the same array always maps to the same file.
+        volume (``volume=True``, or any other shape) or another dtype is written with ``numpy.save``.
+        The name hashes the dtype, shape and bytes, so the same array always maps to the same file.
         """
         import numpy as np
 
         arr = np.ascontiguousarray(array)
-        if arr.ndim == 3 and arr.shape[2] == 1:
+        if not volume and arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[:, :, 0]
         digest = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode() + arr.tobytes()).hexdigest()[:32]
-        png = (arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16)) or (
-            arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8
+        png = not volume and (
+            (arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16))
+            or (arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8)
         )
         if not png:
             return self._put(digest + ".npy", lambda f: np.save(f, arr, allow_pickle=False))
