@@ -172,6 +172,24 @@ def test_every_listed_reader_imports_and_declares_its_interface() -> None:
         assert cls.Options.model_config.get("extra") == "forbid"
 
 
+@pytest.mark.parametrize(("loader", "package"), [("path_vqa", "pyarrow"), ("hf", "pyarrow"), ("vindr_cxr", "Pillow")])
+def test_a_missing_dependency_names_the_package_and_the_extra(
+    loader: str, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import importlib.util
+
+    module, _, attr = READERS[loader].partition(":")
+    reader = getattr(importlib.import_module(module), attr)()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("pyarrow", "PIL") else real(name, *a)
+    )
+    message = rf"^dataset\.loader: the {loader} reader needs {package}, which is not installed: "
+    with pytest.raises(ReaderError, match=message + r"pip install 'regbench\[data\]'"):
+        reader.read(tmp_path, "test", {}, base=tmp_path, skips=Skips())
+
+
 # --------------------------------------------------------------------------- the image cache
 
 

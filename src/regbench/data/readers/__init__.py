@@ -19,4 +19,6 @@ READERS: dict[str, str] = {
     "vindr_cxr": "regbench.data.readers.vindr_cxr:VindrCxr",
     "m3d": "regbench.data.readers.m3d:M3d",
     "medmnist": "regbench.data.readers.medmnist:MedMnist",
+    "path_vqa": "regbench.data.readers.path_vqa:PathVqa",
+    "hf": "regbench.data.readers.hf:Hf",
 }

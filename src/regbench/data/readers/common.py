@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -206,6 +207,8 @@ class Reader(ABC):
     splits: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[dict[str, str]] = {}
     Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    requires: ClassVar[dict[str, str]] = {}
+    """Optional modules the reader imports -> the package that provides them (``{"pyarrow": "pyarrow"}``)."""
 
     def read(
         self,
@@ -237,6 +240,9 @@ class Reader(ABC):
             Bad root, split or option, a required file absent, or no valid record left.
         """
         # Checked here, before the first sample is asked for, so a bad spec fails at once.
+        for module, package in self.requires.items():
+            if importlib.util.find_spec(module) is None:
+                raise missing_dependency(self.name, package)
         opts = options if isinstance(options, self.Options) else self.parse_options(options)
         root = resolve_root(root, base)
         split = self.resolve_split(split, root, opts)
@@ -274,7 +280,7 @@ class Reader(ABC):
             first = exc.errors()[0]
             key = ".".join(str(p) for p in first["loc"])
             if first["type"] == "extra_forbidden":
-                valid = ", ".join(cls.Options.model_fields)
+                valid = ", ".join(_model_at(cls.Options, first["loc"][:-1]).model_fields)
                 raise ReaderError(f"dataset.options.{key}", f"unknown option of {cls.name}; valid: {valid}") from None
             got = first.get("input")
             raise ReaderError(f"dataset.options.{key}", f"{first['msg']} (got {got!r:.80})") from None
@@ -295,6 +301,19 @@ class Reader(ABC):
         if split is None:
             raise ReaderError("dataset.split", f"the {self.name} reader needs a split: one of {listed}{hint}")
         raise ReaderError("dataset.split", f"{split!r} is not a split of {self.name}; valid: {listed}{hint}")
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel]:
+    """The (nested) options model a validation error's location points into."""
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        inner = getattr(info, "annotation", None)
+        candidates = [inner, *getattr(inner, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return model
 
 
 # --------------------------------------------------------------------------- paths

@@ -80,6 +80,7 @@ class MedMnist(Reader):
     name: ClassVar[str] = "medmnist"
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     aliases: ClassVar[dict[str, str]] = {"validation": "val", "validate": "val"}
+    requires: ClassVar[dict[str, str]] = {"PIL": "Pillow"}  # 2D images are cached as PNG
 
     class Options(ReaderOptions):
         flag: str = Field(min_length=1)

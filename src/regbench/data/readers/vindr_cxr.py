@@ -23,7 +23,6 @@ from regbench.data.readers.common import (
     Reader,
     ReaderOptions,
     as_float,
-    missing_dependency,
     option_path,
     read_csv,
     reason,
@@ -63,6 +62,7 @@ class VindrCxr(Reader):
 
     name: ClassVar[str] = "vindr_cxr"
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
+    requires: ClassVar[dict[str, str]] = {"PIL": "Pillow"}  # image sizes from the PNG headers
 
     class Options(ReaderOptions):
         image_dir: str | None = Field(None, min_length=1)
@@ -74,10 +74,8 @@ class VindrCxr(Reader):
         ``fuse``: per class, boxes of different radiologists with IoU >= 0.5 merged into their mean."""
 
     def samples(self, root: Path, split: str, options: Any, ctx: Context) -> Iterator[Sample]:
-        try:
-            from PIL import Image as PILImage
-        except ImportError:
-            raise missing_dependency(self.name, "Pillow") from None
+        from PIL import Image as PILImage
+
         path = require_file(root / "annotations" / f"annotations_{split}.csv")
         _, rows = read_csv(path, ("image_id", "rad_id", "class_name", *_BOX_COLUMNS))
         one_reader = options.readers if options.readers not in (None, FUSE) else None
