@@ -36,10 +36,13 @@ GRID = 999
 
 _IMAGE_TAG = re.compile(r"<image>\n?")
 # A <ref> immediately before a <box> names it; the tempered name stops a name from spanning refs.
-_REF_BOX = re.compile(r"(?:<ref>((?:(?!</?ref>).)*)</ref>\s*)?<box>(.*?)</box>", re.S)
-_ONE_BOX = re.compile(r"\[\[(\d{1,3}), ?(\d{1,3}), ?(\d{1,3}), ?(\d{1,3})\]\]")
-_BOX_SPAN = re.compile(r"<box>.*?</box>", re.S)
-_REF_TAG = re.compile(r"</?ref>")
+# One integer box (the common case) is captured as four numbers, anything else as raw content.
+_REF_BOX = re.compile(
+    r"(?:<ref>((?:(?!</?ref>).)*)</ref>\s*)?<box>"
+    r"(?:\[\[(\d{1,3}), ?(\d{1,3}), ?(\d{1,3}), ?(\d{1,3})\]\]|(.*?))</box>",
+    re.S,
+)
+_BOX_OR_REF = re.compile(r"<box>.*?</box>|</?ref>", re.S)  # what the answer text drops
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _KNOWN = frozenset({"id", "image", "width", "height", "conversations"})
 _NUMBER = (int, float)
@@ -116,7 +119,7 @@ def _sample(sample_id: str, record: dict[str, Any], image_dir: str, files: Files
     human, gpt, rest = _turns(record.get("conversations"))
     question = text(_IMAGE_TAG.sub("", human), "question")
     answer_objects = _objects(gpt)
-    answer = _REF_TAG.sub("", _BOX_SPAN.sub("", gpt)).strip()
+    answer = _BOX_OR_REF.sub("", gpt).strip()
     if answer_objects:
         objects = answer_objects
     else:
@@ -170,15 +173,14 @@ def _objects(value: str) -> list[dict[str, Any]]:
     if "<box>" not in value:  # most questions: no need to run the regex
         return []
     regions = []
-    for match in _REF_BOX.finditer(value):
-        name, content = match.groups()
-        simple = _ONE_BOX.fullmatch(content)
-        if simple is not None:  # one integer box, the common case: no JSON decoding
-            x1, y1, x2, y2 = map(int, simple.groups())
-            if x1 <= x2 <= GRID and y1 <= y2 <= GRID:
-                regions.append({"name": (name or "").strip(), "boxes": [[x1 / GRID, y1 / GRID, x2 / GRID, y2 / GRID]]})
+    for name, x1, y1, x2, y2, content in _REF_BOX.findall(value):
+        if content == "" and x1:  # one integer box: check it here rather than through JSON
+            a, b, c, d = int(x1), int(y1), int(x2), int(y2)
+            if a <= c <= GRID and b <= d <= GRID:
+                regions.append({"name": name.strip(), "boxes": [[a / GRID, b / GRID, c / GRID, d / GRID]]})
                 continue
-        regions.append({"name": (name or "").strip(), "boxes": _boxes(content)})
+            content = f"[[{x1}, {y1}, {x2}, {y2}]]"  # let _boxes say what is wrong with it
+        regions.append({"name": name.strip(), "boxes": _boxes(content)})
     return regions
 
 
