@@ -219,7 +219,11 @@ class Reader(ABC):
         base: Path,
         skips: Skips,
     ) -> Iterator[Sample]:
-        """Yield the split's samples in the reader's order.
+        """Check the spec, then return an iterator over the split's samples in the reader's order.
+
+        Root, split, options, the ``ids`` file and optional packages are checked by this call, so a
+        bad spec fails before any sample is asked for; malformed records are skipped (and reported
+        to ``skips``) while iterating.
 
         Parameters
         ----------
@@ -234,10 +238,16 @@ class Reader(ABC):
         skips : Skips
             Collects and reports malformed records; the caller calls ``skips.finish()`` at the end.
 
+        Returns
+        -------
+        Iterator of Sample
+            Each sample validated, images absolute and existing, ids unique.
+
         Raises
         ------
         ReaderError
-            Bad root, split or option, a required file absent, or no valid record left.
+            Bad root, split or option, a missing package, a required file absent (at the call or
+            at the first ``next``), or no valid record left (when the iterator is exhausted).
         """
         # Checked here, before the first sample is asked for, so a bad spec fails at once.
         for module, package in self.requires.items():
