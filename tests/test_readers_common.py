@@ -150,6 +150,8 @@ def test_scaled_box_divides_and_refuses_swapped_or_outside_boxes() -> None:
         scaled_box([10, 20, 30, 81], (100, 80), "the 100×80 image")
     with pytest.raises(Malformed, match="outside"):
         scaled_box([-1, 0, 3, 4], (100, 80), "the image")
+    with pytest.raises(Malformed, match=r"box \[nan, 0, 3, 4\] has a coordinate that is not a finite number"):
+        scaled_box([float("nan"), 0, 3, 4], (100, 80), "the image")
 
 
 def test_unknown_and_invalid_options_name_the_key() -> None:

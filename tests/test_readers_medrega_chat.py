@@ -78,6 +78,7 @@ def root(tmp_path: Path) -> Path:
             {"id": "bad-6", "conversations": chat("<image>\n", "a")},
             {"id": "bad-7", "width": "wide", "conversations": chat("q", "a")},
             {"id": "bad-8", "conversations": chat("q", "<box>[[1, 2, 3, x]]</box>")},
+            {"id": "bad-9", "conversations": chat("q", "<box>[[1, 2, NaN, 4]]</box>")},
         ],
     )
     return root
@@ -158,8 +159,9 @@ def test_reads_questions_answers_boxes_languages_and_meta(root: Path, tmp_path: 
         f"{path}: line 13: skipped: empty question",
         f"{path}: line 14: skipped: width: 'wide' is not a number",
         f"{path}: line 15: skipped: <box> content '[[1, 2, 3, x]]' is not a JSON list of boxes",
+        f"{path}: line 16: skipped: box [1, 2, nan, 4] has a coordinate that is not a finite number",
     ]
-    assert skips.count == 11 and stderr.endswith("skipped 11 records\n")
+    assert skips.count == 12 and stderr.endswith("skipped 12 records\n")
 
 
 def test_options_annotation_image_root_language_and_ids(tmp_path: Path) -> None:

@@ -212,7 +212,7 @@ class Reader(ABC):
 
     def read(
         self,
-        root: Path,
+        root: str | os.PathLike[str] | None,
         split: str | None,
         options: ReaderOptions | Mapping[str, Any],
         *,
@@ -227,8 +227,8 @@ class Reader(ABC):
 
         Parameters
         ----------
-        root : Path
-            ``dataset.root``; a relative path is taken relative to ``base``.
+        root : path or None
+            ``dataset.root``; a relative path is taken relative to ``base``; None is an error.
         split : str or None
             ``dataset.split`` (aliases accepted).
         options : Options or mapping
@@ -254,10 +254,10 @@ class Reader(ABC):
             if importlib.util.find_spec(module) is None:
                 raise missing_dependency(self.name, package)
         opts = options if isinstance(options, self.Options) else self.parse_options(options)
-        root = resolve_root(root, base)
-        split = self.resolve_split(split, root, opts)
+        directory = resolve_root(root, base)
+        split = self.resolve_split(split, directory, opts)
         ctx = Context(base=base, skips=skips, ids=load_ids(opts.ids, base))
-        return self._counted(root, split, opts, ctx)
+        return self._counted(directory, split, opts, ctx)
 
     def _counted(self, root: Path, split: str, options: Any, ctx: Context) -> Iterator[Sample]:
         skipped_before = ctx.skips.count
@@ -415,7 +415,7 @@ def _list_files(directory: str) -> frozenset[str]:
 def read_json(path: Path) -> Any:
     """A whole JSON file; unreadable JSON is a ``dataset.root`` error naming the file."""
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:  # tolerate a byte-order mark
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise ReaderError("dataset.root", f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
@@ -535,11 +535,13 @@ def scaled_box(values: Sequence[float], sizes: Sequence[float], frame: str) -> l
     Raises
     ------
     Malformed
-        A corner swapped (x1 > x2, ...) or a coordinate outside the frame.
+        A non-finite coordinate, a corner swapped (x1 > x2, ...) or a coordinate outside the frame.
     """
     n = len(sizes)
     for axis in range(n):
         lo, hi = values[axis], values[axis + n]
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN compares false with everything
+            raise Malformed(f"box {_shown(values)} has a coordinate that is not a finite number")
         if lo > hi:
             a = _AXES[axis]
             raise Malformed(f"box {_shown(values)} has {a}1 > {a}2")

@@ -93,7 +93,7 @@ class MedRegAChat(Reader):
             path = root / f"{split}.jsonl"
         image_dir = str(option_path(root, options.image_root)) if options.image_root else str(root)
         files = Files()
-        with path.open(encoding="utf-8") as lines:
+        with path.open(encoding="utf-8-sig") as lines:  # tolerate a byte-order mark
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
