@@ -174,15 +174,35 @@ def test_every_listed_reader_imports_and_declares_its_interface() -> None:
         assert cls.Options.model_config.get("extra") == "forbid"
 
 
+MINIMAL_OPTIONS: dict[str, dict[str, Any]] = {"medmnist": {"flag": "pathmnist"}, "hf": {"columns": {"answer": "a"}}}
+
+
+def reader_named(name: str) -> Reader:
+    import importlib
+
+    module, _, attr = READERS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+@pytest.mark.parametrize("name", sorted(READERS))
+def test_every_reader_names_a_missing_root_and_an_unknown_option(name: str, tmp_path: Path) -> None:
+    reader = reader_named(name)
+    if "pyarrow" in reader.requires:
+        pytest.importorskip("pyarrow")
+    options = MINIMAL_OPTIONS.get(name, {})
+    with pytest.raises(ReaderError, match=r"^dataset\.root: not a directory: .*missing"):
+        reader.read(tmp_path / "missing", "test", options, base=tmp_path, skips=Skips())
+    with pytest.raises(ReaderError, match=r"^dataset\.options\.colour: unknown option of " + name):
+        reader.read(tmp_path, "test", {**options, "colour": "red"}, base=tmp_path, skips=Skips())
+
+
 @pytest.mark.parametrize(("loader", "package"), [("path_vqa", "pyarrow"), ("hf", "pyarrow"), ("vindr_cxr", "Pillow")])
 def test_a_missing_dependency_names_the_package_and_the_extra(
     loader: str, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib
     import importlib.util
 
-    module, _, attr = READERS[loader].partition(":")
-    reader = getattr(importlib.import_module(module), attr)()
+    reader = reader_named(loader)
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name in ("pyarrow", "PIL") else real(name, *a)

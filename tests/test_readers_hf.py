@@ -176,6 +176,11 @@ def test_errors_name_the_field(saved: Path, tmp_path: Path) -> None:
         load(Hf(), saved, "test", {"columns": {"caption": "c"}}, base=tmp_path)
     with pytest.raises(ReaderError, match=r"^dataset\.split: 'validation' is not a split of hf; valid: test, train$"):
         load(Hf(), saved, "validation", {"columns": COLUMNS}, base=tmp_path)
+    arrow_stream(saved / "validation" / "data-00000-of-00001.arrow", [row(1, None, "a")])
+    with pytest.raises(
+        ReaderError, match=r"^dataset\.root: no valid record left .*split 'validation'; 1 records skipped"
+    ):
+        load(Hf(), saved, "validation", {"columns": COLUMNS}, base=tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ReaderError, match=r"^dataset\.split: 'test' is not a split of hf; valid: none found under"):

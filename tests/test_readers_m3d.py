@@ -136,6 +136,12 @@ def test_subset_annotation_and_errors(root: Path, tmp_path: Path) -> None:
     )
     samples, _, _ = load(M3d(), root, None, {"annotation": "mine.csv"}, base=tmp_path)
     assert [s.id for s in samples] == ["mine-0"]
+    write(
+        root / "bad.csv",
+        csv_text(HEADER, [["M3D_RefSeg_npy/s0000/ct.npy", "M3D_RefSeg_npy/s0000/mask.npy", "9", "0", "q", "a"]]),
+    )
+    with pytest.raises(ReaderError, match=r"^dataset\.root: no valid record left .*split 'bad'; 1 records skipped"):
+        load(M3d(), root, None, {"annotation": "bad.csv"}, base=tmp_path)
     with pytest.raises(ReaderError, match=r"^dataset\.split: 'train' is not a split of m3d; valid: test$"):
         load(M3d(), root, "train", base=tmp_path)
     with pytest.raises(ReaderError, match=r"^dataset\.options\.subset: "):

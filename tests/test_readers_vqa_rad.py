@@ -124,6 +124,9 @@ def test_errors_name_the_field(root: Path, tmp_path: Path) -> None:
         load(VqaRad(), root, "test", {"language": "en"}, base=tmp_path)
     with pytest.raises(ReaderError, match=r"^dataset\.root: required file not found: .*VQA_RAD Dataset Public\.json"):
         load(VqaRad(), tmp_path, "test", base=tmp_path)
+    write_json(root / "VQA_RAD Dataset Public.json", [qa(1, "test_para", "q", "a", image_name="gone.jpg")])
+    with pytest.raises(ReaderError, match=r"^dataset\.root: no valid record left .*split 'test'; 1 records skipped"):
+        load(VqaRad(), root, "test", base=tmp_path)
     write_json(root / "VQA_RAD Dataset Public.json", {"not": "an array"})
     with pytest.raises(ReaderError, match=r"^dataset\.root: .*expected the file to be a JSON array, got dict"):
         load(VqaRad(), root, "test", base=tmp_path)
