@@ -68,9 +68,9 @@ def layer_of(name: str) -> int:
     best: tuple[int, int] | None = None  # (prefix length, layer): the most specific entry wins
     for index, layer in enumerate(LAYERS):
         for prefix in layer:
-            if name == prefix or name.startswith(prefix + "."):
-                if best is None or len(prefix) > best[0]:
-                    best = (len(prefix), index)
+            matches = name == prefix or name.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
     if best is None:
         raise AssertionError(f"{name} is in no layer of tests/test_layering.py (and docs/architecture.md)")
     return best[1]

@@ -437,16 +437,19 @@ def data_check(
     task: Annotated[list[str], typer.Argument(help="Task or group names, or task YAML paths.")],
 ) -> None:
     """Load each task's data and report what its samples lack for the task's family."""
-    from regbench.data import load_samples
+    from regbench.collector import gc_paused
+    from regbench.data import load_split
     from regbench.data.check import check_samples
     from regbench.resolve import resolve_tasks
 
     failed = False
     for spec in resolve_tasks(task):
-        samples = load_samples(spec)
+        with gc_paused():
+            split = load_split(spec)
+        samples = split.samples
         problems = check_samples(spec, samples)
         status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
-        out.print(f"{spec.task}: {len(samples)} samples, {status}")
+        out.print(f"{spec.task}: {len(samples)} samples, {split.n_skipped} records skipped, {status}")
         for line in problems[:20]:
             out.print(f"  - {line}", highlight=False, soft_wrap=True)
         if len(problems) > 20:
@@ -454,6 +457,26 @@ def data_check(
         failed |= bool(problems)
     if failed:
         raise typer.Exit(1)
+
+
+@data_app.command("export")
+@user_errors
+def data_export(
+    task: Annotated[str, typer.Argument(help="Task name or task YAML path.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The canonical JSONL file to write.")],
+    limit: LimitOpt = None,
+) -> None:
+    """Write the samples a task loads as canonical JSONL (every Sample field, in the reader's order)."""
+    from regbench.collector import gc_paused
+    from regbench.data import load_split
+    from regbench.data.export import write_canonical
+    from regbench.resolve import resolve_tasks
+
+    specs = resolve_tasks([task])
+    if len(specs) != 1:
+        raise RegbenchError(f"data export writes one task; {task!r} names {len(specs)} (a group): name one of them")
+    with gc_paused():  # a reader prints ``skipped N records`` on stderr as loading ends
+        write_canonical(load_split(specs[0], limit=limit).samples, output)
 
 
 @export_app.command("lm-eval")

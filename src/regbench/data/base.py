@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -44,6 +45,15 @@ class Loader(ABC):
     @abstractmethod
     def load(self, spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
         """The samples of the dataset ``spec`` names, in its order (``base``: the task YAML's directory)."""
+
+    @property
+    def n_skipped(self) -> int:
+        """Malformed records the last ``load`` skipped so far (readers of public formats skip; the
+        canonical JSONL stops at the first bad line instead)."""
+        return 0
+
+    def finish(self) -> None:
+        """Called once loading stops (also early, with ``--limit``): readers report their skips here."""
 
 
 LOADERS: Registry[type[Loader]] = Registry(
@@ -84,12 +94,38 @@ def build_loader(task: TaskSpec) -> Loader:
     return loader_type(options)
 
 
+@dataclass
+class LoadedSplit:
+    """What loading a task's dataset gives: its samples, and how many malformed records were skipped."""
+
+    samples: list[Sample]
+    n_skipped: int = 0
+    """Records skipped as malformed (DATASETS.md; with ``limit``: among the records read)."""
+
+
 def load_samples(task: TaskSpec, *, limit: int | None = None) -> list[Sample]:
     """All samples of a task (the first ``limit`` of them), ids checked unique."""
+    return load_split(task, limit=limit).samples
+
+
+def load_split(task: TaskSpec, *, limit: int | None = None) -> LoadedSplit:
+    """The samples of a task (the first ``limit`` of them), ids checked unique, and the skip count."""
     base = task.source.parent if task.source else Path.cwd()
     loader = build_loader(task)
     samples: list[Sample] = []
     seen: dict[str, int] = {}
+    try:
+        _read_into(samples, seen, loader, task, base, limit)
+    finally:
+        loader.finish()
+    if not samples:
+        raise DataError(f"task {task.task}: the dataset has no samples")
+    return LoadedSplit(samples, loader.n_skipped)
+
+
+def _read_into(
+    samples: list[Sample], seen: dict[str, int], loader: Loader, task: TaskSpec, base: Path, limit: int | None
+) -> None:
     for number, sample in enumerate(loader.load(task.dataset, base=base), start=1):
         if sample.id in seen:
             where = base / task.dataset.path if task.dataset.path else f"the {task.dataset.loader} dataset"
@@ -101,6 +137,3 @@ def load_samples(task: TaskSpec, *, limit: int | None = None) -> list[Sample]:
         samples.append(sample)
         if limit is not None and len(samples) >= limit:
             break
-    if not samples:
-        raise DataError(f"task {task.task}: the dataset has no samples")
-    return samples

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import sys
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,9 @@ from typing import Any, ClassVar, TextIO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from regbench.data.base import Loader
 from regbench.errors import DataError
+from regbench.spec import DatasetSpec
 from regbench.types import Sample
 
 WARNINGS_PER_FILE = 20
@@ -195,20 +197,42 @@ class Context:
         return False
 
 
-class Reader(ABC):
+class Reader(Loader):
     """A dataset reader: public layout in, canonical ``Sample``s out.
 
     Subclasses set ``name`` (the ``dataset.loader`` value), ``splits`` (the documented splits; empty
     when the files present define them, see ``available_splits``), ``aliases`` (other names of a
-    split) and ``Options``, and implement ``samples``.
+    split) and ``Options``, and implement ``samples``. As a :class:`~regbench.data.base.Loader`,
+    ``load`` reads ``dataset.root``, ``dataset.split`` and the validated ``dataset.options``, and
+    ``finish`` prints the skip summary (``skipped N records``).
     """
 
     name: ClassVar[str]
     splits: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[dict[str, str]] = {}
-    Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    Options: ClassVar[type[ReaderOptions]] = ReaderOptions  # type: ignore[assignment]
     requires: ClassVar[dict[str, str]] = {}
     """Optional modules the reader imports -> the package that provides them (``{"pyarrow": "pyarrow"}``)."""
+
+    skips: Skips | None = None
+    """The skips of the last ``load``."""
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        # no default options here: some readers have required ones (``hf``'s columns), checked by ``read``
+        self.options = options  # type: ignore[assignment]
+
+    def load(self, spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
+        self.skips = Skips()
+        options = self.options if self.options is not None else spec.options
+        return self.read(spec.root, spec.split, options, base=base, skips=self.skips)
+
+    @property
+    def n_skipped(self) -> int:
+        return self.skips.count if self.skips is not None else 0
+
+    def finish(self) -> None:
+        if self.skips is not None:
+            self.skips.finish()
 
     def read(
         self,
