@@ -96,7 +96,7 @@ def parse_gate_flag(text: str, *, flag: str, rule: Rule, alpha: float | None = D
     target, equals, number = text.rpartition("=")
     task, _, metric = target.strip().rpartition(":")
     what = "DELTA" if rule == "max_drop" else "VALUE"
-    if not equals or not metric:
+    if not equals or not metric or "=" in target:
         raise RegbenchError(f"{flag}: expected [TASK:]METRIC={what} (e.g. grounded_rg:region_f1=0.5), got {text!r}")
     try:
         limit = float(number)
