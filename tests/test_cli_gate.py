@@ -234,10 +234,13 @@ def test_the_summary_is_appended_to_the_github_step_summary(tmp_path: Path) -> N
         tmp_path / "out",
         "--fail-under",
         "exact_match=0.9",
+        "--summary",
+        tmp_path / "gates.md",
         env={"GITHUB_STEP_SUMMARY": str(step)},
     )
     assert code == 1
     text = step.read_text()
+    assert text == "earlier step\n" + (tmp_path / "gates.md").read_text()
     assert text.startswith("earlier step\n### ❌ regbench gates: 1 of 2 gates failed\n")
     assert "| ❌ | demo_vqa_en | exact_match | 0.5000 [" in text and "| fail-under: 0.5 < 0.9 |" in text
 

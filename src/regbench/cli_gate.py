@@ -200,11 +200,10 @@ def finish_gates(gating: Gating, runs: Sequence[Path], *, seed: int, errors: tup
         out.print(gate_table(report))
     if flags.junit is not None:
         _write(flags.junit, junit_xml(report))
-    if flags.summary is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+    if flags.summary is not None:
         summary = markdown_summary(report)
-        if flags.summary is not None:
-            _write(flags.summary, summary)
-        if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        _write(flags.summary, summary)
+        if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub Actions shows it on the run's page
             with open(step_summary, "a", encoding="utf-8") as handle:
                 handle.write(summary)
     _tell_errors(report, errors)
