@@ -450,3 +450,13 @@ def test_the_junit_file_reads_with_junitparser(tmp_path: Path) -> None:
     (failure,) = cases["exact_match fail-under 0.6"].result
     assert isinstance(failure, junitparser.Failure) and failure.message == "exact_match: fail-under: 0.5 < 0.6"
     assert "value: 0.5000" in failure.text and cases["token_f1 fail-under 0.7"].is_passed
+
+
+def test_a_baseline_the_run_would_overwrite_is_refused_before_the_run(tmp_path: Path) -> None:
+    preds = predictions(tmp_path / "p.jsonl", vqa_outputs("perfect"))
+    assert score(tmp_path, preds)[0] == 0
+    baseline = tmp_path / "out" / "p" / "demo_vqa_en"
+    before = (baseline / "samples.jsonl").read_text()
+    code, text = score(tmp_path, preds, "--baseline", baseline, "--max-drop", "exact_match=0")
+    assert code == 2 and "this run writes its results there; copy the baseline elsewhere" in text, text
+    assert (baseline / "samples.jsonl").read_text() == before

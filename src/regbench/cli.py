@@ -197,10 +197,20 @@ def run(
 ) -> None:
     """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl; gate the results."""
     from regbench.resolve import resolve_model, resolve_tasks
-    from regbench.runner import RunOptions
+    from regbench.runner import RunOptions, output_dir
 
     model_spec = resolve_model(model)
     tasks = resolve_tasks(task)
+    options = RunOptions(
+        output=output,
+        limit=limit,
+        seed=seed,
+        bootstrap_trials=bootstrap,
+        box_format=box_format,
+        cache=cache,
+        use_cache=not no_cache,
+        shard=_parse_shard(shard),
+    )
     gating = prepare_gates(
         GateFlags(
             fail_under=fail_under,
@@ -214,16 +224,7 @@ def run(
             summary=summary,
         ),
         tasks,
-    )
-    options = RunOptions(
-        output=output,
-        limit=limit,
-        seed=seed,
-        bootstrap_trials=bootstrap,
-        box_format=box_format,
-        cache=cache,
-        use_cache=not no_cache,
-        shard=_parse_shard(shard),
+        [output_dir(options, model_spec.model, t.task) for t in tasks],
     )
     finish_gates(
         gating,
@@ -264,12 +265,21 @@ def score(
 ) -> None:
     """Score recorded outputs (no model): the predictions replace the model's answers; gate the results."""
     from regbench.resolve import resolve_tasks
-    from regbench.runner import RunOptions
+    from regbench.runner import RunOptions, output_dir
     from regbench.spec import ModelSpec
 
     tasks = resolve_tasks(task)
     if not predictions.is_file():
         raise RegbenchError(f"predictions file not found: {predictions}")
+    model_spec = ModelSpec(
+        model=name or predictions.stem,
+        adapter="replay",
+        path=str(predictions.resolve()),
+        box_format=box_format or "auto",
+    )
+    options = RunOptions(
+        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
+    )
     gating = prepare_gates(
         GateFlags(
             fail_under=fail_under,
@@ -283,15 +293,7 @@ def score(
             summary=summary,
         ),
         tasks,
-    )
-    model_spec = ModelSpec(
-        model=name or predictions.stem,
-        adapter="replay",
-        path=str(predictions.resolve()),
-        box_format=box_format or "auto",
-    )
-    options = RunOptions(
-        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
+        [output_dir(options, model_spec.model, t.task) for t in tasks],
     )
     finish_gates(
         gating,

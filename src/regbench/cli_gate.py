@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from regbench.console import err, out, user_errors
+from regbench.errors import RegbenchError
 
 if TYPE_CHECKING:
     from regbench.gate import Gate, GateReport, Run
@@ -155,8 +156,9 @@ class Gating:
     baselines: list[Run]
 
 
-def prepare_gates(flags: GateFlags, tasks: Sequence[TaskSpec] | None = None) -> Gating:
-    """Read and check the gate flags and files (and, with ``tasks``, the names they use) before a run."""
+def prepare_gates(flags: GateFlags, tasks: Sequence[TaskSpec] | None = None, outputs: Sequence[Path] = ()) -> Gating:
+    """Read and check the gate flags and files (and, with ``tasks``, the names they use) before a run
+    that will write to the directories ``outputs``."""
     from regbench.gate import (
         baselines_by_task,
         check_gates,
@@ -177,6 +179,13 @@ def prepare_gates(flags: GateFlags, tasks: Sequence[TaskSpec] | None = None) -> 
         gates += load_gates(flags.gates, alpha=alpha)
     gates += rate_gates(flags.max_error_rate, flags.max_parse_failure_rate)
     baselines = find_runs(flags.baseline or (), what="--baseline")
+    written = {path.resolve() for path in outputs}
+    for baseline in baselines:
+        if baseline.directory.resolve() in written:  # the run would overwrite it before the comparison
+            raise RegbenchError(
+                f"--baseline {baseline.directory}: this run writes its results there; copy the baseline elsewhere "
+                "(e.g. ci/baseline) or use another --output"
+            )
     if tasks is not None:
         planned = (
             planned_keys(tasks) if any(g.metric not in ("error_rate", "parse_failure_rate") for g in gates) else {}

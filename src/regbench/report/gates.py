@@ -12,6 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from regbench.gate import GateReport, GateResult
@@ -86,11 +87,12 @@ def gate_table(report: GateReport) -> Table:
     )
     for result in report.results:
         mark = "[green]pass[/]" if result.passed else "[bold red]FAIL[/]"
-        reason = result.reason + (f" [dim]({result.note})[/]" if result.note else "")
+        # names and notes are data (a task name, an exception's text): never rich markup
+        reason = escape(result.reason) + (f" [dim]({escape(result.note)})[/]" if result.note else "")
         table.add_row(
             mark,
-            _where(result, many),
-            _metric(result),
+            escape(_where(result, many)),
+            escape(_metric(result)),
             _value(result.value, result.ci95),
             _reference(result),
             _value(result.delta, result.delta_ci95, signed=True),
