@@ -211,7 +211,7 @@ def test_predictions_that_are_not_utf8_or_carry_a_bom(tmp_path: Path) -> None:
     code, text = invoke(
         "score", "--task", "demo_vqa_en", "--predictions", str(tmp_path / "preds.jsonl"), "-o", str(out)
     )
-    assert code == 1 and "samples have no prediction" in text, text  # read fine; the other samples have none
+    assert code == 3 and "samples have no prediction" in text, text  # read fine; the other samples have none
     assert json.loads((out / "preds" / "demo_vqa_en" / "samples.jsonl").read_text().splitlines()[0])["output"] == "yes"
 
 
@@ -238,7 +238,7 @@ def test_missing_and_unknown_prediction_ids_are_named(tmp_path: Path) -> None:
     preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "vqa1", "output": "yes"}, {"id": "zzz", "output": "no"}])
     code, text = invoke("score", "--task", "demo_vqa_en", "--predictions", str(preds), "-o", str(tmp_path / "out"))
     flat = " ".join(text.split())
-    assert code == 1 and "ids are not in task demo_vqa_en and are ignored (e.g. 'zzz')" in flat, text
+    assert code == 3 and "ids are not in task demo_vqa_en and are ignored (e.g. 'zzz')" in flat, text
     assert "scored as errors" in flat and "samples have no prediction (demo_vqa_en: " in flat
     run = json.loads((tmp_path / "out" / "preds" / "demo_vqa_en" / "run.json").read_text())
     assert len(run["notes"]) == 2

@@ -150,3 +150,16 @@ def test_vectorised_and_generic_paired_tests_agree() -> None:
     # the same draws: finalize per resample and draw counts give the same numbers
     assert weighted_ci == pytest.approx(slow_ci, abs=1e-12) and weighted_p == slow_p
     assert fast_ci == pytest.approx(slow_ci, abs=0.03) and fast_p == pytest.approx(slow_p, abs=0.03)
+
+
+def test_only_the_keys_asked_for_and_patch_versions_on_request(tmp_path: Path) -> None:
+    outputs = [f"word{i} right" for i in range(N)]
+    a, b = run(tmp_path, "a", outputs), run(tmp_path, "b", outputs)
+    assert [r.key for r in compare_runs(a, b, trials=20, keys={"token_recall"})] == ["token_recall"]
+    results = json.loads((b / "results.json").read_text())
+    results["signatures"] = {k: v.replace("regbench:0.1.0", "regbench:0.1.7") for k, v in results["signatures"].items()}
+    (b / "results.json").write_text(json.dumps(results))
+    (row,) = compare_runs(a, b, trials=20, keys={"token_recall"})
+    assert "signatures differ" in row.note and row.p_value is None
+    (row,) = compare_runs(a, b, trials=20, keys={"token_recall"}, patch=False)
+    assert row.note == "" and row.difference == 0.0 and row.p_value == 1.0

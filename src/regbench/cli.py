@@ -2,8 +2,10 @@
 
 Heavy modules (numpy, the runner, metric plugins) are imported inside the commands so
 ``regbench --help`` starts fast. Every user-facing error (:class:`RegbenchError`) is one
-paragraph on stderr and exit code 2 (:func:`regbench.console.user_errors`). The reporting
-commands are in :mod:`regbench.cli_report`.
+paragraph on stderr and exit code 2, or 3 for a model that cannot be reached
+(:func:`regbench.console.user_errors`). ``run`` and ``score`` end by gating their results
+(exit 1 when a quality gate fails, 3 when too many requests failed; :mod:`regbench.cli_gate`,
+which also holds ``regbench gate``). The reporting commands are in :mod:`regbench.cli_report`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from regbench import __version__
+from regbench.cli_gate import (
+    EXIT_CODES_HELP,
+    BaselineOpt,
+    FailUnderOpt,
+    GateFlags,
+    GatesOpt,
+    JunitOpt,
+    MaxDropOpt,
+    MaxErrorRateOpt,
+    MaxParseFailureRateOpt,
+    SignificanceOpt,
+    SummaryOpt,
+    finish_gates,
+    prepare_gates,
+)
+from regbench.cli_gate import register as register_gate_command
 from regbench.cli_report import export_app
 from regbench.cli_report import register as register_report_commands
 from regbench.console import err, out, user_errors
@@ -29,6 +47,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="regbench",
     help="Evaluate medical vision-language models: region-level tasks, grounded reports, clinical metrics.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -144,7 +163,7 @@ def _print_scores(result: RunResult) -> None:
 # ---------------------------------------------------------------- run / score
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 @user_errors
 def run(
     model: Annotated[
@@ -166,10 +185,19 @@ def run(
     shard: Annotated[
         str | None, typer.Option("--shard", help="I/N: run every N-th sample from the I-th (0-based); see `merge`.")
     ] = None,
+    fail_under: FailUnderOpt = None,
+    baseline: BaselineOpt = None,
+    max_drop: MaxDropOpt = None,
+    significance: SignificanceOpt = "0.05",
+    max_error_rate: MaxErrorRateOpt = 0.0,
+    max_parse_failure_rate: MaxParseFailureRateOpt = None,
+    gates: GatesOpt = None,
+    junit: JunitOpt = None,
+    summary: SummaryOpt = None,
 ) -> None:
-    """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl."""
+    """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl; gate the results."""
     from regbench.resolve import resolve_model, resolve_tasks
-    from regbench.runner import RunOptions
+    from regbench.runner import RunOptions, output_dir
 
     model_spec = resolve_model(model)
     tasks = resolve_tasks(task)
@@ -183,14 +211,33 @@ def run(
         use_cache=not no_cache,
         shard=_parse_shard(shard),
     )
-    _exit_on_errors(
-        _run_all(model_spec, tasks, options, concurrency),
-        "requests failed (after the retries, or no recorded output)",
-        "Run the same command again to retry only those (finished responses are cached).",
+    gating = prepare_gates(
+        GateFlags(
+            fail_under=fail_under,
+            baseline=baseline,
+            max_drop=max_drop,
+            significance=significance,
+            max_error_rate=max_error_rate,
+            max_parse_failure_rate=max_parse_failure_rate,
+            gates=gates,
+            junit=junit,
+            summary=summary,
+        ),
+        tasks,
+        [output_dir(options, model_spec.model, t.task) for t in tasks],
+    )
+    finish_gates(
+        gating,
+        [r.directory for r in _run_all(model_spec, tasks, options, concurrency)],
+        seed=seed,
+        errors=(
+            "requests failed (after the retries, or no recorded output)",
+            "Run the same command again to retry only those (finished responses are cached).",
+        ),
     )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 @user_errors
 def score(
     task: TaskOpt,
@@ -206,10 +253,19 @@ def score(
     limit: LimitOpt = None,
     seed: SeedOpt = 1234,
     bootstrap: BootstrapOpt = 1000,
+    fail_under: FailUnderOpt = None,
+    baseline: BaselineOpt = None,
+    max_drop: MaxDropOpt = None,
+    significance: SignificanceOpt = "0.05",
+    max_error_rate: MaxErrorRateOpt = 0.0,
+    max_parse_failure_rate: MaxParseFailureRateOpt = None,
+    gates: GatesOpt = None,
+    junit: JunitOpt = None,
+    summary: SummaryOpt = None,
 ) -> None:
-    """Score recorded outputs (no model): the predictions replace the model's answers."""
+    """Score recorded outputs (no model): the predictions replace the model's answers; gate the results."""
     from regbench.resolve import resolve_tasks
-    from regbench.runner import RunOptions
+    from regbench.runner import RunOptions, output_dir
     from regbench.spec import ModelSpec
 
     tasks = resolve_tasks(task)
@@ -224,21 +280,27 @@ def score(
     options = RunOptions(
         output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
     )
-    _exit_on_errors(
-        _run_all(model_spec, tasks, options, concurrency=None),
-        "samples have no prediction",
-        "Their results are written, scored as errors.",
+    gating = prepare_gates(
+        GateFlags(
+            fail_under=fail_under,
+            baseline=baseline,
+            max_drop=max_drop,
+            significance=significance,
+            max_error_rate=max_error_rate,
+            max_parse_failure_rate=max_parse_failure_rate,
+            gates=gates,
+            junit=junit,
+            summary=summary,
+        ),
+        tasks,
+        [output_dir(options, model_spec.model, t.task) for t in tasks],
     )
-
-
-def _exit_on_errors(results: list[RunResult], what: str, advice: str) -> None:
-    """Exit 1 when samples ended as errors: they are scored as wrong answers, but a CI job must not
-    pass on a dead server or an incomplete predictions file."""
-    failed = [(r.results.task, r.results.n_errors) for r in results if r.results.n_errors]
-    if failed:
-        listed = ", ".join(f"{name}: {n}" for name, n in failed)
-        err.print(f"[bold red]error:[/] {what} ({listed}); see `error` in samples.jsonl. {advice}", highlight=False)
-        raise typer.Exit(1)
+    finish_gates(
+        gating,
+        [r.directory for r in _run_all(model_spec, tasks, options, concurrency=None)],
+        seed=seed,
+        errors=("samples have no prediction", "Their results are written, scored as errors."),
+    )
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -496,6 +558,7 @@ def export_lm_eval(
     out.print(f"run with: lm_eval --include_path {out_dir} --tasks <task> --model ...")
 
 
+register_gate_command(app)
 register_report_commands(app)
 
 

@@ -1,4 +1,4 @@
-"""Errors a user can act on. The CLI prints their message and exits with code 2."""
+"""Errors a user can act on. The CLI prints their message and exits with the error's code (2, or 3)."""
 
 from __future__ import annotations
 
@@ -31,4 +31,6 @@ class WeightsMissingError(RegbenchError):
 
 
 class ModelUnavailableError(RegbenchError):
-    """A model endpoint or checkpoint that cannot be reached or loaded."""
+    """A model endpoint or checkpoint that cannot be reached or loaded: the run is incomplete, exit code 3."""
+
+    exit_code = 3

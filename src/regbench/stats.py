@@ -9,7 +9,7 @@ random half of the samples (two-sided, with the +1 correction).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -110,11 +110,21 @@ def _mean_finalize(key: str) -> Callable[[Sequence[Stats]], dict[str, float]]:
     return finalize
 
 
-def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 1234) -> list[Comparison]:
+def compare_runs(
+    dir_a: Path,
+    dir_b: Path,
+    *,
+    trials: int = 1000,
+    seed: int = 1234,
+    keys: Collection[str] | None = None,
+    patch: bool = True,
+) -> list[Comparison]:
     """Compare two runs (directories with results.json and samples.jsonl) of the same task.
 
     When the runs hold different samples (a ``--limit`` run, a failed shard), every column is over
-    the samples both have: A and B are recomputed on them and the note says so.
+    the samples both have: A and B are recomputed on them and the note says so. ``keys``: compare
+    only these metric keys (default: all); ``patch=False``: signatures that differ only in
+    regbench's patch version count as equal (:meth:`Signature.comparable`).
     """
     dir_a, dir_b = run_directory(dir_a), run_directory(dir_b)
     results_a, results_b = read_results(dir_a), read_results(dir_b)
@@ -154,15 +164,16 @@ def compare_runs(dir_a: Path, dir_b: Path, *, trials: int = 1000, seed: int = 12
 
     out = []
     for key in sorted(set(results_a.metrics) | set(results_b.metrics)):
+        if keys is not None and key not in keys:
+            continue
         higher = results_a.higher_is_better.get(key, results_b.higher_is_better.get(key, True))
         a, b = results_a.metrics.get(key), results_b.metrics.get(key)
         base = Comparison(key, a, b, None, None, None, len(ids), higher)
         if a is None or b is None:
             base.note = "reported by one run only"
-        elif (
-            Signature.parse(results_a.signatures.get(key, "")).comparable()
-            != Signature.parse(results_b.signatures.get(key, "")).comparable()
-        ):
+        elif Signature.parse(results_a.signatures.get(key, "")).comparable(patch=patch) != Signature.parse(
+            results_b.signatures.get(key, "")
+        ).comparable(patch=patch):
             base.note = "signatures differ: computed differently, not compared"
         else:
             plugin_name = results_a.plugins.get(key, "")
