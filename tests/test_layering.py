@@ -25,10 +25,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("regbench.prompts", "regbench.models", "regbench.cache"),
     ("regbench.metrics",),
     ("regbench.aggregate", "regbench.results"),
-    ("regbench.scoring", "regbench.stats", "regbench.merge"),
+    ("regbench.scoring", "regbench.stats", "regbench.merge", "regbench.gate"),
     ("regbench.runner",),
     ("regbench.report", "regbench.export_lmeval"),
-    ("regbench.console", "regbench.cli_report", "regbench.cli", "regbench.__main__"),
+    ("regbench.console", "regbench.cli_report", "regbench.cli_gate", "regbench.cli", "regbench.__main__"),
 ]
 
 
