@@ -29,11 +29,12 @@ from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.metrics import METRICS, Metric, MetricContext, Stats
 from regbench.models.base import Message, ModelAdapter, Request, Response, url_without_userinfo
 from regbench.parsing import get_box_format, parse_output
+from regbench.parsing.readings import Readings, read_outputs
 from regbench.prompts import PromptRenderer
 from regbench.registry import find_spec, spec_index
 from regbench.results import Results, read_results, read_samples, write_results, write_run_info, write_samples
 from regbench.spec import MetricRef, ModelSpec, SuiteSpec, TaskSpec, load_spec, spec_error_from
-from regbench.types import Parsed, Region, Sample
+from regbench.types import Region, Sample
 from regbench.weights import build_all
 
 ProgressCallback = Callable[[int, int], None]
@@ -308,16 +309,14 @@ def score_and_write(
     directory: Path,
 ) -> Results:
     """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset)."""
-    parsed = [
-        parse_output(
-            None if c.error is not None else c.outputs[-1],
-            box_format=box_format,
-            sample=s,
-            expect_boxes=task.boxes_expected,
-        )
-        for c, s in zip(conversations, samples, strict=True)
-    ]
-    results, records = score(task, model, samples, conversations, parsed, plugins, options, box_format)
+    readings = read_outputs(
+        [None if c.error is not None else c.outputs[-1] for c in conversations],
+        samples,
+        box_format=box_format,
+        expect_boxes=task.boxes_expected,
+        reads={plugin.reads for plugin in plugins},
+    )
+    results, records = score(task, model, samples, conversations, readings, plugins, options, box_format)
     results.config["data"] = data_fingerprint(task)
     for index, record in zip(indices, records, strict=True):
         record["index"] = index
@@ -360,22 +359,22 @@ def score(
     model: ModelSpec,
     samples: Sequence[Sample],
     conversations: Sequence[Conversation],
-    parsed: Sequence[Parsed],
+    readings: Readings,
     plugins: Sequence[Metric],
     options: RunOptions,
     box_format: str,
 ) -> tuple[Results, list[dict[str, Any]]]:
-    """Per-sample stats → aggregates, intervals and the samples.jsonl records."""
-    items = list(zip(parsed, samples, strict=True))
+    """Per-sample stats (each plugin scoring its reading of the outputs) → aggregates, intervals and the
+    samples.jsonl records."""
     try:
-        stats = {plugin.name: plugin.stats_batch(items) for plugin in plugins}
+        stats = {plugin.name: plugin.stats_batch(readings.items(plugin.reads)) for plugin in plugins}
         totals = aggregate(plugins, stats, options)
     finally:
         for plugin in plugins:
             plugin.close()
 
     records = []
-    for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, parsed, strict=True)):
+    for index, (sample, conversation, parse) in enumerate(zip(samples, conversations, readings.parsed, strict=True)):
         records.append(
             {
                 "id": sample.id,
@@ -394,6 +393,8 @@ def score(
                 "stats": {plugin.name: stats[plugin.name][index] for plugin in plugins},
             }
         )
+        if index in readings.errors:
+            records[-1]["reading_errors"] = readings.errors[index]
 
     results = Results(
         task=task.task,
@@ -439,8 +440,9 @@ def data_fingerprint(task: TaskSpec) -> dict[str, Any]:
 
 
 def count_parse_failure(record: dict[str, Any]) -> bool:
-    """A samples.jsonl record whose output came back but could not be parsed."""
-    return record["error"] is None and not record["parsed"]["ok"]
+    """A samples.jsonl record whose output came back but could not be parsed: by the task's parse, or by a
+    plugin's own reading (``reading_errors``)."""
+    return record["error"] is None and (not record["parsed"]["ok"] or bool(record.get("reading_errors")))
 
 
 def _signature(plugin: Metric, key: str, options: RunOptions) -> str:

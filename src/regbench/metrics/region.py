@@ -9,12 +9,13 @@
   assignment / max(N, M); ``accuracy`` on single-object single-region samples. Per-sample
   values, averaged. True IoU in 2D and 3D.
 - ``mode: medrega``: MedRegA's released evaluators (research note anchors-seed-code §1),
-  which produced the paper's numbers: only ``[[int, int, int, int], ...]`` lists in the raw
-  output count, on the 999 grid; names are the raw text before each list, aligned by
-  lower-case substring either way; one ``linear_sum_assignment(1 - IoU)`` then thresholding;
-  "precision" divides by the reference count and "recall" by the predicted count; hits at
-  IoU >= 0.5, >= 0.75 in single-object multi-region, > 0.5 (with its own IoU rule) in
-  single-object single-region; IoU pooled over the split.
+  which produced the paper's numbers: outputs read by the released parser (the
+  ``medrega_released`` box format: only ``[[int, int, int, int], ...]`` lists, on the 999
+  grid, named by all the text before each list); names aligned by lower-case substring
+  either way; one ``linear_sum_assignment(1 - IoU)`` then thresholding; "precision" divides
+  by the reference count and "recall" by the predicted count; hits at IoU >= 0.5, >= 0.75 in
+  single-object multi-region, > 0.5 (with its own IoU rule) in single-object single-region;
+  IoU pooled over the split.
 - ``mode: m3d``: M3D's enclosing-box "IoU" and hits at IoU > 0.2.
 
 Subtasks (``single_object_single_region`` ...) come from the options or from each reference.
@@ -22,8 +23,8 @@ Subtasks (``single_object_single_region`` ...) come from the options or from eac
 Scoring is column-wise: a batch of samples becomes flat box arrays (:class:`BoxColumns`),
 padded into ``(B, N, M)`` IoU blocks of similar sizes, matched all at once
 (:mod:`regbench.metrics.matching`), and only the final per-sample records are Python dicts.
-With numba installed (``regbench[fast]``), ``medrega`` mode parses the outputs and counts
-per sample in compiled loops instead (:mod:`regbench.metrics.accel`), with identical results.
+With numba installed (``regbench[fast]``), ``medrega`` mode counts per sample in compiled
+loops instead (:mod:`regbench.metrics.accel`), with identical results.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from regbench.metrics import accel
 from regbench.metrics.base import Metric, Stats, StatsColumns, register_metric, weighted_means
 from regbench.metrics.geometry import enclosing_iou_matrix, giou_matrix, iou_matrix, l1_matrix, reaches
 from regbench.metrics.matching import assign_padded, isolated, max_weight_assignment, threshold_weights
+from regbench.parsing.medrega_released import NAME as RELEASED
+from regbench.parsing.readings import ParsedColumns, ReadItems
 from regbench.types import Parsed, Region, Sample
 
 Subtask = Literal[
@@ -63,24 +66,7 @@ LEVELS = ("region", "object", "alignment")
 PRF_KEYS = tuple(f"{level}_{m}" for level in LEVELS for m in ("precision", "recall", "f1"))
 _MEDREGA_COUNTS = ("C", "A", "CA", "iou_sum", "pairs")
 
-# MedRegA's released parser (evaluator_reg.py PATTERN_REGCAP): double-bracketed integer lists only.
-_MEDREGA_LISTS = r"(\[\[\d+,\s*\d+,\s*\d+,\s*\d+\](?:,\s*\[\d+,\s*\d+,\s*\d+,\s*\d+\])*\])"
-_MEDREGA_GROUP = re.compile(r"([^\[\]]*)" + _MEDREGA_LISTS)
-# The same matches in linear time: the released pattern retries its name part at every position of a
-# bracket-free run (1.2 s for a 16,000-character output). A match can only start after a bracket (or at
-# the start), so a lookbehind skips the rest; it is slower on short outputs, hence only for long ones.
-_MEDREGA_GROUP_LONG = re.compile(r"(?<![^\[\]])([^\[\]]*)" + _MEDREGA_LISTS)
-_LONG_OUTPUT = 512
-
 _SPACES = re.compile(r"\s+")
-_MEDREGA_BOX = re.compile(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]")
-# Everything but digits that an ASCII box list can hold (``\s`` includes the \x1c-\x1f separators).
-_NUMBER_SEPARATORS = str.maketrans(dict.fromkeys("[], \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", " "))
-
-
-def _medrega_groups(raw: str) -> list[tuple[str, str]]:
-    """``re.findall(PATTERN_REGCAP, raw)``: (text before the list, ``[[...]]`` list) pairs."""
-    return (_MEDREGA_GROUP if len(raw) < _LONG_OUTPUT else _MEDREGA_GROUP_LONG).findall(raw)
 
 
 def derive_subtask(reference: Sequence[Region], name: Callable[[str], str] | None = None) -> str:
@@ -438,78 +424,22 @@ def _records(values: dict[str, np.ndarray], subtasks: Sequence[str]) -> list[Sta
 # ---------------------------------------------------------------- medrega mode (released code)
 
 
-def medrega_parse(raw: str) -> tuple[list[list[float]], list[str]]:
-    """MedRegA's released prediction parser for one output: (preceding text, [[ints]]) groups, coordinates / 999.
-
-    Returns the boxes and, per box, its group's name: all the text before the ``[[``, tags
-    included, lower-cased. :func:`medrega_boxes` does the same for many outputs at once.
-    """
-    boxes: list[list[float]] = []
-    names: list[str] = []
-    for text, lists in _medrega_groups(raw):
-        for box in _MEDREGA_BOX.findall(lists):
-            boxes.append([int(v) / 999 for v in box])
-            names.append(text.lower())
-    return boxes, names
-
-
-def medrega_boxes(raws: Sequence[str]) -> BoxColumns:
-    """:func:`medrega_parse` of every output, straight into columns (the batch path of ``mode: medrega``).
-
-    One regex pass per output finds the groups; the numbers of all groups are then read in
-    one call. Numbers that are not plain ASCII digits (``\\d`` also matches other scripts'
-    digits) or too large for a float to hold exactly take the per-output path, so the two
-    always agree.
-    """
-    if accel.enabled(len(raws)):
-        return _medrega_boxes_compiled(raws)
-    groups = [_medrega_groups(raw) for raw in raws]
-    flat = list(chain.from_iterable(groups))
-    names = [text.lower() for text, _ in flat]
-    lists = [box_list for _, box_list in flat]
-    per_group = np.fromiter(map(str.count, lists, repeat("[")), dtype=np.intp, count=len(lists)) - 1
-    joined = " ".join(lists)
-    numbers = None
-    if joined.isascii():
-        numbers = np.fromstring(joined.translate(_NUMBER_SEPARATORS), dtype=np.float64, sep=" ")
-    if numbers is None or len(numbers) != 4 * per_group.sum() or (len(numbers) and numbers.max() >= 2**53):
-        parsed = [medrega_parse(raw) for raw in raws]
-        return BoxColumns.from_lists([b for b, _ in parsed], [n for _, n in parsed], 4)
-    group_sample = np.repeat(np.arange(len(raws)), np.fromiter(map(len, groups), dtype=np.intp, count=len(raws)))
-    counts = np.bincount(group_sample, weights=per_group, minlength=len(raws)).astype(np.intp)
-    box_names = list(chain.from_iterable(map(repeat, names, per_group.tolist())))
-    return BoxColumns((numbers / 999).reshape(-1, 4), counts, box_names)
-
-
-def _medrega_boxes_compiled(raws: Sequence[str]) -> BoxColumns:
-    """:func:`medrega_boxes` by the compiled scanner over all outputs' bytes; the outputs it cannot decide
-    alone (non-ASCII characters inside a box list, huge numbers) go through :func:`medrega_parse`."""
-    kernels = accel.kernels()
-    joined = "".join(raws)
-    ascii_only = joined.isascii()
-    buf = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    ends = np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)))
-    if not ascii_only:
-        ends = kernels.byte_ends(buf, ends)
-    boxes, counts, per_group, spans, char_spans, unsure = kernels.medrega_scan(buf, ends, ascii_only)
-    ids, firsts = kernels.distinct_spans(buf, spans)
-    starts, stops = char_spans[:, firsts].tolist()
-    vocabulary = [joined[a:b].lower() for a, b in zip(starts, stops, strict=True)]
-    box_ids = np.repeat(ids, per_group)
-    names: list[str] = _lookup(vocabulary, box_ids)
-    if not unsure.any():
-        return BoxColumns(boxes, counts.astype(np.intp), names, box_ids.astype(np.intp), vocabulary)
-    firsts_of = (np.cumsum(counts) - counts).tolist()
-    box_parts: list[np.ndarray] = []
-    name_parts: list[str] = []
-    done = 0
-    for k in np.flatnonzero(unsure).tolist():
-        found, found_names = medrega_parse(raws[k])
-        box_parts += [boxes[done : firsts_of[k]], np.array(found, dtype=np.float64).reshape(-1, 4)]
-        name_parts += names[done : firsts_of[k]] + found_names
-        counts[k] = len(found)
-        done = firsts_of[k]
-    return BoxColumns(np.concatenate([*box_parts, boxes[done:]]), counts.astype(np.intp), name_parts + names[done:])
+def released_columns(items: Sequence[tuple[Parsed, Sample]]) -> BoxColumns:
+    """The predicted boxes of MedRegA's released reading (the ``medrega_released`` box format): its batch
+    columns as they are, or each ``Parsed``'s objects."""
+    parsed = items.parsed if isinstance(items, ReadItems) else [p for p, _ in items]
+    if isinstance(parsed, ParsedColumns):
+        boxes = parsed.boxes
+        if not np.isfinite(boxes).all():  # a number too large for a float, as from_regions reads it
+            boxes = np.nan_to_num(boxes, nan=0.0, posinf=1.0, neginf=0.0)
+        return BoxColumns(boxes, parsed.counts, parsed.names, parsed.name_ids, parsed.vocabulary)
+    other = [p.box_format for p in parsed if p.ok and p.box_format != RELEASED]
+    if other:  # another reading's boxes would be scored silently as if the released parser had read them
+        raise ValueError(
+            f"region_aligned (mode: medrega) scores outputs read with the {RELEASED} box format, "
+            f"got box format {other[0]!r} (read them with regbench.parsing.readings.read_outputs)"
+        )
+    return BoxColumns.from_regions((p.objects for p in parsed), 4, str)
 
 
 def _lookup(vocabulary: list[str], ids: np.ndarray) -> list[str]:
@@ -543,7 +473,7 @@ def medrega_columns(pred: BoxColumns, ref: BoxColumns, thresholds: np.ndarray) -
     for a, i in p_vocab.items():
         table[i, :-1] = [medrega_align(a, b) for b in r_vocab]
     if accel.enabled(len(pred)) and pred.boxes.shape[1] == 4 and ref.boxes.shape[1] == 4:
-        found = accel.kernels().medrega_counts(
+        found = accel.kernels().released_counts(
             np.ascontiguousarray(pred.boxes, dtype=np.float64),
             pred.counts.astype(np.int64),
             np.ascontiguousarray(ref.boxes, dtype=np.float64),
@@ -659,6 +589,7 @@ class RegionAligned(Metric):
         self._index: ReferenceIndex | None = None
         # Pooled IoU (medrega) needs the whole list in finalize; the others are per-sample means.
         self.aggregation = "corpus" if self.opts.mode == "medrega" else "mean"  # type: ignore[misc]
+        self.reads = RELEASED if self.opts.mode == "medrega" else None  # type: ignore[misc]
 
     def threshold(self) -> tuple[float, bool]:
         """(threshold, strict) of the standard and m3d modes (medrega's are per subtask, in medrega_rows)."""
@@ -689,7 +620,7 @@ class RegionAligned(Metric):
         else:
             subtasks[:] = [derive_subtask(s.objects, reference_name) for s in samples]
         if self.opts.mode == "medrega":
-            pred = medrega_boxes([p.raw or p.text for p, _ in items])
+            pred = released_columns(items)
             # reference names only lower-cased, as released
             if index is not None and rows is not None and index.dims == 4:
                 ref = index.read.columns(str.lower, rows)
