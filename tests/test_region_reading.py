@@ -23,7 +23,7 @@ from regbench.metrics import accel
 from regbench.metrics.region import RegionAligned
 from regbench.parsing import BOX_FORMATS, parse_output
 from regbench.parsing import medrega_released as released
-from regbench.parsing.readings import ReadItems, read_outputs
+from regbench.parsing.readings import ParsedColumns, ReadItems, read_outputs
 from regbench.runner import count_parse_failure
 from regbench.types import Parsed, Region, Sample, encodable
 
@@ -151,8 +151,10 @@ def test_the_medrega_plugin_scores_the_batch_columns_as_the_parsed_outputs(
     by_parsed = plugin.stats_batch(
         [(RELEASED.read(raw, expect_boxes=True), s) for raw, s in zip(raws, references, strict=True)]
     )
-    assert isinstance(readings.items(plugin.reads), ReadItems)
-    assert by_columns == by_parsed
+    items = readings.items(plugin.reads)
+    assert isinstance(items, ReadItems) and isinstance(items.parsed, ParsedColumns)
+    items.parsed.read_one = None  # type: ignore[assignment]  # the plugin takes the columns, never one output
+    assert plugin.stats_batch(items) == by_columns == by_parsed
     assert plugin.finalize(by_columns) == plugin.finalize(by_parsed)
 
 

@@ -607,7 +607,8 @@ class RegionAligned(Metric):
         self._index = None
 
     def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> Sequence[Stats]:
-        samples = list(map(itemgetter(1), items))
+        # (iterating the items would read each output of a ParsedColumns one by one)
+        samples = list(items.samples) if isinstance(items, ReadItems) else list(map(itemgetter(1), items))
         index = self._index
         rows = index.rows(samples) if index is not None else None
         # names repeat across samples: normalise each distinct one once

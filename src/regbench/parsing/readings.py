@@ -64,8 +64,11 @@ class ParsedColumns(Sequence[Parsed]):
 
 
 class ReadItems(Sequence[tuple[Parsed, Sample]]):
-    """The (parsed output, sample) pairs of one reading, as a plugin's ``stats_batch`` gets them;
-    ``parsed`` is the reading itself, so a columnar plugin can take a :class:`ParsedColumns` whole."""
+    """The (parsed output, sample) pairs of one reading, as a plugin's ``stats_batch`` gets them.
+
+    ``parsed`` is the reading itself and ``samples`` the samples: a columnar plugin takes a
+    :class:`ParsedColumns` whole from there (iterating the pairs reads each of its outputs again).
+    """
 
     def __init__(self, parsed: Sequence[Parsed], samples: Sequence[Sample]) -> None:
         if len(parsed) != len(samples):
