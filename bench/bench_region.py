@@ -42,7 +42,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from regbench.metrics import accel
-from regbench.metrics.region import BoxColumns, RegionAligned, medrega_columns, released_columns
+from regbench.metrics.region import BoxColumns, RegionAligned, released_columns, released_counts
 from regbench.parsing import BOX_FORMATS
 from regbench.parsing.readings import ReadItems
 from regbench.types import Parsed, Region, Sample
@@ -217,7 +217,7 @@ def references_from_index(plugin: RegionAligned, items: Items) -> BoxColumns:
 
 def counts_only(pred: BoxColumns, ref: BoxColumns) -> dict[str, np.ndarray]:
     """The matching engine alone: columns already built, counts out."""
-    return medrega_columns(pred, ref, np.full(len(ref), 0.5))
+    return released_counts(pred, ref, np.full(len(ref), 0.5))
 
 
 def with_boxes(items: Items) -> Items:

@@ -17,7 +17,14 @@ from scipy.optimize import linear_sum_assignment
 from regbench.metrics import METRICS, MetricContext
 from regbench.metrics.base import mean_of_sample_scores
 from regbench.metrics.geometry import reaches
-from regbench.metrics.region import derive_subtask
+from regbench.metrics.region import (
+    M3DRegion,
+    MedregaRegion,
+    RegionAligned,
+    StandardRegion,
+    derive_subtask,
+    precision_recall_f1,
+)
 from regbench.parsing import BOX_FORMATS, parse_output
 from regbench.parsing.medrega_released import released_boxes
 from regbench.types import Parsed, Region, Sample
@@ -372,6 +379,29 @@ def test_signature_names_the_mode() -> None:
     assert plugin(iou_threshold=0.3).signature("iou") != plugin().signature("iou")
     assert plugin(subtask="multi_object_multi_region").signature("iou") != plugin().signature("iou")
     assert plugin(synonyms={"a": "b"}).signature("iou") != plugin().signature("iou")
+
+
+def test_one_registered_plugin_builds_the_metric_of_its_mode() -> None:
+    for mode, cls in (("standard", StandardRegion), ("medrega", MedregaRegion), ("m3d", M3DRegion)):
+        metric = plugin(mode=mode)
+        assert type(metric) is cls and isinstance(metric, RegionAligned) and metric.name == "region_aligned"
+    assert type(RegionAligned()) is StandardRegion
+    assert (plugin(mode="medrega").reads, plugin(mode="medrega").aggregation) == ("medrega_released", "corpus")
+
+
+def test_precision_recall_f1_gives_records_and_columns_the_same_numbers() -> None:
+    rng = np.random.default_rng(7)
+    n_pred, n_ref = rng.integers(0, 4, 500), rng.integers(0, 4, 500)
+    matched = np.minimum(rng.integers(0, 4, 500), np.minimum(n_pred, n_ref))
+    for both_empty in (1.0, None):
+        columns = precision_recall_f1(matched * 1.0, n_pred * 1.0, n_ref * 1.0, both_empty=both_empty)
+        for i in range(500):
+            one = precision_recall_f1(int(matched[i]), int(n_pred[i]), int(n_ref[i]), both_empty=both_empty)
+            assert one == tuple(float(c[i]) for c in columns)  # bit for bit
+    assert precision_recall_f1(0, 0, 0) == (1.0, 1.0, 1.0)  # nothing to find, nothing found
+    assert precision_recall_f1(0, 0, 0, both_empty=None) == (0.0, 0.0, 0.0)  # MedRegA's code
+    assert precision_recall_f1(0, 0, 2) == (0.0, 0.0, 0.0) and precision_recall_f1(0, 3, 0) == (0.0, 0.0, 0.0)
+    assert precision_recall_f1(1, 2, 4) == pytest.approx((0.5, 0.25, 1 / 3))
 
 
 def test_options_are_checked() -> None:

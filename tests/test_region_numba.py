@@ -13,7 +13,7 @@ from scipy.optimize import linear_sum_assignment
 
 from regbench.metrics import accel
 from regbench.metrics.matching import assign_padded
-from regbench.metrics.region import BoxColumns, RegionAligned, medrega_columns
+from regbench.metrics.region import BoxColumns, RegionAligned, released_counts
 from regbench.parsing import BOX_FORMATS
 from regbench.parsing.medrega_released import released_boxes
 from regbench.parsing.readings import ParsedColumns, ReadItems
@@ -156,9 +156,9 @@ def as_columns(samples: list[list[tuple[str, list[float]]]]) -> BoxColumns:
 def test_compiled_medrega_counts_equal_the_numpy_ones(samples, thresholds) -> None:  # type: ignore[no-untyped-def]
     pred, ref = as_columns([p for p, _ in samples]), as_columns([r for _, r in samples])
     limits = np.full(len(samples), thresholds)
-    compiled = medrega_columns(pred, ref, limits)
+    compiled = released_counts(pred, ref, limits)
     with accel.numba_disabled():
-        expected = medrega_columns(pred, ref, limits)
+        expected = released_counts(pred, ref, limits)
     assert compiled.keys() == expected.keys()
     for key in expected:
         assert compiled[key].tolist() == expected[key].tolist(), key  # bit for bit, the IoU sum included

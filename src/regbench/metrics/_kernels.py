@@ -154,7 +154,7 @@ def released_counts(
 ) -> np.ndarray:
     """Per sample, ``C, A, CA, iou_sum, pairs`` (``(5, B)``) of ``linear_sum_assignment(1 - IoU)``.
 
-    As :func:`regbench.metrics.region.medrega_columns`: isolated positive IoUs filling
+    As :func:`regbench.metrics.region.medrega.released_counts`: isolated positive IoUs filling
     ``min(N, M)`` pairs are the assignment as they are; the IoU sum is added in predicted-box
     order; ``align[p_ids[i], r_ids[j]]`` says whether two names align.
     """
