@@ -1,10 +1,12 @@
 """Optional compiled kernels (``pip install regbench[fast]``, numba): used when numba imports and a
 batch is large enough to repay loading them (:data:`MIN_SIZE`), else the numpy path.
 
-The kernels give the very results of the numpy path (tests compare the two), so the switch is
-about speed only. ``REGBENCH_NUMBA=0`` turns them off; :func:`numba_disabled` does so for a
-block (the benchmark times both paths in one process). numba is imported on first use, not
-with regbench, since importing it costs a few tenths of a second.
+One switch for every kernel: the region metrics' (:mod:`regbench.metrics._kernels`) and the
+released MedRegA reading's (:mod:`regbench.parsing._released_kernels`). The kernels give the
+very results of the numpy path (tests compare the two), so the switch is about speed only.
+``REGBENCH_NUMBA=0`` turns them off; :func:`numba_disabled` does so for a block (the benchmark
+times both paths in one process). numba is imported on first use, not with regbench: its
+import is slow.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from types import ModuleType
 
 _enabled = os.environ.get("REGBENCH_NUMBA", "1") != "0"
 MIN_SIZE = 25_000
-"""Samples below which the numpy path runs anyway: loading numba and its cached machine code takes
-~0.25 s per process (compiling, once per machine, ~5 s), and the kernels save ~10 us per sample."""
+"""Samples below which the numpy path runs anyway: loading numba and its cached machine code, once per
+process, costs more than the kernels save on fewer samples (docs/benchmarks.md)."""
 
 
 @functools.cache

@@ -204,8 +204,8 @@ class RegionRead:
 class ReferenceIndex:
     """The reference boxes of a split as columns, read before generation (``RegionAligned.prepare``).
 
-    Reading the reference objects is about half the cost of scoring a large split in
-    ``medrega`` mode; done while nothing waits for it, scoring only looks the samples up
+    Reading the reference objects is a large part of scoring a split in ``medrega`` mode;
+    done while nothing waits for it, scoring only looks the samples up
     (:meth:`rows`: any subset, in any order, by identity). The index holds the samples, so
     their ids cannot be reused by other objects while it lives. Samples are not changed after
     loading (nothing in regbench does); one changed later would be scored by its old boxes.
