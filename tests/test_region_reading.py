@@ -37,13 +37,17 @@ PATTERN_REGCAP = r"([^\[\]]*)(\[\[\d+,\s*\d+,\s*\d+,\s*\d+\](?:,\s*\[\d+,\s*\d+,
 def released_evaluator(raw: str) -> tuple[list[list[float]], list[str]]:
     """The released reading of one prediction: every box of every list / 999, named by its group's text,
     lower-cased. (A number too large for a float stops the released code; regbench reads it as infinity.)"""
+
+    def scaled(digits: str) -> float:
+        try:
+            return int(digits) / 999
+        except (OverflowError, ValueError):
+            return math.inf
+
     boxes, names = [], []
     for text, lists in re.findall(PATTERN_REGCAP, raw):
         for box in re.findall(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]", lists):
-            try:
-                boxes.append([int(v) / 999 for v in box])
-            except (OverflowError, ValueError):
-                boxes.append([int(v) / 999 if len(v) < 300 else math.inf for v in box])
+            boxes.append([scaled(v) for v in box])
             names.append(text.lower())
     return boxes, names
 

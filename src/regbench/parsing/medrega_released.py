@@ -145,9 +145,9 @@ class ReleasedBoxes:
         """:meth:`read` of every output, straight into columns."""
         from regbench.metrics import accel  # the one switch for all compiled kernels
 
-        texts, joined = _as_raw([output or "" for output in outputs])
+        texts = _as_raw([output or "" for output in outputs])
         if accel.enabled(len(texts)):
-            boxes, counts, names, name_ids, vocabulary = _scan_compiled(texts, joined)
+            boxes, counts, names, name_ids, vocabulary = _scan_compiled(texts)
         else:
             (boxes, counts, names), name_ids, vocabulary = _scan_regex(texts), None, None
         ok = counts > 0
@@ -157,16 +157,15 @@ class ReleasedBoxes:
         return ParsedColumns(boxes, counts, names, ok, outputs, read_one, name_ids, vocabulary)
 
 
-def _as_raw(texts: list[str]) -> tuple[list[str], str]:
-    """The outputs as ``Parsed.raw`` holds them (lone surrogates as ``?``), and joined."""
-    joined = "".join(texts)
-    if not joined.isascii():
-        try:
-            joined.encode("utf-8")
-        except UnicodeEncodeError:
-            texts = list(map(encodable, texts))
-            joined = "".join(texts)
-    return texts, joined
+def _as_raw(texts: list[str]) -> list[str]:
+    """The outputs as ``Parsed.raw`` holds them: lone surrogates (which UTF-8 cannot encode) as ``?``."""
+    if all(map(str.isascii, texts)):
+        return texts
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return list(map(encodable, texts))
+    return texts
 
 
 def _from_lists(found: list[tuple[list[list[float]], list[str]]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -200,13 +199,12 @@ def _scan_regex(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return (numbers / SCALE).reshape(-1, 4), counts, box_names
 
 
-def _scan_compiled(
-    texts: list[str], joined: str
-) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None, list[str] | None]:
+def _scan_compiled(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None, list[str] | None]:
     """:func:`_scan_regex` by the compiled scanner over all outputs' bytes; the outputs it cannot decide
     alone (non-ASCII characters inside a box list, huge numbers) go through :func:`released_boxes`."""
     from regbench.parsing import _released_kernels as kernels
 
+    joined = "".join(texts)
     ascii_only = joined.isascii()
     buf = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
