@@ -9,7 +9,8 @@ sample, its regex over the output and ``ast.literal_eval`` of each ``[[...]]`` l
 at IoU >= 0.5, names aligned by substring, "precision" = C / references, "recall" = C /
 predictions, per-sample F1, IoU pooled over the split. regbench runs its plugin as ``regbench
 score`` does: ``prepare`` with the split (before any output exists: the reference boxes are read
-into columns there), then ``stats_batch`` over all samples and ``finalize``. The loop reads its
+into columns there), then its reading of all outputs (the ``medrega_released`` batch reader),
+``stats_batch`` over all samples and ``finalize``. The loop reads its
 references beforehand too (each sample's boxes and names into lists), so both sides are timed in the
 same two steps: reading the references, then scoring. The script asserts that all ten aggregates
 agree, then reports samples per second and the ratios: scoring against scoring, and both steps
@@ -35,12 +36,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from regbench.metrics import accel
-from regbench.metrics.region import BoxColumns, RegionAligned, medrega_boxes, medrega_columns
+from regbench import accel
+from regbench.metrics.region import BoxColumns, RegionAligned, released_columns, released_counts
+from regbench.parsing import BOX_FORMATS
+from regbench.parsing.readings import ReadItems
 from regbench.types import Parsed, Region, Sample
 
 NAMES = ["liver", "left kidney", "right kidney", "spleen", "pancreas", "heart", "left lung", "right lung"]
@@ -172,9 +176,19 @@ def prepared(items: Items, mode: str = "medrega") -> RegionAligned:
     return plugin
 
 
+def read_by(plugin: RegionAligned, items: Items) -> Sequence[tuple[Parsed, Sample]]:
+    """The items as ``plugin`` reads them: its own reading of every output at once (``Metric.reads``), as
+    the runner gives it (a detection task expects boxes), or the items as they are."""
+    if plugin.reads is None:
+        return items
+    outputs = [parsed.raw for parsed, _ in items]
+    reading = BOX_FORMATS.get(plugin.reads).read_batch(outputs, expect_boxes=True)
+    return ReadItems(reading, [sample for _, sample in items])
+
+
 def scored(plugin: RegionAligned, items: Items) -> dict[str, float]:
-    """The scoring step of ``regbench score``: stats_batch over every sample, then finalize."""
-    return plugin.finalize(plugin.stats_batch(items))
+    """The scoring step of ``regbench score``: the plugin's reading, stats_batch over every sample, finalize."""
+    return plugin.finalize(plugin.stats_batch(read_by(plugin, items)))
 
 
 def ours(items: Items) -> dict[str, float]:
@@ -183,8 +197,8 @@ def ours(items: Items) -> dict[str, float]:
 
 
 def outputs_to_columns(items: Items) -> BoxColumns:
-    """Output strings to flat box columns (the parsing part of the plugin)."""
-    return medrega_boxes([parsed.raw for parsed, _ in items])
+    """Output strings to flat box columns (the released reading, as the plugin takes it)."""
+    return released_columns(read_by(prepared([]), items))
 
 
 def references_to_columns(items: Items) -> BoxColumns:
@@ -203,7 +217,7 @@ def references_from_index(plugin: RegionAligned, items: Items) -> BoxColumns:
 
 def counts_only(pred: BoxColumns, ref: BoxColumns) -> dict[str, np.ndarray]:
     """The matching engine alone: columns already built, counts out."""
-    return medrega_columns(pred, ref, np.full(len(ref), 0.5))
+    return released_counts(pred, ref, np.full(len(ref), 0.5))
 
 
 def with_boxes(items: Items) -> Items:
@@ -229,7 +243,7 @@ FIRST_CALL = """
 import sys, time
 sys.path.insert(0, {bench!r})
 from bench_region import ours, synthetic
-from regbench.metrics import accel
+from regbench import accel
 accel.MIN_SIZE = 0  # the kernels for 100 samples: what is timed is loading (or compiling) them
 items = synthetic(100, 0)
 start = time.perf_counter()
@@ -290,7 +304,7 @@ def main() -> None:
                 assert abs(runs[0][0][key] - value) < 1e-9, (path, key, runs[0][0][key], value)
             setup, scoring = min(r[1] for r in runs), min(r[2] for r in runs)
             both = min(r[1] + r[2] for r in runs)
-            row(f"regbench medrega ({path}): scoring (stats_batch + finalize)", scoring, "vs the loop's scoring")
+            row(f"regbench medrega ({path}): scoring (read, stats, finalize)", scoring, "vs the loop's scoring")
             print("  all 10 aggregates equal (region, object, alignment P/R/F1 and pooled IoU)")
             plugin = prepared(items)
             outputs = best(outputs_to_columns, items)
@@ -299,7 +313,8 @@ def main() -> None:
             row("  of which output strings -> columns", outputs)
             row("  of which reference columns from the index", references)
             row("  of which the matching engine", engine)
-            row("  of which finalize (records -> aggregates)", best(plugin.finalize, plugin.stats_batch(items)))
+            records = plugin.stats_batch(read_by(plugin, items))
+            row("  of which finalize (records -> aggregates)", best(plugin.finalize, records))
             row(f"regbench medrega ({path}): prepare (reference index)", setup, "vs the loop's reading", read)
             row("  of which reference objects -> columns", best(references_to_columns, items), "", read)
             row(f"regbench medrega ({path}): prepare + scoring", both, "vs the loop's both", whole)

@@ -18,7 +18,7 @@ PACKAGE = SRC / "regbench"
 
 # Lowest first; a module belongs to the first entry that is its name or a package above it.
 LAYERS: list[tuple[str, ...]] = [
-    ("regbench", "regbench.errors", "regbench.types", "regbench.collector", "regbench.signature"),
+    ("regbench", "regbench.errors", "regbench.types", "regbench.collector", "regbench.signature", "regbench.accel"),
     ("regbench.spec",),
     ("regbench.registry", "regbench.weights", "regbench.redact"),
     ("regbench.data", "regbench.parsing", "regbench.resolve"),

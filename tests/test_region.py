@@ -17,8 +17,16 @@ from scipy.optimize import linear_sum_assignment
 from regbench.metrics import METRICS, MetricContext
 from regbench.metrics.base import mean_of_sample_scores
 from regbench.metrics.geometry import reaches
-from regbench.metrics.region import derive_subtask, medrega_parse
-from regbench.parsing import parse_output
+from regbench.metrics.region import (
+    M3DRegion,
+    MedregaRegion,
+    RegionAligned,
+    StandardRegion,
+    derive_subtask,
+    precision_recall_f1,
+)
+from regbench.parsing import BOX_FORMATS, parse_output
+from regbench.parsing.medrega_released import released_boxes
 from regbench.types import Parsed, Region, Sample
 from tests.conftest import assert_weighted_equals_finalize
 
@@ -39,6 +47,11 @@ def ref(*objects: tuple[str, list[list[float]]]) -> Sample:
 
 def pred(*objects: tuple[str, list[list[float]]], raw: str = "") -> Parsed:
     return Parsed(raw=raw, objects=[Region(name=n, boxes=b) for n, b in objects])
+
+
+def released(raw: str) -> Parsed:
+    """An output as medrega mode reads it: MedRegA's released parser (the ``medrega_released`` reading)."""
+    return BOX_FORMATS.get("medrega_released").read(raw)  # type: ignore[no-any-return]
 
 
 def score(metric, parsed: Parsed, sample: Sample) -> dict[str, float | None]:  # type: ignore[no-untyped-def]
@@ -123,8 +136,8 @@ def test_the_trap_through_the_plugin() -> None:
     assert values["region_precision"] == 1.0 and values["region_recall"] == 1.0
     assert values["iou"] == pytest.approx(0.6)  # the assignment that gives the hits: (0.6 + 0.6) / 2
     raw = f"<ref>x</ref><box>[{grid(P1)}, {grid(P2)}]</box>"
-    released = score(plugin(mode="medrega", subtask="multi_object_multi_region"), Parsed(raw=raw), ref(("x", [R1, R2])))
-    assert released["region_precision"] == 0.5  # MedRegA's code: one hit
+    medrega = plugin(mode="medrega", subtask="multi_object_multi_region")
+    assert score(medrega, released(raw), ref(("x", [R1, R2])))["region_precision"] == 0.5  # MedRegA's code: one hit
 
 
 def test_threshold_and_accuracy_on_single_region() -> None:
@@ -203,7 +216,7 @@ def test_medrega_multi_object_by_hand() -> None:
     metric = plugin(mode="medrega")
     sample = ref(("kidney", [A]), ("liver", [B]))  # multi-object single-region: threshold 0.5
     raw = f"<ref>left kidney</ref><box>[{grid(A)}]</box> and <ref>spleen</ref><box>[{grid(B)}, {grid(FAR)}]</box>"
-    values = score(metric, Parsed(raw=raw), sample)
+    values = score(metric, released(raw), sample)
     # C = 2 hits, G = 2 references, P = 3 predictions: "precision" = C/G = 1, "recall" = C/P = 2/3, F1 = 0.8
     assert (values["region_precision"], values["region_recall"], values["region_f1"]) == pytest.approx((1, 2 / 3, 0.8))
     # names = all the text before each [[ ]]: "<ref>left kidney</ref><box>" contains "kidney" (aligned);
@@ -220,21 +233,21 @@ def test_medrega_zero_iou_pairs_are_scipys_choice() -> None:
     assert linear_sum_assignment(np.ones((1, 2)))[1].tolist() == [0]
     metric = plugin(mode="medrega")
     sample = ref(("liver", [A]), ("kidney", [B]))
-    liver = score(metric, Parsed(raw=f"<ref>liver</ref><box>[{grid(FAR)}]</box>"), sample)
-    kidney = score(metric, Parsed(raw=f"<ref>kidney</ref><box>[{grid(FAR)}]</box>"), sample)
+    liver = score(metric, released(f"<ref>liver</ref><box>[{grid(FAR)}]</box>"), sample)
+    kidney = score(metric, released(f"<ref>kidney</ref><box>[{grid(FAR)}]</box>"), sample)
     assert liver["region_f1"] == 0 and kidney["region_f1"] == 0
     assert (liver["object_precision"], liver["object_recall"], liver["object_f1"]) == pytest.approx((0.5, 1, 2 / 3))
     assert kidney["object_f1"] == 0  # paired with liver's box, so never aligned
     # Two boxes, no overlap at all: scipy pairs them in order, so swapped names never align.
     swapped = f"<ref>kidney</ref><box>[{grid(FAR)}]</box><ref>liver</ref><box>[{grid(FAR)}]</box>"
-    assert score(metric, Parsed(raw=swapped), sample)["object_f1"] == 0
+    assert score(metric, released(swapped), sample)["object_f1"] == 0
 
 
 def test_medrega_parses_only_double_brackets() -> None:
     metric = plugin(mode="medrega")
     sample = ref(("liver", [A]), ("kidney", [B]))
     for raw in (f"<box>{grid(A)}</box>", "<box>[[ 0, 0, 400, 400]]</box>", "<box>[[0.0, 0.0, 0.4, 0.4]]</box>", ""):
-        stats = metric.stats(Parsed(raw=raw), sample)
+        stats = metric.stats(released(raw), sample)
         assert stats["n_pred"] == 0
         assert metric.sample_scores(stats)["region_f1"] == 0.0
 
@@ -243,7 +256,7 @@ def test_medrega_parses_a_long_rambling_output_in_linear_time() -> None:
     # The released pattern retries at every position of a bracket-free run: ~1 s for this text,
     # ~20 s at four times the length. The linear pattern takes well under a millisecond.
     text = "the lungs are clear " * 800 + "<ref>liver</ref><box>[[1, 2, 3, 4]]</box> [0.1]"
-    boxes, names = medrega_parse(text)
+    boxes, names = released_boxes(text)
     assert names == [text[: text.index("[[")]] and boxes == [[1 / 999, 2 / 999, 3 / 999, 4 / 999]]
 
 
@@ -251,37 +264,37 @@ def test_medrega_single_object_multi_region_uses_075_and_pooled_iou() -> None:
     metric = plugin(mode="medrega")
     sample = ref(("kidney", [A, B]))
     # A_SHIFT has IoU 0.6 with A: a hit at 0.5, not at the released 0.75. C = 1, G = P = 2.
-    first = metric.stats(Parsed(raw=f"kidney [{grid(A_SHIFT)}, {grid(B)}]"), sample)
+    first = metric.stats(released(f"kidney [{grid(A_SHIFT)}, {grid(B)}]"), sample)
     values = metric.sample_scores(first)
     assert (values["region_precision"], values["region_recall"]) == (0.5, 0.5)
     assert values["object_precision"] is None and values["alignment_f1"] is None  # names unused there
-    second = metric.stats(Parsed(raw=f"[{grid(B)}]"), sample)
+    second = metric.stats(released(f"[{grid(B)}]"), sample)
     # pooled IoU: (0.6 + 1.0 + 1.0) / 3 assigned pairs, not the mean of per-sample means (0.9)
     assert metric.finalize([first, second])["iou"] == pytest.approx(2.6 / 3, abs=5e-3)
     assert plugin(mode="medrega", iou_threshold=0.5).sample_scores(
-        plugin(mode="medrega", iou_threshold=0.5).stats(Parsed(raw=f"[{grid(A_SHIFT)}, {grid(B)}]"), sample)
+        plugin(mode="medrega", iou_threshold=0.5).stats(released(f"[{grid(A_SHIFT)}, {grid(B)}]"), sample)
     )["region_precision"] == pytest.approx(1.0)
 
 
 def test_medrega_single_region_is_strict_and_takes_the_first_box() -> None:
     metric = plugin(mode="medrega")
     half = ref(("liver", [[0.0, 0.0, 1.0, 202 / 999]]))  # [[0, 0, 999, 101]] has IoU exactly 0.5 with it
-    exact = metric.stats(Parsed(raw="[[0, 0, 999, 101]]"), half)
+    exact = metric.stats(released("[[0, 0, 999, 101]]"), half)
     assert exact["ss_iou"] == 0.5 and exact["accuracy"] == 0.0  # the released evaluator: IoU > 0.5
     assert score(plugin(), pred(("liver", [[0, 0, 1.0, 101 / 999]])), half)["accuracy"] == 1.0  # standard: >=
     sample = ref(("liver", [A]))
     # as many predictions as references: the first box counts; more predictions: the best one
-    assert metric.stats(Parsed(raw=f"[{grid(FAR)}]"), sample)["ss_iou"] == 0.0
-    assert metric.stats(Parsed(raw=f"[{grid(FAR)}, {grid(A)}]"), sample)["ss_iou"] == pytest.approx(1.0, abs=3e-3)
-    values = score(metric, Parsed(raw=f"[{grid(A_SHIFT)}]"), sample)
+    assert metric.stats(released(f"[{grid(FAR)}]"), sample)["ss_iou"] == 0.0
+    assert metric.stats(released(f"[{grid(FAR)}, {grid(A)}]"), sample)["ss_iou"] == pytest.approx(1.0, abs=3e-3)
+    values = score(metric, released(f"[{grid(A_SHIFT)}]"), sample)
     assert values["accuracy"] == 1.0 and values["iou"] == pytest.approx(0.6, abs=3e-3)
     assert values["region_f1"] is None
 
 
 def test_medrega_finalize_mixing_subtasks_weights_each_evaluator_by_samples() -> None:
     metric = plugin(mode="medrega")
-    single = metric.stats(Parsed(raw=f"[{grid(A)}]"), ref(("liver", [A])))  # ss_iou ~ 1
-    multi = metric.stats(Parsed(raw=f"[{grid(FAR)}]"), ref(("liver", [A]), ("kidney", [B])))  # pooled 0 / 2
+    single = metric.stats(released(f"[{grid(A)}]"), ref(("liver", [A])))  # ss_iou ~ 1
+    multi = metric.stats(released(f"[{grid(FAR)}]"), ref(("liver", [A]), ("kidney", [B])))  # pooled 0 / 2
     assert metric.finalize([single, multi])["iou"] == pytest.approx(0.5, abs=2e-3)
     assert metric.finalize([single, single, multi])["iou"] == pytest.approx(2 / 3, abs=2e-3)
     assert metric.finalize([single, multi])["accuracy"] == 1.0  # only the single-region sample has one
@@ -343,7 +356,7 @@ def test_medrega_mode_equals_the_released_rules_on_random_samples() -> None:
             id="s", objects=[Region(name=names[rng.integers(0, 4)], boxes=[(b / 999).tolist()]) for b in gt]
         )
         subtask = ["single_object_multi_region", "multi_object_single_region", "multi_object_multi_region"][_ % 3]
-        items.append((Parsed(raw=raw), sample))
+        items.append((released(raw), sample))
         subtasks.append(subtask)
     for subtask in set(subtasks):
         metric = plugin(mode="medrega", subtask=subtask)
@@ -366,6 +379,29 @@ def test_signature_names_the_mode() -> None:
     assert plugin(iou_threshold=0.3).signature("iou") != plugin().signature("iou")
     assert plugin(subtask="multi_object_multi_region").signature("iou") != plugin().signature("iou")
     assert plugin(synonyms={"a": "b"}).signature("iou") != plugin().signature("iou")
+
+
+def test_one_registered_plugin_builds_the_metric_of_its_mode() -> None:
+    for mode, cls in (("standard", StandardRegion), ("medrega", MedregaRegion), ("m3d", M3DRegion)):
+        metric = plugin(mode=mode)
+        assert type(metric) is cls and isinstance(metric, RegionAligned) and metric.name == "region_aligned"
+    assert type(RegionAligned()) is StandardRegion
+    assert (plugin(mode="medrega").reads, plugin(mode="medrega").aggregation) == ("medrega_released", "corpus")
+
+
+def test_precision_recall_f1_gives_records_and_columns_the_same_numbers() -> None:
+    rng = np.random.default_rng(7)
+    n_pred, n_ref = rng.integers(0, 4, 500), rng.integers(0, 4, 500)
+    matched = np.minimum(rng.integers(0, 4, 500), np.minimum(n_pred, n_ref))
+    for both_empty in (1.0, None):
+        columns = precision_recall_f1(matched * 1.0, n_pred * 1.0, n_ref * 1.0, both_empty=both_empty)
+        for i in range(500):
+            one = precision_recall_f1(int(matched[i]), int(n_pred[i]), int(n_ref[i]), both_empty=both_empty)
+            assert one == tuple(float(c[i]) for c in columns)  # bit for bit
+    assert precision_recall_f1(0, 0, 0) == (1.0, 1.0, 1.0)  # nothing to find, nothing found
+    assert precision_recall_f1(0, 0, 0, both_empty=None) == (0.0, 0.0, 0.0)  # MedRegA's code
+    assert precision_recall_f1(0, 0, 2) == (0.0, 0.0, 0.0) and precision_recall_f1(0, 3, 0) == (0.0, 0.0, 0.0)
+    assert precision_recall_f1(1, 2, 4) == pytest.approx((0.5, 0.25, 1 / 3))
 
 
 def test_options_are_checked() -> None:
@@ -437,9 +473,9 @@ def test_bootstrap_by_draw_counts_equals_finalize_on_each_resample(mode: str) ->
     metric = plugin(mode=mode)
     outputs = [f"liver [{grid(A)}]", f"[{grid(A_SHIFT)}, {grid(B)}]", "", f"kidney [{grid(FAR)}]", f"[{grid(B)}]"]
     samples = [ref(("liver", [A])), ref(("kidney", [A, B])), ref(("liver", [A]), ("kidney", [B]))]
-    items = [
-        (parse_output(out, box_format="medrega"), samples[(i * 7) % 3]) for i, out in enumerate(outputs * 4)
-    ]  # mixes the single-region, single-object multi-region and multi-object evaluators
+    read = released if mode == "medrega" else (lambda out: parse_output(out, box_format="medrega"))
+    # mixes the single-region, single-object multi-region and multi-object evaluators
+    items = [(read(out), samples[(i * 7) % 3]) for i, out in enumerate(outputs * 4)]
     assert_weighted_equals_finalize(metric, metric.stats_batch(items), trials=50, seed=3)
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from regbench.metrics.base import StatsColumns
 from regbench.metrics.region import ReferenceIndex, RegionAligned, derive_subtask
+from regbench.parsing import BOX_FORMATS
 from regbench.types import Parsed, Region, Sample
 
 grid = st.integers(0, 6).map(lambda v: v / 6)
@@ -45,6 +46,14 @@ def item(predicted: list[Region], reference: list[Region], i: int) -> tuple[Pars
     return Parsed(raw=raw_of(predicted), objects=predicted), Sample(id=str(i), objects=reference)
 
 
+def as_read_by(plugin: RegionAligned, items: list[tuple[Parsed, Sample]]) -> list[tuple[Parsed, Sample]]:
+    """The items with the outputs read the way ``plugin`` reads them (``Metric.reads``)."""
+    if plugin.reads is None:
+        return items
+    read = BOX_FORMATS.get(plugin.reads).read
+    return [(read(parsed.raw), sample) for parsed, sample in items]
+
+
 def batch(dims: int) -> st.SearchStrategy[list[tuple[Parsed, Sample]]]:
     pairs = st.lists(st.tuples(regions(dims), regions(dims)), min_size=1, max_size=10)
     return pairs.map(lambda ps: [item(p, r, i) for i, (p, r) in enumerate(ps)])
@@ -63,6 +72,7 @@ def plugin(mode: str, subtask: str | None = None) -> RegionAligned:
 )
 def test_prepared_plugin_equals_the_unprepared_one_on_any_subset_in_any_order(items, mode, subtask, seed) -> None:  # type: ignore[no-untyped-def]
     prepared = plugin(mode, subtask)
+    items = as_read_by(prepared, items)
     prepared.prepare([s for _, s in items])
     chosen = random.Random(seed).sample(items, random.Random(seed + 1).randint(0, len(items)))
     for part in (items, chosen):

@@ -11,10 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from regbench.metrics import accel
+from regbench import accel
 from regbench.metrics.matching import assign_padded
-from regbench.metrics.region import BoxColumns, RegionAligned, medrega_boxes, medrega_columns, medrega_parse
-from regbench.types import Parsed, Region, Sample
+from regbench.metrics.region import BoxColumns, RegionAligned, released_counts
+from regbench.parsing import BOX_FORMATS
+from regbench.parsing.medrega_released import released_boxes
+from regbench.parsing.readings import ParsedColumns, ReadItems
+from regbench.types import Region, Sample
+
+RELEASED = BOX_FORMATS.get("medrega_released")
 
 needs_numba = pytest.mark.skipif(not accel.available(), reason="numba is not installed (pip install 'regbench[fast]')")
 
@@ -46,23 +51,24 @@ medrega_text = st.lists(
 ).map("".join)
 
 
-def columns_equal(a: BoxColumns, b: BoxColumns) -> None:
+def columns_equal(a: BoxColumns | ParsedColumns, b: BoxColumns | ParsedColumns) -> None:
     assert a.counts.tolist() == b.counts.tolist()
     assert a.boxes.tolist() == b.boxes.tolist()
     assert a.names == b.names
     for c in (a, b):
-        if c.ids is not None and c.vocabulary is not None:
-            assert [c.vocabulary[i] for i in c.ids.tolist()] == c.names
+        ids = c.ids if isinstance(c, BoxColumns) else c.name_ids
+        if ids is not None and c.vocabulary is not None:
+            assert [c.vocabulary[i] for i in ids.tolist()] == c.names
 
 
 @needs_numba
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raws=st.lists(medrega_text, max_size=8))
 def test_compiled_medrega_parser_equals_the_numpy_one_and_the_released_one(raws: list[str]) -> None:
-    compiled = medrega_boxes(raws)
+    compiled = RELEASED.read_batch(raws)
     with accel.numba_disabled():
-        columns_equal(compiled, medrega_boxes(raws))
-    one_by_one = [medrega_parse(raw) for raw in raws]
+        columns_equal(compiled, RELEASED.read_batch(raws))
+    one_by_one = [released_boxes(raw) for raw in raws]
     assert compiled.names == [name for _, names in one_by_one for name in names]
     assert compiled.boxes.tolist() == [box for boxes, _ in one_by_one for box in boxes]
 
@@ -80,9 +86,9 @@ def test_compiled_medrega_parser_edge_cases() -> None:
         "[[1,2,3,4],[5,6,7,8]",
         "[[1,2,3,4],  [5,6,7,8]]tail",
     ]
-    compiled = medrega_boxes(raws)
+    compiled = RELEASED.read_batch(raws)
     with accel.numba_disabled():
-        columns_equal(compiled, medrega_boxes(raws))
+        columns_equal(compiled, RELEASED.read_batch(raws))
     assert compiled.counts.tolist() == [0, 3, 1, 2, 1, 1, 1, 0, 2]
 
 
@@ -150,9 +156,9 @@ def as_columns(samples: list[list[tuple[str, list[float]]]]) -> BoxColumns:
 def test_compiled_medrega_counts_equal_the_numpy_ones(samples, thresholds) -> None:  # type: ignore[no-untyped-def]
     pred, ref = as_columns([p for p, _ in samples]), as_columns([r for _, r in samples])
     limits = np.full(len(samples), thresholds)
-    compiled = medrega_columns(pred, ref, limits)
+    compiled = released_counts(pred, ref, limits)
     with accel.numba_disabled():
-        expected = medrega_columns(pred, ref, limits)
+        expected = released_counts(pred, ref, limits)
     assert compiled.keys() == expected.keys()
     for key in expected:
         assert compiled[key].tolist() == expected[key].tolist(), key  # bit for bit, the IoU sum included
@@ -162,16 +168,18 @@ def test_compiled_medrega_counts_equal_the_numpy_ones(samples, thresholds) -> No
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(samples=st.lists(st.tuples(boxes_of_sample(5), boxes_of_sample(5)), min_size=1, max_size=10))
 def test_compiled_plugin_records_and_aggregates_equal_the_numpy_ones(samples) -> None:  # type: ignore[no-untyped-def]
-    items = []
+    raws, references = [], []
     for pred, ref in samples:
-        raw = " ".join(f"<ref>{n}</ref><box>[[{', '.join(str(round(v * 999)) for v in b)}]]</box>" for n, b in pred)
+        raws.append(
+            " ".join(f"<ref>{n}</ref><box>[[{', '.join(str(round(v * 999)) for v in b)}]]</box>" for n, b in pred)
+        )
         objects = [Region(name=n, boxes=[[round(v * 999) / 999 for v in b]]) for n, b in ref]
-        items.append((Parsed(raw=raw), Sample(id="s", objects=objects)))
+        references.append(Sample(id="s", objects=objects))
     for subtask in (None, "multi_object_multi_region"):
         plugin = RegionAligned(RegionAligned.Options(mode="medrega", subtask=subtask))
-        compiled = plugin.stats_batch(items)
+        compiled = plugin.stats_batch(ReadItems(RELEASED.read_batch(raws), references))
         with accel.numba_disabled():
-            expected = plugin.stats_batch(items)
+            expected = plugin.stats_batch(ReadItems(RELEASED.read_batch(raws), references))
         assert compiled == expected
         assert plugin.finalize(compiled) == plugin.finalize(expected)
 

@@ -511,7 +511,7 @@ def data_check(
         samples = split.samples
         problems = check_samples(spec, samples)
         status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
-        out.print(f"{spec.task}: {len(samples)} samples, {split.n_skipped} records skipped, {status}")
+        out.print(f"{spec.task}: {len(samples)} samples, {status}, skipped {split.n_skipped} records")
         for line in problems[:20]:
             out.print(f"  - {line}", highlight=False, soft_wrap=True)
         if len(problems) > 20:

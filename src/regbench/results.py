@@ -109,15 +109,19 @@ class SampleRecord:
     """Plugin name -> this sample's statistics, from which the aggregates are computed."""
     index: int
     """The sample's position in the dataset (shards are merged back in this order)."""
+    reading_errors: dict[str, str] | None = None
+    """Box format -> why a plugin's own reading of the output failed (``Metric.reads``), where the task's
+    parse did not fail; the key is written only when set, before ``index``."""
 
     @property
     def parse_failed(self) -> bool:
-        """The output came back but could not be parsed (counted in ``n_parse_failures``)."""
-        return self.error is None and not self.parsed["ok"]
+        """The output came back but could not be read as the task's metrics need: by the task's parse, or
+        by a plugin's own reading (counted in ``n_parse_failures``)."""
+        return self.error is None and (not self.parsed["ok"] or bool(self.reading_errors))
 
     def to_dict(self) -> dict[str, Any]:
         """The record as its samples.jsonl line holds it (keys in field order; values not copied)."""
-        return {
+        line = {
             "id": self.id,
             "prompt": self.prompt,
             "outputs": self.outputs,
@@ -127,11 +131,15 @@ class SampleRecord:
             "reference": self.reference,
             "scores": self.scores,
             "stats": self.stats,
-            "index": self.index,
         }
+        if self.reading_errors:
+            line["reading_errors"] = self.reading_errors
+        line["index"] = self.index
+        return line
 
 
 _RECORD_KEYS = [f.name for f in fields(SampleRecord)]
+_OPTIONAL_KEYS = {"reading_errors"}
 
 
 def _record_problem(data: Any) -> str:
@@ -139,7 +147,7 @@ def _record_problem(data: Any) -> str:
     if not isinstance(data, dict):
         return f"a JSON {type(data).__name__}, not an object"
     problems = []
-    if missing := [k for k in _RECORD_KEYS if k not in data]:
+    if missing := [k for k in _RECORD_KEYS if k not in data and k not in _OPTIONAL_KEYS]:
         problems.append(f"missing {', '.join(missing)}")
     if unknown := [k for k in data if k not in _RECORD_KEYS]:
         problems.append(f"unknown {', '.join(unknown)}")

@@ -26,6 +26,7 @@ from regbench.errors import SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
+from regbench.parsing.readings import read_outputs
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
 from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
@@ -71,9 +72,17 @@ class Conversation:
     cached_turns: int = 0
 
     def record(
-        self, sample: Sample, parsed: Parsed, *, index: int, scores: dict[str, Any], stats: dict[str, Stats]
+        self,
+        sample: Sample,
+        parsed: Parsed,
+        *,
+        index: int,
+        scores: dict[str, Any],
+        stats: dict[str, Stats],
+        reading_errors: dict[str, str] | None = None,
     ) -> SampleRecord:
-        """The sample's line in samples.jsonl (``index``: its position in the dataset)."""
+        """The sample's line in samples.jsonl (``index``: its position in the dataset; ``reading_errors``:
+        the plugins' own readings that failed, by box format)."""
         return SampleRecord(
             id=sample.id,
             prompt=self.prompts[-1] if self.prompts else [],
@@ -84,6 +93,7 @@ class Conversation:
             reference=reference(sample),
             scores=scores,
             stats=stats,
+            reading_errors=reading_errors,
             index=index,
         )
 
@@ -290,16 +300,14 @@ def score_and_write(
     directory: Path,
 ) -> Results:
     """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset)."""
-    parsed = [
-        parse_output(
-            None if c.error is not None else c.outputs[-1],
-            box_format=box_format,
-            sample=s,
-            expect_boxes=task.boxes_expected,
-        )
-        for c, s in zip(conversations, samples, strict=True)
-    ]
-    stats, totals = score(plugins, list(zip(parsed, samples, strict=True)), options.bootstrap)
+    readings = read_outputs(
+        [None if c.error is not None else c.outputs[-1] for c in conversations],
+        samples,
+        box_format=box_format,
+        expect_boxes=task.boxes_expected,
+        reads={plugin.reads for plugin in plugins},
+    )
+    stats, totals = score(plugins, readings, options.bootstrap)
     records = [
         conversation.record(
             sample,
@@ -307,9 +315,10 @@ def score_and_write(
             index=index,
             scores=sample_scores(plugins, stats, i),
             stats=sample_stats(plugins, stats, i),
+            reading_errors=readings.errors.get(i),
         )
         for i, (sample, conversation, parse, index) in enumerate(
-            zip(samples, conversations, parsed, indices, strict=True)
+            zip(samples, conversations, readings.parsed, indices, strict=True)
         )
     ]
     run = {

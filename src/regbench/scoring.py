@@ -18,11 +18,12 @@ from typing import Any
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.metrics import Metric, Stats
+from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord
 from regbench.signature import Signature
 from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Parsed, Sample
+from regbench.types import Sample
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,12 @@ class Aggregate:
 
 
 def score(
-    plugins: Sequence[Metric], items: Sequence[tuple[Parsed, Sample]], bootstrap: Bootstrap
+    plugins: Sequence[Metric], readings: Readings, bootstrap: Bootstrap
 ) -> tuple[dict[str, list[Stats]], Aggregate]:
-    """Every plugin's stats of the (parsed output, sample) pairs, and the aggregates; the plugins are closed after."""
+    """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), and the aggregates; the
+    plugins are closed after."""
     try:
-        stats = {plugin.name: plugin.stats_batch(items) for plugin in plugins}
+        stats = {plugin.name: plugin.stats_batch(readings.items(plugin.reads)) for plugin in plugins}
         return stats, aggregate(plugins, stats, bootstrap)
     finally:
         for plugin in plugins:

@@ -84,6 +84,13 @@ class Metric(ABC):
     """The range of every key's values (``key_bounds`` overrides it per key)."""
     key_scale: ClassVar[Mapping[str, Scale]] = {}
     key_bounds: ClassVar[Mapping[str, Bounds]] = {}
+    reads: ClassVar[str | None] = None
+    """The box format this plugin reads model outputs with, when it needs its own reading (the runner
+    reads each output once per distinct reading, :func:`regbench.parsing.readings.read_outputs`), or
+    None for the task's parse. Plugins see only what a parser produced; the one exception is
+    ``Parsed.raw``, read where a text rule is defined on the raw output: ``region_to_text`` and
+    ``vqa`` in ``mode: medrega`` (MedRegA's released token rules) and ``classification``'s
+    multi-label split (its line breaks)."""
 
     def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:
         self.options = options if options is not None else self.Options()

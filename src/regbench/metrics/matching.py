@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from regbench.metrics import accel
+from regbench import accel
 
 # Above this many rows, the lock-step assignment costs more Python steps than scipy per sample.
 LOCKSTEP_MAX_ROWS = 16
@@ -202,8 +202,10 @@ def assign_padded(cost: np.ndarray, n: np.ndarray, m: np.ndarray, *, maximize: b
     """
     cost = np.asarray(cost, dtype=np.float64)
     if accel.enabled(len(cost)):
+        from regbench.metrics import _kernels  # imports numba: only when the compiled path runs
+
         n, m = np.asarray(n, dtype=np.int64), np.asarray(m, dtype=np.int64)
-        return accel.kernels().assign_batch(np.ascontiguousarray(cost), n, m, maximize)
+        return _kernels.assign_batch(np.ascontiguousarray(cost), n, m, maximize)
     if min(cost.shape[1], cost.shape[2]) <= LOCKSTEP_MAX_ROWS:
         return _lockstep_assign(cost, np.asarray(n), np.asarray(m), maximize=maximize)
     mask = np.zeros(cost.shape, dtype=bool)

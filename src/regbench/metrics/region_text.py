@@ -36,7 +36,8 @@ class RegionToText(Metric):
         opts: RegionToTextOptions = self.options  # type: ignore[assignment]
         language = sample.language or self.context.language
         if opts.mode == "medrega":
-            # the released evaluator reads the raw output: only [[...]] lists go (tags stay)
+            # the released evaluator reads the raw output (an exception listed at Metric.reads): only [[...]]
+            # lists go, tags stay
             pred = re.sub(r"\[\[.*?\]\]", "", (parsed.raw or parsed.text).lower()).split()
             ref = sample.answer.lower().split()
             _, recall, f1 = token_prf(pred, ref, eps=1e-8)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from regbench.errors import UnknownNameError
+from regbench.parsing.text import TAGS, clean_text
 from regbench.registry import Registry
 from regbench.types import Parsed, Region, Sample
 
@@ -149,8 +150,6 @@ def _report_text(text: str, found: Extraction) -> str:
     """What text metrics score. An output with no box or tag in it keeps its own whitespace (line
     breaks are tokens to BERTScore's BPE models and to RadCliQ's BLEU-2, which split the raw
     report); where boxes or tags were cut out, the remaining text is tidied (whitespace collapsed)."""
-    from regbench.parsing.boxes import TAGS, clean_text
-
     if not TAGS.search(text) and found.text == clean_text(text):
         return text
     return re.sub(r"\s+", " ", found.text).strip()

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from regbench.parsing.base import BOX_FORMATS, Extraction
+from regbench.parsing.text import TAGS, clean_text
 from regbench.types import Region, Sample
 
 # One way only to split digits into a number: "\d+\.?\d*" could split "102" as 1|02, 10|2 ...,
@@ -56,7 +57,6 @@ _SEPARATOR = r"\s*[:：,，;；]?\s*"
 # A box group and the separator after it, as removed from the report text (see _unboxed).
 _GRID_WITH_SEPARATOR = re.compile(rf"(?:{_GRID.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
 _QWEN_WITH_SEPARATOR = re.compile(rf"(?:{_QWEN_BOX.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
-TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
 
@@ -95,11 +95,6 @@ def _unboxed(text: str, match: re.Match[str]) -> str:
     if name and before and (before[-1].isalnum() or before[-1] == "(") and after and after[0] != "<":
         return f"{name.strip()}{match.group('sep')}"
     return " "
-
-
-def clean_text(text: str) -> str:
-    """Tags gone, whitespace collapsed, no space left before punctuation where a box was cut out."""
-    return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", re.sub(r"\s+", " ", TAGS.sub("", text))).strip()
 
 
 class BracketBoxes:

@@ -1,10 +1,13 @@
 """Optional compiled kernels (``pip install regbench[fast]``, numba): used when numba imports and a
 batch is large enough to repay loading them (:data:`MIN_SIZE`), else the numpy path.
 
-The kernels give the very results of the numpy path (tests compare the two), so the switch is
-about speed only. ``REGBENCH_NUMBA=0`` turns them off; :func:`numba_disabled` does so for a
-block (the benchmark times both paths in one process). numba is imported on first use, not
-with regbench, since importing it costs a few tenths of a second.
+One switch for every kernel: the region metrics' (:mod:`regbench.metrics._kernels`) and the
+released MedRegA reading's (:mod:`regbench.parsing._released_kernels`), each imported by its user
+when :func:`enabled` says so. The kernels give the
+very results of the numpy path (tests compare the two), so the switch is about speed only.
+``REGBENCH_NUMBA=0`` turns them off; :func:`numba_disabled` does so for a block (the benchmark
+times both paths in one process). numba is imported on first use, not with regbench: its
+import is slow.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 _enabled = os.environ.get("REGBENCH_NUMBA", "1") != "0"
 MIN_SIZE = 25_000
-"""Samples below which the numpy path runs anyway: loading numba and its cached machine code takes
-~0.25 s per process (compiling, once per machine, ~5 s), and the kernels save ~10 us per sample."""
+"""Samples below which the numpy path runs anyway: loading numba and its cached machine code, once per
+process, costs more than the kernels save on fewer samples (docs/benchmarks.md)."""
 
 
 @functools.cache
@@ -31,13 +33,6 @@ def available() -> bool:
 def enabled(size: int) -> bool:
     """Whether scoring ``size`` samples uses the compiled kernels now."""
     return _enabled and size >= MIN_SIZE and available()
-
-
-def kernels() -> ModuleType:
-    """The compiled kernels (imports numba; compiles on first call, or loads numba's on-disk cache)."""
-    from regbench.metrics import _kernels
-
-    return _kernels
 
 
 @contextmanager
