@@ -145,9 +145,9 @@ class ReleasedBoxes:
         """:meth:`read` of every output, straight into columns."""
         from regbench import accel  # the one switch for all compiled kernels
 
-        texts = _as_raw([output or "" for output in outputs])
+        texts, joined = _as_raw(outputs)
         if accel.enabled(len(texts)):
-            boxes, counts, names, name_ids, vocabulary = _scan_compiled(texts)
+            boxes, counts, names, name_ids, vocabulary = _scan_compiled(texts, joined)
         else:
             (boxes, counts, names), name_ids, vocabulary = _scan_regex(texts), None, None
         ok = counts > 0
@@ -157,15 +157,22 @@ class ReleasedBoxes:
         return ParsedColumns(boxes, counts, names, ok, outputs, read_one, name_ids, vocabulary)
 
 
-def _as_raw(texts: list[str]) -> list[str]:
-    """The outputs as ``Parsed.raw`` holds them: lone surrogates (which UTF-8 cannot encode) as ``?``."""
-    if all(map(str.isascii, texts)):
-        return texts
+def _as_raw(outputs: Sequence[str | None]) -> tuple[Sequence[str], str]:
+    """The outputs as ``Parsed.raw`` holds them (``""`` for none, lone surrogates, which UTF-8 cannot
+    encode, as ``?``), and joined."""
     try:
-        "".join(texts).encode("utf-8")
-    except UnicodeEncodeError:
-        return list(map(encodable, texts))
-    return texts
+        texts: Sequence[str] = outputs  # type: ignore[assignment]
+        joined = "".join(texts)
+    except TypeError:  # a None: the model returned an error
+        texts = [output or "" for output in outputs]
+        joined = "".join(texts)
+    if not joined.isascii():
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            texts = list(map(encodable, texts))
+            joined = "".join(texts)
+    return texts, joined
 
 
 def _from_lists(found: list[tuple[list[list[float]], list[str]]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -176,7 +183,7 @@ def _from_lists(found: list[tuple[list[list[float]], list[str]]]) -> tuple[np.nd
     return flat.reshape(-1, 4), counts, [name for _, names in found for name in names]
 
 
-def _scan_regex(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _scan_regex(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One regex pass per output finds the groups; the numbers of all groups are then read in one call.
 
     Numbers that are not plain ASCII digits (``\\d`` also matches other scripts' digits) or too
@@ -199,12 +206,13 @@ def _scan_regex(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return (numbers / SCALE).reshape(-1, 4), counts, box_names
 
 
-def _scan_compiled(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None, list[str] | None]:
+def _scan_compiled(
+    texts: Sequence[str], joined: str
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None, list[str] | None]:
     """:func:`_scan_regex` by the compiled scanner over all outputs' bytes; the outputs it cannot decide
     alone (non-ASCII characters inside a box list, huge numbers) go through :func:`released_boxes`."""
     from regbench.parsing import _released_kernels as kernels
 
-    joined = "".join(texts)
     ascii_only = joined.isascii()
     buf = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
