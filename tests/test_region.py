@@ -373,9 +373,9 @@ def test_medrega_mode_equals_the_released_rules_on_random_samples() -> None:
 
 
 def test_signature_names_the_mode() -> None:
-    assert "mode:medrega" in plugin(mode="medrega").signature("region_f1")
-    assert "pr:swapped" in plugin(mode="medrega").signature("region_f1")
-    assert "iou_def:enclosing" in plugin(mode="m3d").signature("iou")
+    assert "mode:medrega" in plugin(mode="medrega").signature("region_f1").format()
+    assert "pr:swapped" in plugin(mode="medrega").signature("region_f1").format()
+    assert "iou_def:enclosing" in plugin(mode="m3d").signature("iou").format()
     assert plugin(iou_threshold=0.3).signature("iou") != plugin().signature("iou")
     assert plugin(subtask="multi_object_multi_region").signature("iou") != plugin().signature("iou")
     assert plugin(synonyms={"a": "b"}).signature("iou") != plugin().signature("iou")

@@ -21,7 +21,6 @@ from regbench.metrics import Metric, Stats
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord
-from regbench.signature import Signature
 from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Sample
 
@@ -79,9 +78,7 @@ def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], bootstra
 
 def _signature(plugin: Metric, key: str, bootstrap: Bootstrap) -> str:
     """The plugin's signature for ``key`` with the bootstrap settings, as results.json writes it."""
-    signature: Signature | str = plugin.signature(key)
-    if isinstance(signature, str):  # metrics/region.py's plugins still write theirs as text
-        signature = Signature.parse(signature)
+    signature = plugin.signature(key)
     trials = min(bootstrap.trials, plugin.bootstrap_trials)
     return signature.with_bootstrap(trials, bootstrap.seed).format()
 

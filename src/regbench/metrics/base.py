@@ -264,11 +264,6 @@ def register_metric(name: str) -> Any:
     return decorate
 
 
-# metrics/region.py becomes a package in another change; its plugins declare these on their
-# classes then (``BoxRegression.key_bounds``) and this table goes. Read by metric_facts only.
-_UNDECLARED_BOUNDS: dict[str, dict[str, Bounds]] = {"box_regression": {"giou": (-1.0, 1.0), "giou_loss": (0.0, 2.0)}}
-
-
 def metric_facts(plugin: str | None, key: str) -> KeyFacts | None:
     """The facts of ``key`` from the class of the plugin that produced it (results.json ``plugins``),
     or ``None`` when this installation cannot say: no plugin named, a plugin that is not
@@ -280,7 +275,4 @@ def metric_facts(plugin: str | None, key: str) -> KeyFacts | None:
         facts = cls.facts(key)
     except Exception:  # a report must render even when a third-party plugin is broken
         return None
-    pending = _UNDECLARED_BOUNDS.get(plugin, {}).get(key)
-    if pending is not None and key not in cls.key_bounds:
-        facts = KeyFacts(facts.higher_is_better, facts.scale, pending)
     return facts

@@ -46,6 +46,7 @@ class BoxRegression(Metric):
     """VividMed box metrics on Hungarian-matched pairs (cost l1 + 1 - GIoU): l1, GIoU, 1 - GIoU."""
 
     keys = {"l1": False, "giou": True, "giou_loss": False}
+    key_bounds = {"giou": (-1.0, 1.0), "giou_loss": (0.0, 2.0)}
 
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         dims = next((len(b) for r in sample.objects for b in r.boxes), 4)

@@ -16,9 +16,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from regbench import __version__
 from regbench.metrics.base import Metric, MetricContext, Stats, register_metric
 from regbench.metrics.region.columns import BoxColumns, ReferenceIndex, Subtask, derive_subtask, normalise_name
 from regbench.metrics.region.scores import PRF_KEYS
+from regbench.signature import Part, Signature
 from regbench.types import Parsed, Sample
 
 Mode = Literal["standard", "medrega", "m3d"]
@@ -112,21 +114,23 @@ class RegionAligned(Metric):
         assert values is not None  # every mode computes its aggregates from columns
         return {key: float(column[0]) for key, column in values.items() if np.isfinite(column[0])}
 
-    def signature(self, key: str | None = None) -> str:
-        from regbench import __version__
-
+    def signature(self, key: str | None = None) -> Signature:
+        """Mode, IoU threshold(s), subtask rule, matching and the mode's conventions."""
         opts = self.opts
-        parts = [key or self.name, f"plugin:{self.name}", f"mode:{opts.mode}"]
-        parts.append(f"iou:{opts.iou_threshold}" if opts.iou_threshold else f"iou:{_THRESHOLDS[opts.mode]}")
-        parts.append(f"subtask:{opts.subtask or 'derived'}")
-        parts.append("match:" + ("iou-max" if opts.mode == "medrega" else "hits-then-iou"))
+        parts: list[Part] = [
+            ("mode", opts.mode),
+            ("iou", f"{opts.iou_threshold}" if opts.iou_threshold else _THRESHOLDS[opts.mode]),
+            ("subtask", opts.subtask or "derived"),
+            ("match", "iou-max" if opts.mode == "medrega" else "hits-then-iou"),
+        ]
         if opts.mode == "medrega":
-            parts.append("pr:swapped|names:substring|parse:double-bracket|scale:999|iou_agg:pooled")
+            parts += [("pr", "swapped"), ("names", "substring"), ("parse", "double-bracket")]
+            parts += [("scale", "999"), ("iou_agg", "pooled")]
         if opts.mode == "m3d":
-            parts.append("iou_def:enclosing")
+            parts.append(("iou_def", "enclosing"))
         if opts.synonyms:
-            parts.append(f"synonyms:{len(opts.synonyms)}")
-        return "|".join([*parts, f"regbench:{__version__}"])
+            parts.append(("synonyms", f"{len(opts.synonyms)}"))
+        return Signature(key=key or self.name, plugin=self.name, parts=tuple(parts), version=__version__)
 
 
 _THRESHOLDS = {"standard": "0.5", "medrega": "0.5,sm:0.75,ss:>0.5", "m3d": ">0.2"}
