@@ -156,6 +156,32 @@ def test_every_bundled_spec_validates() -> None:
             load_spec(path)
 
 
+def test_every_bundled_task_builds_its_metric_plugins() -> None:
+    """Suites expand, options validate and keys are unique for every bundled task; the only plugins left
+    unbuilt are those whose weights are not on this machine (build_plugins validates every option first)."""
+    from regbench.errors import WeightsMissingError
+    from regbench.metrics import build_plugins
+    from regbench.registry import spec_index
+
+    tasks = [load_spec(path, TaskSpec) for path in spec_index("task").values()]
+    assert len(tasks) > 50
+    for task in tasks:
+        try:
+            build_plugins(task)
+            continue
+        except WeightsMissingError:
+            pass
+        owner: dict[str, str] = {}
+        for ref in task.metrics:
+            try:
+                plugins = build_plugins(task.model_copy(update={"metrics": [ref]}))
+            except WeightsMissingError:
+                continue
+            for key in (k for plugin in plugins for k in plugin.output_keys()):
+                assert key not in owner, f"{task.task}: {key} from both {owner[key]} and {ref.name}"
+                owner[key] = ref.name
+
+
 def test_the_nlg_zh_suite_expands_to_jieba_nlg_without_meteor() -> None:
     from regbench.metrics import build_plugins
 

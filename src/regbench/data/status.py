@@ -35,7 +35,7 @@ class DataStatus:
     skipped: int = 0
     """Malformed records the reader skipped while counting."""
     error: str | None = None
-    """Why present data could not be read (its first line, shortened)."""
+    """Why present data could not be read (its first line; a long one keeps its start and its end)."""
 
     def size_text(self) -> str:
         """``1,061``, ``1,059 (2 skipped)``, the short error, or ``-`` when there is no data."""
@@ -105,4 +105,7 @@ def _short(exc: Exception) -> str:
     if not isinstance(exc, RegbenchError):  # an unexpected failure: say what kind it is
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     text = f"error: {text}"
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+    if len(text) <= ERROR_CHARS:
+        return text
+    head = ERROR_CHARS // 2  # the field and the start, and the end of the message, around a long path
+    return text[:head] + "…" + text[len(text) - (ERROR_CHARS - head - 1) :]
