@@ -371,3 +371,5 @@ def test_list_tasks_shows_dataset_size_and_presence(data: Path) -> None:
     assert rows["xmedgpt_slake_en"][:6] == ["vqa", "en", "", "slake:test", "3 (1 skipped)", "yes"]
     assert rows["medrega_vqa_rad"][3:6] == ["vqa_rad:test", "-", "no"]
     assert rows["demo_vqa_en"][3:6] == ["jsonl", "6", "yes"]
+    result = cli.invoke(app, ["list", "tasks", "--no-count"])
+    assert result.exit_code == 0 and "xmedgpt_slake_en" in result.output and "skipped" not in result.output

@@ -442,7 +442,16 @@ def _spec_table(kind: str, columns: list[str], row: Callable[[Any], list[str]]) 
 
 @list_app.command("tasks")
 @user_errors
-def list_tasks() -> None:
+def list_tasks(
+    count: Annotated[
+        bool,
+        typer.Option(
+            "--count/--no-count",
+            help="Load the data that is present to count its samples (a first count of images stored inside "
+            "data files also fills the image cache, as a first run would).",
+        ),
+    ] = True,
+) -> None:
     """Task YAMLs and task groups; each task's dataset (loader:split), its size when the data is here, and
     whether it is (present data is loaded to count it; an unreadable dataset shows its error)."""
     from rich.markup import escape
@@ -452,7 +461,7 @@ def list_tasks() -> None:
     seen: dict[str, Any] = {}  # one load per dataset, however many tasks share it
 
     def row(t: Any) -> list[str]:
-        status = data_status(t, seen=seen)
+        status = data_status(t, seen=seen, count=count)
         return [
             t.task,
             t.family,

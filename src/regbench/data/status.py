@@ -38,7 +38,7 @@ class DataStatus:
     """Why present data could not be read (its first line; a long one keeps its start and its end)."""
 
     def size_text(self) -> str:
-        """``1,061``, ``1,059 (2 skipped)``, the short error, or ``-`` when there is no data."""
+        """``1,061``, ``1,059 (2 skipped)``, the short error, or ``-`` (no data, or not counted)."""
         if self.error is not None:
             return self.error
         if self.size is None:
@@ -60,8 +60,8 @@ def data_location(task: TaskSpec) -> Path | None:
     return (base / Path(given).expanduser()).resolve()
 
 
-def data_status(task: TaskSpec, *, seen: dict[str, DataStatus] | None = None) -> DataStatus:
-    """Whether the task's data is here and, if so, its split size or the short error reading it.
+def data_status(task: TaskSpec, *, seen: dict[str, DataStatus] | None = None, count: bool = True) -> DataStatus:
+    """Whether the task's data is here and, if so (and ``count``), its split size or the short error reading it.
 
     ``seen`` remembers counts by dataset (loader, location, split, options) across calls, so tasks
     that share a split (several metric setups of one dataset) load it once.
@@ -70,8 +70,8 @@ def data_status(task: TaskSpec, *, seen: dict[str, DataStatus] | None = None) ->
     if location is None:
         return DataStatus(present=False)
     present = location.is_dir() if task.dataset.root else location.is_file()
-    if not present:
-        return DataStatus(present=False)
+    if not present or not count:
+        return DataStatus(present=present)
     key = _dataset_key(task, location)
     if seen is not None and key in seen:
         return seen[key]
