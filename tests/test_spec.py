@@ -96,6 +96,24 @@ def test_env_reference_inside_a_flow_mapping(tmp_path: Path, monkeypatch: pytest
     assert load_spec(write(tmp_path / "q.yaml", text), TaskSpec).dataset.path == "data/f.jsonl"
 
 
+def test_a_default_with_a_leading_tilde_is_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (
+        "task: t\nfamily: vqa\nmetrics: [vqa]\n"
+        "dataset: {loader: slake, root: ${REGBENCH_DATA:-~/regbench-data}/Slake1.0, path: '${P:-a/~b}', split: x~y}\n"
+    )
+    path = write(tmp_path / "t.yaml", text)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("REGBENCH_DATA", raising=False)
+    monkeypatch.delenv("P", raising=False)
+    spec = load_spec(path, TaskSpec)
+    assert spec.dataset.root == f"{tmp_path}/home/regbench-data/Slake1.0"
+    assert spec.dataset.path == "a/~b" and spec.dataset.split == "x~y"  # only a default's leading ~
+    monkeypatch.setenv("REGBENCH_DATA", "/data")
+    assert load_spec(path, TaskSpec).dataset.root == "/data/Slake1.0"
+    monkeypatch.setenv("REGBENCH_DATA", "~other")  # a value is taken as it is (readers expand ~ in roots)
+    assert load_spec(path, TaskSpec).dataset.root == "~other/Slake1.0"
+
+
 def test_env_value_cannot_inject_structure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INJECT", "x\nadapter: replay")
     spec = load_spec(write(tmp_path / "m.yaml", "model: m\nadapter: openai\nmodel_name: ${INJECT}\n"), ModelSpec)
@@ -136,6 +154,32 @@ def test_every_bundled_spec_validates() -> None:
     for kind in ("task", "group", "model", "suite"):
         for path in spec_index(kind).values():
             load_spec(path)
+
+
+def test_every_bundled_task_builds_its_metric_plugins() -> None:
+    """Suites expand, options validate and keys are unique for every bundled task; the only plugins left
+    unbuilt are those whose weights are not on this machine (build_plugins validates every option first)."""
+    from regbench.errors import WeightsMissingError
+    from regbench.metrics import build_plugins
+    from regbench.registry import spec_index
+
+    tasks = [load_spec(path, TaskSpec) for path in spec_index("task").values()]
+    assert len(tasks) > 50
+    for task in tasks:
+        try:
+            build_plugins(task)
+            continue
+        except WeightsMissingError:
+            pass
+        owner: dict[str, str] = {}
+        for ref in task.metrics:
+            try:
+                plugins = build_plugins(task.model_copy(update={"metrics": [ref]}))
+            except WeightsMissingError:
+                continue
+            for key in (k for plugin in plugins for k in plugin.output_keys()):
+                assert key not in owner, f"{task.task}: {key} from both {owner[key]} and {ref.name}"
+                owner[key] = ref.name
 
 
 def test_the_nlg_zh_suite_expands_to_jieba_nlg_without_meteor() -> None:

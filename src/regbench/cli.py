@@ -442,13 +442,38 @@ def _spec_table(kind: str, columns: list[str], row: Callable[[Any], list[str]]) 
 
 @list_app.command("tasks")
 @user_errors
-def list_tasks() -> None:
-    """Task YAMLs and task groups."""
-    _spec_table(
-        "task",
-        ["task", "family", "language", "metrics"],
-        lambda t: [t.task, t.family, t.language, ", ".join(m.name for m in t.metrics)],
-    )
+def list_tasks(
+    count: Annotated[
+        bool,
+        typer.Option(
+            "--count/--no-count",
+            help="Load the data that is present to count its samples (a first count of images stored inside "
+            "data files also fills the image cache, as a first run would).",
+        ),
+    ] = True,
+) -> None:
+    """Task YAMLs and task groups; each task's dataset (loader:split), its size when the data is here, and
+    whether it is (present data is loaded to count it; an unreadable dataset shows its error)."""
+    from rich.markup import escape
+
+    from regbench.data.status import data_status, dataset_label
+
+    seen: dict[str, Any] = {}  # one load per dataset, however many tasks share it
+
+    def row(t: Any) -> list[str]:
+        status = data_status(t, seen=seen, count=count)
+        return [
+            t.task,
+            t.family,
+            t.language,
+            t.modality or "",
+            escape(dataset_label(t.dataset)),
+            escape(status.size_text()) if status.present else "-",
+            "yes" if status.present else "no",
+            ", ".join(m.name for m in t.metrics),
+        ]
+
+    _spec_table("task", ["task", "family", "language", "modality", "dataset", "samples", "data", "metrics"], row)
     _spec_table("group", ["group", "tasks"], lambda g: [g.group, ", ".join(g.tasks)])
 
 

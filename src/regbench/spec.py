@@ -2,7 +2,8 @@
 
 A YAML file is data: it is read with ``yaml.safe_load``, string values may contain
 ``${VAR}`` or ``${VAR:-default}`` (expanded from the environment after parsing, so a
-variable can never inject structure; flow mappings such as ``{path: ${DIR}/f}`` work too),
+variable can never inject structure; flow mappings such as ``{path: ${DIR}/f}`` work too; a
+default's leading ``~`` becomes the home directory, so ``${DATA:-~/data}`` works as in a shell),
 and ``include:`` names other YAML files (relative to this one) whose mappings are merged
 underneath it. Nothing in a YAML file is executed.
 
@@ -181,7 +182,8 @@ KIND_BY_KEY: dict[str, type[_Spec]] = {
 
 
 def expand_env(value: Any, *, file: str, field: str = "") -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree (a default's
+    leading ``~`` expanded; a variable's value is taken as it is)."""
     if isinstance(value, dict):
         return {k: expand_env(v, file=file, field=_join(field, k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -193,8 +195,8 @@ def expand_env(value: Any, *, file: str, field: str = "") -> Any:
         name, default = match.group(1), match.group(2)
         if name in os.environ:
             return os.environ[name]
-        if default is not None:
-            return default
+        if default is not None:  # a default's leading ~ is the home directory, as in a shell
+            return os.path.expanduser(default) if default.startswith("~") else default
         raise SpecError(file, field, f"environment variable {name} is not set and ${{{name}}} has no default")
 
     return _ENV_PATTERN.sub(substitute, value)
