@@ -52,6 +52,8 @@ class Results(BaseModel):
     """Outputs that could not be parsed as the task needs (scored by the metric's failure rule)."""
     n_errors: int = 0
     """Samples whose model call failed after all retries (scored as empty outputs)."""
+    n_skipped: int = 0
+    """Malformed records of the dataset its reader skipped (DATASETS.md; with ``--limit``: among those read)."""
     metrics: dict[str, float]
     """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better)."""
     ci95: dict[str, list[float]] = Field(default_factory=dict)

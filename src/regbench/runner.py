@@ -21,7 +21,7 @@ from typing import Any
 from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
-from regbench.data import load_samples
+from regbench.data import load_split
 from regbench.errors import SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
@@ -225,7 +225,8 @@ async def evaluate(
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     with gc_paused():
-        samples = load_samples(task, limit=options.limit)
+        split = load_split(task, limit=options.limit)
+        samples = split.samples
         indices = list(range(len(samples)))
         if options.shard is not None:
             indices = indices[options.shard[0] :: options.shard[1]]
@@ -268,6 +269,7 @@ async def evaluate(
             box_format=box_format,
             indices=indices,
             directory=directory,
+            n_skipped=split.n_skipped,
         )
     elapsed = time.perf_counter() - started
     cache_hits = sum(c.cached_turns for c in conversations)
@@ -298,8 +300,10 @@ def score_and_write(
     box_format: str,
     indices: Sequence[int],
     directory: Path,
+    n_skipped: int = 0,
 ) -> Results:
-    """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset)."""
+    """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset;
+    ``n_skipped``: the dataset's records its reader skipped)."""
     readings = read_outputs(
         [None if c.error is not None else c.outputs[-1] for c in conversations],
         samples,
@@ -327,7 +331,7 @@ def score_and_write(
         "box_format": box_format,
         "shard": list(options.shard) if options.shard else None,
     }
-    results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run)
+    results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run, n_skipped=n_skipped)
     write_samples(directory, records)
     write_results(directory, results)
     return results

@@ -123,6 +123,7 @@ def build_results(
     *,
     bootstrap: Bootstrap,
     run: dict[str, Any],
+    n_skipped: int = 0,
 ) -> Results:
     """results.json of one run: the aggregates, the counts, and the config (``run``: the run's settings)."""
     return Results(
@@ -132,6 +133,7 @@ def build_results(
         language=task.language,
         modality=task.modality,
         **counts(records),
+        n_skipped=n_skipped,
         **vars(totals),
         bootstrap=asdict(bootstrap),
         config={

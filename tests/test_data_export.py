@@ -1,0 +1,115 @@
+"""The readers through the command line: `regbench data export`, `data check`, and a run that records `n_skipped`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from regbench.cli import app
+from tests.test_readers_common import png, write
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def slake_task(spec_root: Path, tmp_path: Path) -> Path:
+    """A SLAKE 1.0 layout (a JSON array per split, images under imgs/) and a task reading its test split."""
+    root = tmp_path / "Slake1.0"
+    png(root / "imgs" / "xmlab1" / "source.jpg")
+    records = [
+        {"img_id": 1, "img_name": "xmlab1/source.jpg", "question": "Which organ is abnormal?", "answer": "Lung",
+         "q_lang": "en", "location": "Lung", "modality": "CT", "answer_type": "OPEN", "base_type": "vqa",
+         "content_type": "Organ", "triple": ["vhead", "_", "_"], "qid": 11},
+        {"img_id": 1, "img_name": "xmlab1/source.jpg", "question": "Is this a CT?", "answer": "Yes",
+         "q_lang": "en", "location": "Lung", "modality": "CT", "answer_type": "CLOSED", "base_type": "vqa",
+         "content_type": "Modality", "triple": ["vhead", "_", "_"], "qid": 12},
+        {"img_id": 2, "img_name": "xmlab2/missing.jpg", "question": "Where?", "answer": "Liver",
+         "q_lang": "en", "location": "Abdomen", "modality": "MRI", "answer_type": "OPEN", "base_type": "vqa",
+         "content_type": "Position", "triple": ["vhead", "_", "_"], "qid": 13},
+        {"img_id": 1, "img_name": "xmlab1/source.jpg", "question": "哪个器官异常?", "answer": "肺",
+         "q_lang": "zh", "location": "Lung", "modality": "CT", "answer_type": "OPEN", "base_type": "vqa",
+         "content_type": "Organ", "triple": ["vhead", "_", "_"], "qid": 14},
+    ]  # fmt: skip
+    write(root / "test.json", json.dumps(records, ensure_ascii=False))
+    task = spec_root / "tasks" / "slake_test.yaml"
+    task.write_text(
+        "task: slake_test\nfamily: vqa\n"
+        f"dataset: {{loader: slake, root: {root}, split: test}}\n"
+        "prompt: '{{ question }}'\nmetrics: [vqa]\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def test_data_export_writes_the_canonical_samples_and_reports_skips(slake_task: Path, tmp_path: Path) -> None:
+    out = tmp_path / "slake.jsonl"
+    result = runner.invoke(app, ["data", "export", "slake_test", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    image = str(slake_task / "imgs" / "xmlab1" / "source.jpg")
+    meta = {"img_id": 1, "location": "Lung", "modality": "CT", "base_type": "vqa", "triple": ["vhead", "_", "_"]}
+    expected = [
+        {"id": "11", "image": [image], "question": "Which organ is abnormal?", "answer": "Lung", "objects": [],
+         "labels": [], "answer_type": "open", "language": "en", "width": None, "height": None, "depth": None,
+         "options": [], "meta": {**meta, "content_type": "Organ"}},
+        {"id": "12", "image": [image], "question": "Is this a CT?", "answer": "Yes", "objects": [],
+         "labels": [], "answer_type": "closed", "language": "en", "width": None, "height": None, "depth": None,
+         "options": [], "meta": {**meta, "content_type": "Modality"}},
+    ]  # fmt: skip
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == expected
+    assert list(json.loads(lines[0])) == [
+        "id", "image", "question", "answer", "objects", "labels", "answer_type",
+        "language", "width", "height", "depth", "options", "meta",
+    ]  # fmt: skip
+    assert "test.json: record 3: skipped:" in result.stderr and "missing.jpg" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "skipped 1 records"
+
+
+def test_data_export_limit_and_check(slake_task: Path, tmp_path: Path) -> None:
+    out = tmp_path / "one.jsonl"
+    result = runner.invoke(app, ["data", "export", "slake_test", "-o", str(out), "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["11"]
+    assert result.stderr.strip().splitlines()[-1] == "skipped 0 records"
+    checked = runner.invoke(app, ["data", "check", "slake_test"])
+    assert "slake_test: 2 samples, ok, skipped 1 records" in checked.stdout
+
+
+def test_a_run_on_reader_data_records_n_skipped(slake_task: Path, spec_root: Path, tmp_path: Path) -> None:
+    predictions = tmp_path / "answers.jsonl"
+    predictions.write_text('{"id": "11", "output": "Lung"}\n{"id": "12", "output": "No"}\n', encoding="utf-8")
+    result = runner.invoke(
+        app, ["score", "--task", "slake_test", "-p", str(predictions), "--output", str(tmp_path / "runs")]
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "runs" / "answers" / "slake_test" / "results.json").read_text())
+    assert results["n_samples"] == 2
+    assert results["n_skipped"] == 1
+    assert "skipped 1 records" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("dataset", "field"),
+    [
+        ("{loader: slake, root: /nonexistent/Slake1.0, split: test}", "dataset.root"),
+        ("{loader: slake, root: ROOT, split: dev}", "dataset.split"),
+        ("{loader: slake, root: ROOT, split: test, options: {colour: red}}", "dataset.options.colour"),
+        ("{loader: slakee, root: ROOT, split: test}", "dataset.loader"),
+    ],
+)
+def test_bad_reader_specs_exit_2_naming_the_field(
+    dataset: str, field: str, slake_task: Path, spec_root: Path, tmp_path: Path
+) -> None:
+    task = spec_root / "tasks" / "bad.yaml"
+    task.write_text(
+        f"task: bad\nfamily: vqa\ndataset: {dataset.replace('ROOT', str(slake_task))}\n"
+        "prompt: '{{ question }}'\nmetrics: [vqa]\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["data", "export", str(task), "-o", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 2, result.output
+    assert field in result.output
+    assert "Traceback" not in result.output
