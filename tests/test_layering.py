@@ -119,3 +119,16 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     assert imports_of(source, {"regbench.runner", "regbench.cli"}) == {"regbench.runner", "regbench.cli"}
     assert layer_of("regbench.runner") > layer_of("regbench.metrics.region")
     assert layer_of("regbench.report.tables") < layer_of("regbench.cli")
+
+
+def test_the_public_api_is_importable_and_light() -> None:
+    """Every name ``regbench.__all__`` promises resolves; importing the package alone loads no numpy."""
+    import subprocess
+    import sys
+
+    import regbench
+
+    for name in regbench.__all__:
+        assert getattr(regbench, name) is not None, name
+    code = "import sys, regbench; assert 'numpy' not in sys.modules and 'regbench.runner' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(SRC)})
