@@ -23,7 +23,7 @@ import math
 import os
 import sys
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -671,3 +671,34 @@ class ImageCache:
             write(f)
         os.replace(tmp, path)
         return str(path)
+
+
+def qid_records(
+    path: Path,
+    ctx: Context,
+    *,
+    keep: Callable[[dict[str, Any]], bool],
+    build: Callable[[str, dict[str, Any]], Sample],
+) -> Iterator[Sample]:
+    """The samples of a JSON array of VQA records keyed by ``qid`` (SLAKE, VQA-RAD), in file order.
+
+    ``keep`` filters records by their raw values (silently: outside the split or an option);
+    ``build`` turns a kept record into a sample, raising ``Malformed`` (or a validation error)
+    for one it cannot use, which is skipped and counted, as is a record that is not an object.
+    """
+    for number, record in enumerate(json_array(read_json(path), path), start=1):
+        if not isinstance(record, dict):
+            ctx.skips.add(path, number, f"expected a JSON object, got {type(record).__name__}", unit="record")
+            continue
+        if not keep(record):
+            continue
+        try:
+            sample_id = text(record.get("qid"), "qid")
+            if not ctx.wanted(sample_id):
+                continue
+            sample = build(sample_id, record)
+        except (Malformed, ValidationError) as exc:
+            ctx.skips.add(path, number, reason(exc), unit="record")
+            continue
+        if ctx.claim(sample_id, path, number, "record"):
+            yield sample

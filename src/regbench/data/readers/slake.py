@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import ValidationError
-
 from regbench.data.readers.common import (
     Context,
     Files,
@@ -17,9 +15,7 @@ from regbench.data.readers.common import (
     ReaderOptions,
     answer_type,
     first_file,
-    json_array,
-    read_json,
-    reason,
+    qid_records,
     text,
 )
 from regbench.types import Sample
@@ -43,22 +39,12 @@ class Slake(Reader):
         path = first_file([root / n for n in names])
         image_dir = str(root / "imgs")
         files = Files()
-        for number, record in enumerate(json_array(read_json(path), path), start=1):
-            if not isinstance(record, dict):
-                ctx.skips.add(path, number, f"expected a JSON object, got {type(record).__name__}", unit="record")
-                continue
-            if options.language != "all" and record.get("q_lang") != options.language:
-                continue
-            try:
-                sample_id = text(record.get("qid"), "qid")
-                if not ctx.wanted(sample_id):
-                    continue
-                sample = _sample(sample_id, record, image_dir, files)
-            except (Malformed, ValidationError) as exc:
-                ctx.skips.add(path, number, reason(exc), unit="record")
-                continue
-            if ctx.claim(sample_id, path, number, "record"):
-                yield sample
+        yield from qid_records(
+            path,
+            ctx,
+            keep=lambda record: options.language == "all" or record.get("q_lang") == options.language,
+            build=lambda sample_id, record: _sample(sample_id, record, image_dir, files),
+        )
 
 
 def _sample(sample_id: str, record: dict[str, Any], image_dir: str, files: Files) -> Sample:

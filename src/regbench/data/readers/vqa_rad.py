@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-
 from regbench.data.readers.common import (
     Context,
     Files,
@@ -19,9 +17,7 @@ from regbench.data.readers.common import (
     Reader,
     ReaderOptions,
     answer_type,
-    json_array,
-    read_json,
-    reason,
+    qid_records,
     require_file,
     text,
 )
@@ -43,22 +39,19 @@ class VqaRad(Reader):
         path = require_file(root / ANNOTATION)
         image_dir = str(root / IMAGES)
         files = Files()
-        for number, record in enumerate(json_array(read_json(path), path), start=1):
-            if not isinstance(record, dict):
-                ctx.skips.add(path, number, f"expected a JSON object, got {type(record).__name__}", unit="record")
-                continue
-            if split != "all" and str(record.get("phrase_type") or "").startswith("test") != (split == "test"):
-                continue
-            try:
-                sample_id = text(record.get("qid"), "qid")
-                if not ctx.wanted(sample_id):
-                    continue
-                sample = _sample(sample_id, record, image_dir, files)
-            except (Malformed, ValidationError) as exc:
-                ctx.skips.add(path, number, reason(exc), unit="record")
-                continue
-            if ctx.claim(sample_id, path, number, "record"):
-                yield sample
+        yield from qid_records(
+            path,
+            ctx,
+            keep=lambda record: (
+                split == "all" or str(record.get("phrase_type") or "").startswith("test") == (split == "test")
+            ),
+            build=lambda sample_id, record: _sample(sample_id, record, image_dir, files),
+        )
+
+
+def _is_test(record: dict[str, Any]) -> bool:
+    """A test question: its ``phrase_type`` starts with ``test`` (``test_freeform``, ``test_para``)."""
+    return str(record.get("phrase_type") or "").startswith("test")
 
 
 def _sample(sample_id: str, record: dict[str, Any], image_dir: str, files: Files) -> Sample:
