@@ -267,3 +267,12 @@ def test_cache_info_and_clear(tmp_path: Path) -> None:
     assert not (tmp_path / "cache.sqlite").exists()
     code, text = invoke("cache", "info", str(tmp_path))
     assert code == 2 and "no response cache" in text
+
+
+def test_a_model_yaml_mistake_is_exit_2_not_3(tmp_path: Path) -> None:
+    """Exit 3 means the run could not finish (a server down); a model YAML that lacks a field is input (2)."""
+    model = tmp_path / "no-path.yaml"
+    model.write_text("model: no-path\nadapter: replay\n", encoding="utf-8")
+    code, text = invoke("run", "--model", str(model), "--task", "demo_vqa_en", "-o", str(tmp_path / "runs"))
+    assert code == 2, text
+    assert "no-path.yaml: path: the replay adapter needs `path`" in text

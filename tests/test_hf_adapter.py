@@ -14,7 +14,7 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from regbench.errors import ModelUnavailableError
+from regbench.errors import ModelUnavailableError, SpecError
 from regbench.models import build_adapter
 from regbench.models.base import Request
 from regbench.runner import RunOptions, evaluate
@@ -128,7 +128,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_bad_options_are_clear_errors(checkpoint: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match=r"options.dtype must be one of"):
+    with pytest.raises(SpecError, match=r"options.dtype: must be one of"):
         build_adapter(tiny(checkpoint, dtype="fp8"))
-    with pytest.raises(ModelUnavailableError, match=r"transformers has no class 'NoSuchModel'"):
+    with pytest.raises(SpecError, match=r"options.model_class: transformers has no class 'NoSuchModel'"):
         asyncio.run(build_adapter(tiny(checkpoint, model_class="NoSuchModel")).start())

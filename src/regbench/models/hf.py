@@ -19,8 +19,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from regbench.errors import ModelUnavailableError
-from regbench.models.base import ModelAdapter, Request
+from regbench.errors import ModelUnavailableError, SpecError
+from regbench.models.base import ModelAdapter, Request, spec_file
 from regbench.models.images import load_images
 from regbench.spec import ModelSpec
 from regbench.types import Message, Response
@@ -36,11 +36,11 @@ class TransformersAdapter(ModelAdapter):
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
         if not spec.path:
-            raise ModelUnavailableError(f"model {spec.model}: the transformers adapter needs `path` (a checkpoint)")
+            raise SpecError(spec_file(spec), "path", "the transformers adapter needs `path` (a checkpoint directory)")
         self.batch_size = int(spec.options.get("batch_size", 8))
         dtype = spec.options.get("dtype", "auto")
         if dtype not in _DTYPES:
-            raise ModelUnavailableError(f"model {spec.model}: options.dtype must be one of {_DTYPES}, got {dtype!r}")
+            raise SpecError(spec_file(spec), "options.dtype", f"must be one of {_DTYPES}, got {dtype!r}")
         # Let a whole batch queue up: the runner's semaphore is the adapter's concurrency.
         self.concurrency = max(self.concurrency, self.batch_size)
         self._queue: asyncio.Queue[_Item] | None = None
@@ -77,9 +77,7 @@ class TransformersAdapter(ModelAdapter):
         name = options.get("model_class", "AutoModelForImageTextToText")
         model_class = getattr(transformers, name, None)
         if model_class is None:
-            raise ModelUnavailableError(
-                f"model {self.spec.model}: transformers has no class {name!r} (options.model_class)"
-            )
+            raise SpecError(spec_file(self.spec), "options.model_class", f"transformers has no class {name!r}")
         dtype = options.get("dtype", "auto")
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         self.processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=trust)

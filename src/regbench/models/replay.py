@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from regbench.errors import DataError, ModelUnavailableError
-from regbench.models.base import ModelAdapter, Request
+from regbench.errors import DataError, SpecError
+from regbench.models.base import ModelAdapter, Request, spec_file
 from regbench.spec import ModelSpec
 from regbench.types import Response
 
@@ -27,7 +27,7 @@ class ReplayAdapter(ModelAdapter):
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
         if not spec.path:
-            raise ModelUnavailableError(f"model {spec.model}: the replay adapter needs `path` (a JSONL file)")
+            raise SpecError(spec_file(spec), "path", "the replay adapter needs `path` (a predictions JSONL file)")
         self._recordings: dict[str, dict[str, str | list[str]]] = {}
 
     def file_for(self, task: str) -> Path:
