@@ -76,6 +76,14 @@ def test_data_export_limit_and_check(slake_task: Path, tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == "skipped 0 records"
     checked = runner.invoke(app, ["data", "check", "slake_test"])
     assert "slake_test: 2 samples, ok, skipped 1 records" in checked.stdout
+    assert "skipped: " in checked.stdout and "test.json: record 3: image not found" in checked.stdout
+
+
+def test_data_check_opens_a_sample_of_the_images(slake_task: Path) -> None:
+    (slake_task / "imgs" / "xmlab1" / "source.jpg").write_bytes(b"not an image")
+    checked = runner.invoke(app, ["data", "check", "slake_test"])
+    assert checked.exit_code == 1
+    assert "image not readable: " in checked.stdout and "source.jpg" in checked.stdout
 
 
 def test_a_run_on_reader_data_records_n_skipped(slake_task: Path, spec_root: Path, tmp_path: Path) -> None:

@@ -209,6 +209,7 @@ def test_vqa_seed_task_scores_slake_with_medregas_prompt_and_evaluator(data: Pat
     outputs = {"1": "Yes", "2": "left lung", "3": "MRI"}
     results, samples = score("xmedgpt_slake_en", outputs, tmp_path)
     assert results["n_samples"] == 3 and results["family"] == "vqa"  # the Chinese question filtered, one skipped
+    assert results["n_skipped"] == 1
     f1 = 2 / (2 + 1e-8)  # MedRegA's F1 of a perfect answer (its 1e-8 guard)
     expected = {
         "closed_accuracy": 1.0,  # "yes" is the one closed question

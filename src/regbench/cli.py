@@ -526,7 +526,7 @@ def data_check(
     """Load each task's data and report what its samples lack for the task's family."""
     from regbench.collector import gc_paused
     from regbench.data import load_split
-    from regbench.data.check import check_samples
+    from regbench.data.check import check_samples, unreadable_images
     from regbench.resolve import resolve_tasks
 
     failed = False
@@ -534,9 +534,13 @@ def data_check(
         with gc_paused():
             split = load_split(spec)
         samples = split.samples
-        problems = check_samples(spec, samples)
+        problems = check_samples(spec, samples) + unreadable_images(samples)
         status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
         out.print(f"{spec.task}: {len(samples)} samples, {status}, skipped {split.n_skipped} records")
+        for line in split.skipped[:20]:
+            out.print(f"  skipped: {line}", highlight=False, soft_wrap=True)
+        if len(split.skipped) > 20:
+            out.print(f"  ... and {len(split.skipped) - 20} more skipped")
         for line in problems[:20]:
             out.print(f"  - {line}", highlight=False, soft_wrap=True)
         if len(problems) > 20:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -51,6 +51,11 @@ class Loader(ABC):
         """Malformed records the last ``load`` skipped so far (readers of public formats skip; the
         canonical JSONL stops at the first bad line instead)."""
         return 0
+
+    @property
+    def skipped(self) -> list[str]:
+        """The skipped records of the last ``load``, one ``file: line N: reason`` line each."""
+        return []
 
     def finish(self) -> None:
         """Called once loading stops (also early, with ``--limit``): readers report their skips here."""
@@ -101,6 +106,8 @@ class LoadedSplit:
     samples: list[Sample]
     n_skipped: int = 0
     """Records skipped as malformed (DATASETS.md; with ``limit``: among the records read)."""
+    skipped: list[str] = field(default_factory=list)
+    """Each skipped record as ``file: line N: reason``."""
 
 
 def load_samples(task: TaskSpec, *, limit: int | None = None) -> list[Sample]:
@@ -120,7 +127,7 @@ def load_split(task: TaskSpec, *, limit: int | None = None) -> LoadedSplit:
         loader.finish()
     if not samples:
         raise DataError(f"task {task.task}: the dataset has no samples")
-    return LoadedSplit(samples, loader.n_skipped)
+    return LoadedSplit(samples, loader.n_skipped, loader.skipped)
 
 
 def _read_into(

@@ -47,3 +47,28 @@ def _box_problems(box: list[float]) -> list[str]:
     if any(box[i] > box[i + half] for i in range(half)):
         problems.append(f"{box} has a corner swapped (x1 > x2 or y1 > y2)")
     return problems
+
+
+def unreadable_images(samples: list[Sample], *, at_most: int = 20) -> list[str]:
+    """Images that exist but do not open, among those of ``at_most`` samples spread over the split.
+
+    Only images Pillow reads are tried (volumes as ``.npy``/``.nii`` are left out), and none when
+    Pillow is not installed; a missing file is reported by :func:`check_samples`.
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        return []
+    step = max(1, len(samples) // at_most)
+    problems = []
+    for sample in samples[::step][:at_most]:
+        for image in sample.image:
+            path = Path(image)
+            if not path.is_file() or path.suffix.lower() in (".npy", ".npz", ".nii", ".gz"):
+                continue
+            try:
+                with Image.open(path) as opened:
+                    opened.verify()
+            except Exception as exc:  # any decoder error: the file is not an image Pillow can read
+                problems.append(f"sample {sample.id!r}: image not readable: {image} ({type(exc).__name__})")
+    return problems

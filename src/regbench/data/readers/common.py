@@ -230,6 +230,11 @@ class Reader(Loader):
     def n_skipped(self) -> int:
         return self.skips.count if self.skips is not None else 0
 
+    @property
+    def skipped(self) -> list[str]:
+        records = self.skips.records if self.skips is not None else []
+        return [f"{s.file}: {s.unit} {s.number}: {s.reason}" for s in records]
+
     def finish(self) -> None:
         if self.skips is not None:
             self.skips.finish()
