@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from regbench.errors import RegbenchError
 
@@ -33,7 +34,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RegbenchError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # text is not markup
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

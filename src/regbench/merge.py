@@ -34,6 +34,16 @@ def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
             raise DataError(f"{directory}: not a shard of {first.model} · {first.task} with the same settings")
         if results.config.get("task") != first.config.get("task"):
             raise DataError(f"{directory}: its task spec differs from that of {directories[0]}")
+        if _model_identity(results) != _model_identity(first):
+            raise DataError(
+                f"{directory}: its model spec differs from that of {directories[0]} (adapter, checkpoint, served "
+                "model, generation, prompts or box format): shards of one run must ask the same model the same way"
+            )
+        if results.bootstrap != first.bootstrap:
+            raise DataError(
+                f"{directory}: bootstrap {results.bootstrap} differs from {first.bootstrap} of {directories[0]}: "
+                "run every shard with the same --bootstrap and --seed"
+            )
     _check_complete([results for results, _ in shards], directories)
     records = sorted((r for _, rs in shards for r in rs), key=lambda r: r.index)
     seen: set[str] = set()
@@ -59,6 +69,17 @@ def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     write_samples(destination, records)
     write_results(destination, merged)
     return merged
+
+
+# Where and how fast a model is asked: shards may go to different servers of the same model.
+_TRANSPORT = frozenset(
+    {"base_url", "api_key_env", "concurrency", "timeout", "max_retries", "start_hint", "description"}
+)
+
+
+def _model_identity(results: Results) -> dict[str, object]:
+    """The model spec of a shard without its transport settings: what must be equal across shards."""
+    return {k: v for k, v in results.config.get("model", {}).items() if k not in _TRANSPORT}
 
 
 def _check_complete(shards: Sequence[Results], directories: Sequence[Path]) -> None:

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from itertools import islice
 from pathlib import Path
-from typing import Any, TextIO, TypedDict
+from typing import Annotated, Any, TextIO, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from regbench.collector import gc_paused
 from regbench.errors import DataError
@@ -56,7 +56,7 @@ class Results(BaseModel):
     """Malformed records of the dataset its reader skipped (DATASETS.md; with ``--limit``: among those read)."""
     metrics: dict[str, float]
     """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better)."""
-    ci95: dict[str, list[float]] = Field(default_factory=dict)
+    ci95: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(default_factory=dict)
     """Metric key -> [low, high], percentile bootstrap over samples."""
     higher_is_better: dict[str, bool] = Field(default_factory=dict)
     """Metric key -> direction, from the plugin's metadata."""
@@ -223,6 +223,10 @@ def read_results(path: Path) -> Results:
         raise DataError(f"results file not found: {path}")
     try:
         return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise DataError(f"{path}: not a regbench results.json ({field}: {first['msg']})") from None
     except ValueError as exc:
         raise DataError(f"{path}: not a regbench results.json ({str(exc).splitlines()[0]})") from None
 

@@ -231,6 +231,8 @@ def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(str(path), where, f"not valid YAML: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):
         raise SpecError(str(path), "", f"expected a mapping at the top level, got {type(data).__name__}")
     includes = data.pop("include", [])

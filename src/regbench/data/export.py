@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from regbench.errors import DataError
 from regbench.types import Sample
 
 FIELDS = (
@@ -30,9 +31,15 @@ def canonical_record(sample: Sample) -> dict[str, Any]:
 
 def write_canonical(samples: Iterable[Sample], path: Path) -> int:
     """Write ``samples`` to ``path`` (parents created); returns how many were written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DataError(f"{path} is a directory: give the JSONL file to write (-o FILE.jsonl)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
     count = 0
-    with path.open("w", encoding="utf-8") as handle:
+    with handle:
         for sample in samples:
             handle.write(json.dumps(canonical_record(sample), ensure_ascii=False) + "\n")
             count += 1

@@ -29,6 +29,7 @@ else split in two, at group boundaries where that fits; else turned sideways
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -587,21 +588,29 @@ def _text_width(text: str, size: float, *, bold: bool = False) -> float:
     return size * _ems(text, bold)
 
 
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: a ``|`` in a name would start a new cell and shift every value after it."""
+    return text.replace("|", "\\|")
+
+
 def _latex_escape(text: str) -> str:
-    for char, replacement in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("$", r"\$"),
-        ("#", r"\#"),
-        ("_", r"\_"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-        ("~", r"\textasciitilde{}"),
-        ("^", r"\textasciicircum{}"),
-    ):
-        text = text.replace(char, replacement)
-    return text
+    # one pass, so the braces of a replacement (\textbackslash{}) are not escaped again
+    return _LATEX_SPECIAL.sub(lambda match: _LATEX_REPLACEMENTS[match.group(0)], text)
+
+
+_LATEX_REPLACEMENTS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_LATEX_SPECIAL = re.compile("|".join(map(re.escape, _LATEX_REPLACEMENTS)))
 
 
 def _header_label(table: Table, column: Column, labels: Mapping[str, str]) -> str:
@@ -833,7 +842,7 @@ def to_markdown(tables: Sequence[Table], *, decimals: int = 2, labels: Mapping[s
         lines = [
             f"### {_label(labels, table.task)}",
             "",
-            "| " + " | ".join(header) + " |",
+            "| " + " | ".join(map(_md_cell, header)) + " |",
             "|" + "---|" + "---:|" * len(columns),
         ]
         body = _body(table, table.groups, _marked(table, decimals))
@@ -843,7 +852,7 @@ def to_markdown(tables: Sequence[Table], *, decimals: int = 2, labels: Mapping[s
                 "–" if not c.text else f"**{c.text}**" if c.place == 1 else f"_{c.text}_" if c.place == 2 else c.text
                 for c in cells
             ]
-            lines.append("| " + " | ".join([name, *texts]) + " |")
+            lines.append("| " + " | ".join([_md_cell(name), *texts]) + " |")
         if body.notes or table.omitted:
             lines.append("")
         lines += [f"{symbol} {meaning}." for symbol, meaning in body.notes]

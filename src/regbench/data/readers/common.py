@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -291,9 +292,18 @@ class Reader(Loader):
     def _counted(self, root: Path, split: str, options: Any, ctx: Context) -> Iterator[Sample]:
         skipped_before = ctx.skips.count
         n = 0
-        for sample in self.samples(root, split, options, ctx):
-            n += 1
-            yield sample
+        try:
+            for sample in self.samples(root, split, options, ctx):
+                n += 1
+                yield sample
+        except UnicodeDecodeError as exc:  # a whole file, not one record: nothing after it can be read
+            raise ReaderError(
+                "dataset.root",
+                f"a file of the {self.name} data under {root} is not UTF-8 text ({exc.reason} at "
+                f"byte {exc.start}): is it the publisher's file, unmodified?",
+            ) from None
+        except (OSError, EOFError, zipfile.BadZipFile, csv.Error) as exc:
+            raise ReaderError("dataset.root", f"cannot read the {self.name} data under {root}: {exc}") from None
         if n == 0:
             skipped = ctx.skips.count - skipped_before
             if ctx.ids is not None and ctx.n_wanted == 0:
@@ -396,7 +406,12 @@ def load_ids(value: str | None, base: Path) -> frozenset[str] | None:
     path = (base / Path(value).expanduser()).resolve()
     if not path.is_file():
         raise ReaderError("dataset.options.ids", f"file not found: {path} (relative to the task YAML's directory)")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # tolerate a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise ReaderError(
+            "dataset.options.ids", f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     return frozenset(s for s in (line.strip() for line in lines) if s)
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -97,11 +98,14 @@ class MedMnist(Reader):
         flag = options.flag.lower()
         stems = [flag, f"{flag}_28"] if options.size == 28 else [f"{flag}_{options.size}"]
         path = first_file([root / f"{stem}.npz" for stem in stems])
-        with np.load(path, allow_pickle=False) as npz:
-            for key in (f"{split}_images", f"{split}_labels"):
-                if key not in npz.files:
-                    raise ReaderError("dataset.split", f"{path} has no {key} (it has {', '.join(npz.files)})")
-            images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                for key in (f"{split}_images", f"{split}_labels"):
+                    if key not in npz.files:
+                        raise ReaderError("dataset.split", f"{path} has no {key} (it has {', '.join(npz.files)})")
+                images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # not an .npz archive of arrays
+            raise ReaderError("dataset.root", f"{path} is not a MedMNIST .npz file ({exc})") from None
         if labels.ndim == 1:
             labels = labels[:, None]
         multi = labels.shape[1] > 1  # chestmnist: a 0/1 column per name; the others: one index
