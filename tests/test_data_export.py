@@ -121,3 +121,17 @@ def test_bad_reader_specs_exit_2_naming_the_field(
     assert result.exit_code == 2, result.output
     assert field in result.output
     assert "Traceback" not in result.output
+
+
+def test_data_check_compares_the_split_size_a_task_pins(slake_task: Path, spec_root: Path) -> None:
+    task = spec_root / "tasks" / "pinned.yaml"
+    task.write_text(
+        f"task: pinned\nfamily: vqa\ndataset: {{loader: slake, root: {slake_task}, split: test, size: 3}}\n"
+        "prompt: '{{ question }}'\nmetrics: [vqa]\n",
+        encoding="utf-8",
+    )
+    checked = runner.invoke(app, ["data", "check", str(task)])
+    assert checked.exit_code == 1
+    assert "the split loads 2 samples; the task pins dataset.size: 3" in checked.stdout
+    task.write_text(task.read_text().replace("size: 3", "size: 2"), encoding="utf-8")
+    assert runner.invoke(app, ["data", "check", str(task)]).exit_code == 0

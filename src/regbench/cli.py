@@ -535,6 +535,10 @@ def data_check(
             split = load_split(spec)
         samples = split.samples
         problems = check_samples(spec, samples) + unreadable_images(samples)
+        if spec.dataset.size is not None and len(samples) != spec.dataset.size:
+            problems.insert(
+                0, f"the split loads {len(samples)} samples; the task pins dataset.size: {spec.dataset.size}"
+            )
         status = "[green]ok[/]" if not problems else f"[red]{len(problems)} problem(s)[/]"
         out.print(f"{spec.task}: {len(samples)} samples, {status}, skipped {split.n_skipped} records")
         for line in split.skipped[:20]:

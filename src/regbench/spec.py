@@ -65,6 +65,8 @@ class DatasetSpec(_Spec):
     """Dataset root for readers of public formats."""
     split: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    size: int | None = Field(None, ge=1)
+    """The number of samples the split must load (a paper's test-set size); ``data check`` compares."""
 
 
 class MetricRef(BaseModel):
