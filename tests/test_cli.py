@@ -267,3 +267,42 @@ def test_cache_info_and_clear(tmp_path: Path) -> None:
     assert not (tmp_path / "cache.sqlite").exists()
     code, text = invoke("cache", "info", str(tmp_path))
     assert code == 2 and "no response cache" in text
+
+
+@pytest.mark.parametrize(
+    ("family", "row", "field", "message"),
+    [
+        (
+            "detection",
+            {"id": "px", "objects": [{"name": "liver", "boxes": [[120, 200, 480, 830]]}]},
+            "objects[0].boxes[0]",
+            "[120.0, 200.0, 480.0, 830.0] is not in 0–1",
+        ),
+        (
+            "detection",
+            {"id": "sw", "objects": [{"name": "liver", "boxes": [[0.5, 0.1, 0.1, 0.5]]}]},
+            "objects[0].boxes[0]",
+            "has a corner swapped",
+        ),
+        ("detection", {"id": "no"}, "objects", "`objects` is empty but detection tasks score against it"),
+        (
+            "grounded_report",
+            {"id": "no", "answer": "Clear lungs."},
+            "objects",
+            "`objects` is empty but grounded_report tasks score against it",
+        ),
+    ],
+)
+def test_a_bad_reference_stops_run_and_score_naming_file_line_and_field(
+    tmp_path: Path, family: str, row: dict[str, object], field: str, message: str
+) -> None:
+    good = {"id": "ok", "answer": "Clear.", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]}
+    data = write_jsonl(tmp_path / "d.jsonl", [good, row])
+    task = tmp_path / "t.yaml"
+    task.write_text(f"task: t\nfamily: {family}\ndataset: {{path: d.jsonl}}\nmetrics: [test_exact]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "ok", "output": "x"}, {"id": row["id"], "output": "x"}])
+    out = tmp_path / "o"
+    code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(out))
+    flat = " ".join(text.split())
+    assert code == 2 and f"{data}:2: field {field}: sample '{row['id']}'" in flat and message in flat, text
+    assert "Traceback" not in text and not out.exists()

@@ -225,7 +225,7 @@ async def evaluate(
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     with gc_paused():
-        split = load_split(task, limit=options.limit)
+        split = load_split(task, limit=options.limit, validate=True)
         samples = split.samples
         indices = list(range(len(samples)))
         if options.shard is not None:
