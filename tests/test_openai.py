@@ -469,3 +469,20 @@ def test_a_volume_goes_as_evenly_spaced_png_slices(tmp_path: Path, server: Runni
         and "cannot build the request" in records[1]["error"]
         and "3D volume" in records[1]["error"]
     )
+
+
+def test_a_missing_image_stops_the_run_before_any_request(tmp_path: Path, server: RunningServer) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    task = make_task(tmp_path, ["fine", "also"])
+    rows = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    rows[1]["image"] = "gone.png"
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    args = ["run", "--model", str(make_model(tmp_path, server.url)), "--task", str(task), "-o", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"sample 'q1': image not found: {tmp_path / 'gone.png'}" in flat and "openai adapter" in flat
+    assert server.requests() == [] and "Traceback" not in result.output

@@ -47,6 +47,8 @@ class _Retryable(Exception):
 class OpenAIAdapter(ModelAdapter):
     """Chat completions with images as data URLs, bounded concurrency, retries and round robin."""
 
+    sends_images = True
+
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
         if not spec.base_urls:
