@@ -22,7 +22,7 @@ from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_split
-from regbench.errors import DataError, SpecError, UnknownNameError
+from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
@@ -180,6 +180,8 @@ class Conversations:
         async with self._slots:
             try:
                 response = await self.adapter.generate(request)
+            except RegbenchError:  # the model YAML cannot work (e.g. a wrong endpoint): stop, as at start
+                raise
             except Exception as exc:  # an adapter bug costs one sample, not the run
                 error = without_secret(f"{type(exc).__name__}: {exc}", api_key(self.model))
                 response = Response(error=error)
