@@ -306,3 +306,17 @@ def test_a_bad_reference_stops_run_and_score_naming_file_line_and_field(
     flat = " ".join(text.split())
     assert code == 2 and f"{data}:2: field {field}: sample '{row['id']}'" in flat and message in flat, text
     assert "Traceback" not in text and not out.exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_outputs_respect_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": f"vqa{i}", "output": "yes"} for i in range(1, 7)])
+    out = tmp_path / "out"
+    previous = os.umask(umask)
+    try:
+        code, text = invoke("score", "--task", "demo_vqa_en", "-p", str(preds), "-o", str(out), "--bootstrap", "0")
+    finally:
+        os.umask(previous)
+    assert code == 0, text
+    for name in ("results.json", "samples.jsonl", "run.json"):
+        assert (out / "p" / "demo_vqa_en" / name).stat().st_mode & 0o777 == mode, name
