@@ -320,3 +320,18 @@ def test_outputs_respect_the_umask(tmp_path: Path, umask: int, mode: int) -> Non
     assert code == 0, text
     for name in ("results.json", "samples.jsonl", "run.json"):
         assert (out / "p" / "demo_vqa_en" / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_garbage_output_s_parse_error_is_capped_and_the_rest_of_the_record_kept(tmp_path: Path) -> None:
+    box = {"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "objects": [box]}])
+    task = tmp_path / "t.yaml"
+    task.write_text(f"task: t\nfamily: detection\ndataset: {{path: {data.name}}}\nmetrics: [test_exact]\n")
+    garbage = " ".join(f"<box>[[{i}, 2, 3]]</box>" for i in range(2000))
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": garbage}])
+    code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(tmp_path / "o"), "--bootstrap", "0")
+    assert code == 0, text
+    record = json.loads((tmp_path / "o" / "p" / "t" / "samples.jsonl").read_text())
+    parsed = record["parsed"]
+    assert parsed["ok"] is False and len(parsed["error"]) == 300 and parsed["error"].endswith("…"), parsed["error"]
+    assert parsed["raw"] == garbage  # the output itself is kept whole
