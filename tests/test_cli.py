@@ -335,3 +335,14 @@ def test_a_garbage_output_s_parse_error_is_capped_and_the_rest_of_the_record_kep
     parsed = record["parsed"]
     assert parsed["ok"] is False and len(parsed["error"]) == 300 and parsed["error"].endswith("…"), parsed["error"]
     assert parsed["raw"] == garbage  # the output itself is kept whole
+
+
+def test_an_unknown_metric_option_lists_the_allowed_ones(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "question": "q", "answer": "yes"}])
+    task = tmp_path / "t.yaml"
+    task.write_text(f"task: t\nfamily: vqa\ndataset: {{path: {data.name}}}\nmetrics: [{{name: vqa, mdoe: x}}]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": "yes"}])
+    code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(tmp_path / "o"))
+    flat = " ".join(text.split())
+    expected = f"{task}: metrics[0].mdoe: unknown option of the vqa metric (it takes mode, closed_threshold,"
+    assert code == 2 and expected in flat, text

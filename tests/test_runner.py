@@ -173,7 +173,7 @@ def test_an_immediate_adapter_gives_what_a_task_per_sample_gives(
 def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": [{"name": "test_exact", "mode": "x"}]})
-    with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown field"):
+    with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown option of the test_exact metric \(it takes "):
         build_plugins(bad)
 
 
