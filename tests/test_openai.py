@@ -542,3 +542,24 @@ def test_a_404_on_the_first_chat_request_stops_the_run_unretried(tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert f"{model}: base_url: POST {server.url}/chat/completions answers HTTP 404" in flat, flat
     assert len(server.requests()) == 1 and "Traceback" not in result.output
+
+
+def test_ctrl_c_mid_run_says_how_to_resume(tmp_path: Path) -> None:
+    slow = start_openai_server(tmp_path, latency=30.0, name="slow")
+    try:
+        model, task = make_model(tmp_path, slow.url), make_task(tmp_path, ["wait"], image=False)
+        command = [sys.executable, "-m", "regbench", "run", "-m", str(model), "--task", str(task)]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        running = subprocess.Popen(
+            [*command, "-o", str(tmp_path / "o")], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+        )
+        deadline = time.monotonic() + 30
+        while not slow.requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running.send_signal(signal.SIGINT)
+        _, stderr = running.communicate(timeout=30)
+        assert running.returncode == 130, stderr
+        assert "interrupted: finished responses are cached; run the same command again to resume" in stderr
+        assert "Traceback" not in stderr and "Aborted" not in stderr
+    finally:
+        slow.stop()
