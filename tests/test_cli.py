@@ -276,3 +276,82 @@ def test_a_model_yaml_mistake_is_exit_2_not_3(tmp_path: Path) -> None:
     code, text = invoke("run", "--model", str(model), "--task", "demo_vqa_en", "-o", str(tmp_path / "runs"))
     assert code == 2, text
     assert "no-path.yaml: path: the replay adapter needs `path`" in text
+
+
+@pytest.mark.parametrize(
+    ("family", "row", "field", "message"),
+    [
+        (
+            "detection",
+            {"id": "px", "objects": [{"name": "liver", "boxes": [[120, 200, 480, 830]]}]},
+            "objects[0].boxes[0]",
+            "[120.0, 200.0, 480.0, 830.0] is not in 0–1",
+        ),
+        (
+            "detection",
+            {"id": "sw", "objects": [{"name": "liver", "boxes": [[0.5, 0.1, 0.1, 0.5]]}]},
+            "objects[0].boxes[0]",
+            "has a corner swapped",
+        ),
+        ("detection", {"id": "no"}, "objects", "`objects` is empty but detection tasks score against it"),
+        (
+            "grounded_report",
+            {"id": "no", "answer": "Clear lungs."},
+            "objects",
+            "`objects` is empty but grounded_report tasks score against it",
+        ),
+    ],
+)
+def test_a_bad_reference_stops_run_and_score_naming_file_line_and_field(
+    tmp_path: Path, family: str, row: dict[str, object], field: str, message: str
+) -> None:
+    good = {"id": "ok", "answer": "Clear.", "objects": [{"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}]}
+    data = write_jsonl(tmp_path / "d.jsonl", [good, row])
+    task = tmp_path / "t.yaml"
+    task.write_text(f"task: t\nfamily: {family}\ndataset: {{path: d.jsonl}}\nmetrics: [test_exact]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "ok", "output": "x"}, {"id": row["id"], "output": "x"}])
+    out = tmp_path / "o"
+    code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(out))
+    flat = " ".join(text.split())
+    assert code == 2 and f"{data}:2: field {field}: sample '{row['id']}'" in flat and message in flat, text
+    assert "Traceback" not in text and not out.exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_outputs_respect_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": f"vqa{i}", "output": "yes"} for i in range(1, 7)])
+    out = tmp_path / "out"
+    previous = os.umask(umask)
+    try:
+        code, text = invoke("score", "--task", "demo_vqa_en", "-p", str(preds), "-o", str(out), "--bootstrap", "0")
+    finally:
+        os.umask(previous)
+    assert code == 0, text
+    for name in ("results.json", "samples.jsonl", "run.json"):
+        assert (out / "p" / "demo_vqa_en" / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_garbage_output_s_parse_error_is_capped_and_the_rest_of_the_record_kept(tmp_path: Path) -> None:
+    box = {"name": "liver", "boxes": [[0.1, 0.1, 0.5, 0.5]]}
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "objects": [box]}])
+    task = tmp_path / "t.yaml"
+    task.write_text(f"task: t\nfamily: detection\ndataset: {{path: {data.name}}}\nmetrics: [test_exact]\n")
+    garbage = " ".join(f"<box>[[{i}, 2, 3]]</box>" for i in range(2000))
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": garbage}])
+    code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(tmp_path / "o"), "--bootstrap", "0")
+    assert code == 0, text
+    record = json.loads((tmp_path / "o" / "p" / "t" / "samples.jsonl").read_text())
+    parsed = record["parsed"]
+    assert parsed["ok"] is False and len(parsed["error"]) == 300 and parsed["error"].endswith("…"), parsed["error"]
+    assert parsed["raw"] == garbage  # the output itself is kept whole
+
+
+def test_an_unknown_metric_option_lists_the_allowed_ones(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "question": "q", "answer": "yes"}])
+    task = tmp_path / "t.yaml"
+    task.write_text(f"task: t\nfamily: vqa\ndataset: {{path: {data.name}}}\nmetrics: [{{name: vqa, mdoe: x}}]\n")
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "output": "yes"}])
+    code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(tmp_path / "o"))
+    flat = " ".join(text.split())
+    expected = f"{task}: metrics[0].mdoe: unknown option of the vqa metric (it takes mode, closed_threshold,"
+    assert code == 2 and expected in flat, text

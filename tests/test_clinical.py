@@ -135,7 +135,7 @@ def test_a_broken_checkpoint_stops_the_run_before_any_request(tiny_chexbert: tup
     )
     server = start_openai_server(tmp_path, latency=0.0)
     try:
-        model = {"model": "served", "adapter": "openai", "base_url": server.url, "model_name": "m"}
+        model = {"model": "served", "adapter": "openai", "base_url": server.url, "model_name": "test-model"}
         (tmp_path / "m.yaml").write_text(json.dumps(model))
         args = ["run", "--model", str(tmp_path / "m.yaml"), "--task", str(tmp_path / "t.yaml"), "-o", str(tmp_path)]
         result = CliRunner().invoke(app, args)

@@ -469,3 +469,97 @@ def test_a_volume_goes_as_evenly_spaced_png_slices(tmp_path: Path, server: Runni
         and "cannot build the request" in records[1]["error"]
         and "3D volume" in records[1]["error"]
     )
+
+
+def test_a_missing_image_stops_the_run_before_any_request(tmp_path: Path, server: RunningServer) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    task = make_task(tmp_path, ["fine", "also"])
+    rows = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    rows[1]["image"] = "gone.png"
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    args = ["run", "--model", str(make_model(tmp_path, server.url)), "--task", str(task), "-o", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"sample 'q1': image not found: {tmp_path / 'gone.png'}" in flat and "openai adapter" in flat
+    assert server.requests() == [] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("path", "served", "models", "message"),
+    [
+        (
+            "",
+            None,
+            True,
+            'base_url: GET {url}/models answers HTTP 404: {{"error": "not found"}}: no OpenAI-compatible API '
+            "at this URL; "
+            "OpenAI-compatible servers serve it under /v1: try {url}/v1",
+        ),
+        (
+            "/v1",
+            ["other-model", "third"],
+            True,
+            "model_name: 'test-model' is not a model {url} serves (it serves 'other-model', 'third'); "
+            "set model_name to one of them",
+        ),
+        ("/v1", None, False, "base_url: GET {url}/models answers HTTP 404"),
+    ],
+)
+def test_a_wrong_endpoint_or_model_name_stops_the_run_at_start(
+    tmp_path: Path, path: str, served: list[str] | None, models: bool, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    server = start_openai_server(tmp_path, served=served, models=models)
+    try:
+        url = server.url.removesuffix("/v1") + path
+        model = make_model(tmp_path, url)
+        task = make_task(tmp_path, ["fine"], image=False)
+        result = CliRunner().invoke(app, ["run", "-m", str(model), "--task", str(task), "-o", str(tmp_path / "o")])
+        flat = " ".join(result.output.split())
+        assert result.exit_code == 2, result.output
+        assert f"{model}: " + message.format(url=url) in flat, flat
+        assert not path or "under /v1" not in flat  # the hint only where the path lacks /v1
+        assert server.requests() == [] and not (tmp_path / "o").exists()
+    finally:
+        server.stop()
+
+
+def test_a_404_on_the_first_chat_request_stops_the_run_unretried(tmp_path: Path, server: RunningServer) -> None:
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    model, task = make_model(tmp_path, server.url), make_task(tmp_path, ["g chaos:404:9"], image=False)
+    result = CliRunner().invoke(app, ["run", "-m", str(model), "--task", str(task), "-o", str(tmp_path / "o")])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"{model}: base_url: POST {server.url}/chat/completions answers HTTP 404" in flat, flat
+    assert len(server.requests()) == 1 and "Traceback" not in result.output
+
+
+def test_ctrl_c_mid_run_says_how_to_resume(tmp_path: Path) -> None:
+    slow = start_openai_server(tmp_path, latency=30.0, name="slow")
+    try:
+        model, task = make_model(tmp_path, slow.url), make_task(tmp_path, ["wait"], image=False)
+        command = [sys.executable, "-m", "regbench", "run", "-m", str(model), "--task", str(task)]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        running = subprocess.Popen(
+            [*command, "-o", str(tmp_path / "o")], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+        )
+        deadline = time.monotonic() + 30
+        while not slow.requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running.send_signal(signal.SIGINT)
+        _, stderr = running.communicate(timeout=30)
+        assert running.returncode == 130, stderr
+        assert "interrupted: finished responses are cached; run the same command again to resume" in stderr
+        assert "Traceback" not in stderr and "Aborted" not in stderr
+    finally:
+        slow.stop()

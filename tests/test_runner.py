@@ -34,7 +34,10 @@ if "test_exact" not in METRICS:
 
 
 def make_task(tmp_path: Path, family: str = "vqa", prompt: str = '"{{ question }}"', rows: int = 4) -> TaskSpec:
-    write_jsonl(tmp_path / "data.jsonl", [{"id": f"s{i}", "question": f"q{i}", "answer": f"a{i}"} for i in range(rows)])
+    # each row is a valid reference for every family (run and score stop on one that is not)
+    box = {"name": "a", "boxes": [[0.1, 0.1, 0.5, 0.5]]}
+    rows_ = [{"id": f"s{i}", "question": f"q{i}", "answer": f"a{i}", "objects": [box]} for i in range(rows)]
+    write_jsonl(tmp_path / "data.jsonl", rows_)
     (tmp_path / "task.yaml").write_text(
         f"task: t\nfamily: {family}\ndataset: {{path: data.jsonl}}\nprompt: {prompt}\nmetrics: [test_exact]\n"
     )
@@ -132,7 +135,8 @@ def test_each_turn_is_rendered_once_and_template_errors_come_before_any_model_ca
     asked = []
     monkeypatch.setattr(ReplayAdapter, "generate", lambda self, request: asked.append(request))
     task = make_task(tmp_path / "organ", prompt='"{{ question }} in the {{ meta.organ }}"', rows=0)
-    (tmp_path / "organ/data.jsonl").write_text('{"id": "s0", "organ": "lung"}\n{"id": "s1"}\n')  # s1: no organ
+    rows = '{"id": "s0", "answer": "a", "organ": "lung"}\n{"id": "s1", "answer": "b"}\n'  # s1: no organ
+    (tmp_path / "organ/data.jsonl").write_text(rows)
     with pytest.raises(SpecError, match="'s1'"):
         run(task, replay(tmp_path / "organ", {"s0": "a", "s1": "b"}), tmp_path / "out2")
     assert asked == []
@@ -169,7 +173,7 @@ def test_an_immediate_adapter_gives_what_a_task_per_sample_gives(
 def test_metric_options_are_validated_against_the_plugin(tmp_path: Path) -> None:
     task = make_task(tmp_path)
     bad = TaskSpec.model_validate({**task.model_dump(), "metrics": [{"name": "test_exact", "mode": "x"}]})
-    with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown field"):
+    with pytest.raises(SpecError, match=r"metrics\[0\]\.mode: unknown option of the test_exact metric \(it takes "):
         build_plugins(bad)
 
 

@@ -37,7 +37,7 @@ from regbench.cli_gate import (
 from regbench.cli_gate import register as register_gate_command
 from regbench.cli_report import export_app
 from regbench.cli_report import register as register_report_commands
-from regbench.console import err, out, user_errors
+from regbench.console import INTERRUPTED, err, out, user_errors
 from regbench.errors import RegbenchError
 
 if TYPE_CHECKING:
@@ -600,5 +600,5 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted: finished responses are cached; run the same command again to resume")
+        err.print(INTERRUPTED)
         sys.exit(130)

@@ -25,9 +25,12 @@ err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+INTERRUPTED = "interrupted: finished responses are cached; run the same command again to resume"
+
 
 def user_errors(command: F) -> F:
-    """Print a RegbenchError as one paragraph and exit with its code (2 unless it says otherwise)."""
+    """Print a RegbenchError as one paragraph and exit with its code (2 unless it says otherwise);
+    Ctrl-C says how to resume and exits 130."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,5 +39,8 @@ def user_errors(command: F) -> F:
         except RegbenchError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # text is not markup
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:  # here, not in main(): click turns it into a bare "Aborted!" first
+            err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]

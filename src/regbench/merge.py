@@ -34,6 +34,8 @@ def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
             raise DataError(f"{directory}: not a shard of {first.model} · {first.task} with the same settings")
         if results.config.get("task") != first.config.get("task"):
             raise DataError(f"{directory}: its task spec differs from that of {directories[0]}")
+    _check_complete([results for results, _ in shards], directories)
+    for (results, _), directory in zip(shards, directories, strict=True):
         if _model_identity(results) != _model_identity(first):
             raise DataError(
                 f"{directory}: its model spec differs from that of {directories[0]} (adapter, checkpoint, served "
@@ -44,7 +46,6 @@ def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
                 f"{directory}: bootstrap {results.bootstrap} differs from {first.bootstrap} of {directories[0]}: "
                 "run every shard with the same --bootstrap and --seed"
             )
-    _check_complete([results for results, _ in shards], directories)
     records = sorted((r for _, rs in shards for r in rs), key=lambda r: r.index)
     seen: set[str] = set()
     for record in records:

@@ -22,7 +22,7 @@ from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_split
-from regbench.errors import SpecError, UnknownNameError
+from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
@@ -180,6 +180,8 @@ class Conversations:
         async with self._slots:
             try:
                 response = await self.adapter.generate(request)
+            except RegbenchError:  # the model YAML cannot work (e.g. a wrong endpoint): stop, as at start
+                raise
             except Exception as exc:  # an adapter bug costs one sample, not the run
                 error = without_secret(f"{type(exc).__name__}: {exc}", api_key(self.model))
                 response = Response(error=error)
@@ -225,7 +227,7 @@ async def evaluate(
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     with gc_paused():
-        split = load_split(task, limit=options.limit)
+        split = load_split(task, limit=options.limit, validate=True)
         samples = split.samples
         indices = list(range(len(samples)))
         if options.shard is not None:
@@ -247,6 +249,8 @@ async def evaluate(
         subset = options.limit is not None or options.shard is not None
         ids = [s.id for s in samples]
         checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)  # replay reads its file
+        if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
+            check_images(task, model, samples)
     notes = [str(w.message) for w in caught] + checked
 
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
@@ -287,6 +291,19 @@ async def evaluate(
         },
     )
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
+
+
+def check_images(task: TaskSpec, model: ModelSpec, samples: Sequence[Sample]) -> None:
+    """Raise a DataError naming the first sample whose image file does not exist."""
+    for sample in samples:
+        for image in sample.image:
+            if not Path(image).is_file():
+                data = f" (dataset.path: {task.dataset.path})" if task.dataset.path else ""
+                raise DataError(
+                    f"task {task.task}: sample {sample.id!r}: image not found: {image}{data}; the {model.adapter} "
+                    f"adapter of model {model.model} sends each sample's images, so every one must exist "
+                    f"(`regbench data check {task.task}` lists them all; scoring recorded outputs needs none)"
+                )
 
 
 def score_and_write(

@@ -40,6 +40,8 @@ def start_openai_server(
     script: list[dict[str, Any]] | None = None,
     require_key: str | None = None,
     redirect: str | None = None,
+    served: list[str] | None = None,
+    models: bool = True,
 ) -> RunningServer:
     """Start tests/servers/openai_server.py on a free port and wait until it listens."""
     ready, log = tmp / f"{name}.port", tmp / f"{name}.log"
@@ -51,6 +53,10 @@ def start_openai_server(
         command += ["--require-key", require_key]
     if redirect is not None:
         command += ["--redirect", redirect]
+    if served is not None:
+        command += ["--served", ",".join(served)]
+    if not models:
+        command.append("--no-models")
     process = subprocess.Popen(command)
     deadline = time.monotonic() + 20
     while not ready.exists() or not ready.read_text():

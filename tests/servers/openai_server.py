@@ -2,7 +2,7 @@
 
 It answers ``echo: <last user text>``, after ``--latency`` seconds. A user text containing
 ``chaos:KIND:N`` makes the first N attempts of that exact request misbehave, KIND one of
-``500``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the prompt and
+``500``, ``404``, ``429`` (with Retry-After: 0.3), ``401`` (an error body that echoes the prompt and
 the Authorization header, as careless servers do), ``garbage`` (200 with a body that is not
 JSON), ``reset`` (the connection is dropped), ``slow`` (no answer for 30 s), ``trickle``
 (a 200 whose body, JSON after 150 spaces, comes one byte every 0.1 s, as from a keep-alive
@@ -15,10 +15,12 @@ and/or misbehaves like ``chaos`` on the first N attempts; a rule's ``content`` (
 value) replaces the answer's whole ``content``. Every request is logged as a JSON line to
 ``--log``: the text, the status sent, how many images it carried, the Authorization header,
 and how many requests were in flight when it arrived. ``--redirect URL`` makes every
-request answer 301 to URL + its path.
+request answer 301 to URL + its path. The API lives under ``/v1`` (anything else is a 404, as
+on a real server); ``GET /v1/models`` lists ``--served`` (default ``test-model`` and ``m``, the names tests use), and
+``--no-models`` makes it a 404 (a server that is not OpenAI-compatible).
 
 Run: python openai_server.py --port 0 --ready FILE [--latency 0.05] [--log FILE] [--script FILE]
-[--require-key KEY] [--redirect URL]
+[--require-key KEY] [--redirect URL] [--served ID,ID] [--no-models]
 (the chosen port is written to FILE when the server listens).
 """
 
@@ -47,6 +49,8 @@ class Server(ThreadingHTTPServer):
         self.script = script
         self.require_key: str | None = None
         self.redirect: str | None = None
+        self.served: list[str] = ["test-model", "m"]
+        self.models = True
         self.log = log.open("a", buffering=1) if log else None
         self.lock = threading.Lock()
         self.attempts: Counter[str] = Counter()
@@ -104,8 +108,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(301, b"", {"Location": self.server.redirect + self.path})
         elif key is not None and self.headers.get("Authorization") != f"Bearer {key}":
             self.send_json(401, b'{"error": "invalid api key"}')
-        elif self.path.rstrip("/").endswith("/models"):
-            self.send_json(200, json.dumps({"object": "list", "data": [{"id": "test-model"}]}).encode())
+        elif self.path.rstrip("/") == "/v1/models" and self.server.models:
+            data = [{"id": name, "object": "model"} for name in self.server.served]
+            self.send_json(200, json.dumps({"object": "list", "data": data}).encode())
         else:
             self.send_json(404, b'{"error": "not found"}')
 
@@ -115,7 +120,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.redirect is not None:
             self.send_json(301, b"", {"Location": self.server.redirect + self.path})
             return
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if self.path.rstrip("/") != "/v1/chat/completions":
             self.send_json(404, b'{"error": "not found"}')
             return
         server = self.server
@@ -149,7 +154,16 @@ class Handler(BaseHTTPRequestHandler):
         else:
             kind, times = rule.get("chaos"), rule.get("times", 0)
         if kind is not None and attempt <= int(times):
-            codes = {"500": 500, "429": 429, "401": 401, "garbage": 201, "reset": 0, "slow": 1, "trickle": 2}
+            codes = {
+                "500": 500,
+                "404": 404,
+                "429": 429,
+                "401": 401,
+                "garbage": 201,
+                "reset": 0,
+                "slow": 1,
+                "trickle": 2,
+            }
             status = {**codes, "moved": 307, "gzip": 202, "error200": 203}[kind]
         entry = {
             "text": text,
@@ -186,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(server.latency)
         if status == 500:
             self.send_json(500, b'{"error": "internal: CUDA out of memory"}')
+        elif status == 404:
+            self.send_json(404, b'{"error": "no such route"}')
         elif status == 401:
             auth = self.headers.get("Authorization")
             self.send_json(401, json.dumps({"error": f"{text}: bad key: {auth}"}).encode())
@@ -219,11 +235,15 @@ def main() -> None:
     parser.add_argument("--script", type=Path)
     parser.add_argument("--require-key", help="GET /models answers 401 unless this bearer key is sent")
     parser.add_argument("--redirect", help="every request answers 301 to this URL + the request's path")
+    parser.add_argument("--served", default="test-model,m", help="the model ids GET /v1/models lists (commas)")
+    parser.add_argument("--no-models", action="store_true", help="GET /v1/models answers 404")
     args = parser.parse_args()
     script = json.loads(args.script.read_text()) if args.script else []
     server = Server(("127.0.0.1", args.port), args.latency, args.log, script)
     server.require_key = args.require_key
     server.redirect = args.redirect
+    server.served = args.served.split(",")
+    server.models = not args.no_models
     args.ready.write_text(str(server.server_address[1]))
     server.serve_forever(poll_interval=0.05)
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from regbench.data.check import reference_problems
 from regbench.errors import DataError, SpecError, UnknownNameError
 from regbench.registry import Registry
 from regbench.spec import DatasetSpec, TaskSpec, spec_error_from
@@ -59,6 +60,11 @@ class Loader(ABC):
 
     def finish(self) -> None:
         """Called once loading stops (also early, with ``--limit``): readers report their skips here."""
+
+    def location(self, number: int) -> str | None:
+        """Where the ``number``-th sample of the last ``load`` (from 1) came from, as ``file:line``;
+        None when the reader cannot say (readers of public formats skip bad records themselves)."""
+        return None
 
 
 LOADERS: Registry[type[Loader]] = Registry(
@@ -115,8 +121,12 @@ def load_samples(task: TaskSpec, *, limit: int | None = None) -> list[Sample]:
     return load_split(task, limit=limit).samples
 
 
-def load_split(task: TaskSpec, *, limit: int | None = None) -> LoadedSplit:
-    """The samples of a task (the first ``limit`` of them), ids checked unique, and the skip count."""
+def load_split(task: TaskSpec, *, limit: int | None = None, validate: bool = False) -> LoadedSplit:
+    """The samples of a task (the first ``limit`` of them), ids checked unique, and the skip count.
+
+    ``validate``: a reference that lacks what the task's family scores against, or has a box out of
+    0–1 or with corners swapped, is a :class:`DataError` (``run`` and ``score``; ``data check`` lists them).
+    """
     base = task.source.parent if task.source else Path.cwd()
     loader = build_loader(task)
     samples: list[Sample] = []
@@ -127,7 +137,25 @@ def load_split(task: TaskSpec, *, limit: int | None = None) -> LoadedSplit:
         loader.finish()
     if not samples:
         raise DataError(f"task {task.task}: the dataset has no samples")
+    if validate:
+        _validate_references(samples, loader, task, base)
     return LoadedSplit(samples, loader.n_skipped, loader.skipped)
+
+
+def _validate_references(samples: list[Sample], loader: Loader, task: TaskSpec, base: Path) -> None:
+    for number, sample in enumerate(samples, start=1):
+        problems = reference_problems(task.family, sample)
+        if not problems:
+            continue
+        field, problem = problems[0]
+        where = loader.location(number) or (
+            str(base / task.dataset.path) if task.dataset.path else f"the {task.dataset.loader} dataset"
+        )
+        more = f" ({len(problems) - 1} more in this sample)" if len(problems) > 1 else ""
+        raise DataError(
+            f"{where}: field {field}: sample {sample.id!r}: {problem}{more}; task {task.task} "
+            f"({task.family}) cannot score it (`regbench data check {task.task}` lists every problem)"
+        )
 
 
 def _read_into(

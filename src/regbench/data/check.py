@@ -1,4 +1,4 @@
-"""`regbench data check`: what a task's samples lack for their family, before any model is asked."""
+"""What a task's samples lack for their family: listed by `regbench data check`, errors for `run`/`score`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ from pathlib import Path
 from regbench.spec import TaskSpec
 from regbench.types import Sample
 
-# Fields a family's metrics read from the reference.
+# Fields a family's metrics read from the reference (``run`` and ``score`` stop on an empty one).
 _NEEDS: dict[str, tuple[str, ...]] = {
-    "vqa": ("question", "answer"),
+    "vqa": ("answer",),
     "report": ("answer",),
     "classification": ("labels",),
     "region_identification": ("objects", "answer"),
     "detection": ("objects",),
     "grounded_report": ("answer", "objects"),
 }
+# Fields the prompt asks about: `data check` flags an empty one, but a template may do without it.
+_ASKS: dict[str, tuple[str, ...]] = {"vqa": ("question",)}
 
 
 def check_samples(task: TaskSpec, samples: list[Sample]) -> list[str]:
@@ -23,19 +25,30 @@ def check_samples(task: TaskSpec, samples: list[Sample]) -> list[str]:
     problems: list[str] = []
     for sample in samples:
         where = f"sample {sample.id!r}"
-        for name in _NEEDS[task.family]:
+        for name in _ASKS.get(task.family, ()):
             if not getattr(sample, name):
-                problems.append(f"{where}: `{name}` is empty but {task.family} tasks score against it")
+                problems.append(f"{where}: `{name}` is empty but {task.family} tasks ask it")
+        problems.extend(f"{where}: {problem}" for _, problem in reference_problems(task.family, sample))
         for image in sample.image:
             if not Path(image).exists():
                 problems.append(f"{where}: image not found: {image}")
-        for obj in sample.objects:
-            for index, box in enumerate(obj.boxes):
-                problems.extend(f"{where}: object {obj.name!r} box {index}: {p}" for p in _box_problems(box))
         if task.labels and task.family == "classification":
             unknown = sorted(set(sample.labels) - set(task.labels))
             if unknown:
                 problems.append(f"{where}: labels {unknown} are not in the task's label set")
+    return problems
+
+
+def reference_problems(family: str, sample: Sample) -> list[tuple[str, str]]:
+    """What the sample's reference lacks for ``family``, or gets wrong in its boxes: (field, problem) pairs."""
+    problems: list[tuple[str, str]] = []
+    for name in _NEEDS.get(family, ()):
+        if not getattr(sample, name):
+            problems.append((name, f"`{name}` is empty but {family} tasks score against it"))
+    for i, obj in enumerate(sample.objects):
+        for j, box in enumerate(obj.boxes):
+            field = f"objects[{i}].boxes[{j}]"
+            problems.extend((field, f"object {obj.name!r} box {j}: {p}") for p in _box_problems(box))
     return problems
 
 

@@ -29,16 +29,28 @@ class JsonlLoader(Loader):
 
     Options = JsonlOptions
 
+    def __init__(self, options: BaseModel | None = None) -> None:
+        super().__init__(options)
+        self._lines: list[int] = []
+        self._path: Path | None = None
+
+    def location(self, number: int) -> str | None:
+        if self._path is None or not 0 < number <= len(self._lines):
+            return None
+        return f"{self._path}:{self._lines[number - 1]}"
+
     def load(self, spec: DatasetSpec, *, base: Path) -> Iterator[Sample]:
         if spec.path is None:
             raise DataError("dataset.path is required for the jsonl loader")
         path = (base / spec.path).resolve()
         if not path.is_file():
             raise DataError(f"dataset file not found: {path} (dataset.path: {spec.path!r}, relative to {base})")
+        self._path, self._lines = path, []
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
+                self._lines.append(number)
                 yield sample_from_record(_parse_line(line, path, number), path=path, line=number)
 
 

@@ -37,6 +37,12 @@ def build_plugins(task: TaskSpec) -> list[Metric]:
             try:
                 options = plugin_type.Options.model_validate(member.options)
             except ValidationError as exc:
+                first = exc.errors()[0]
+                if first["type"] == "extra_forbidden":
+                    takes = ", ".join(plugin_type.Options.model_fields) or "no options"
+                    where = ".".join([field_name, *(str(p) for p in first["loc"])])
+                    message = f"unknown option of the {member.name} metric (it takes {takes})"
+                    raise SpecError(file, where, message) from None
                 raise spec_error_from(exc, file=file, prefix=field_name) from None
             builders.append(functools.partial(plugin_type, options, context))
             names.append((field_name, member.name))

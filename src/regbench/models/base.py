@@ -48,6 +48,9 @@ class ModelAdapter(ABC):
     immediate: ClassVar[bool] = False
     """Whether ``generate`` answers from memory, never waiting on I/O (replay): the runner then goes
     through the samples one by one instead of starting a task per sample, with the same results."""
+    sends_images: ClassVar[bool] = False
+    """Whether the model is sent each sample's image files: the runner then checks they all exist
+    before the first request (a recorded answer, as replay gives, needs none)."""
 
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         self.spec = spec

@@ -33,6 +33,8 @@ _Item = tuple[Request, "asyncio.Future[Response]"]
 class TransformersAdapter(ModelAdapter):
     """A local checkpoint (``path``) run with transformers on CPU or GPU, batched."""
 
+    sends_images = True
+
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
         if not spec.path:

@@ -35,6 +35,7 @@ from regbench.spec import ModelSpec
 from regbench.types import Message, Response
 
 _RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx
+_NOT_THERE = {404, 405, 501}  # no such path or method: base_url does not lead to an OpenAI-compatible API
 _DEAD_FOR = 30.0  # seconds a base_url that refused connections is skipped
 
 
@@ -46,6 +47,8 @@ class _Retryable(Exception):
 
 class OpenAIAdapter(ModelAdapter):
     """Chat completions with images as data URLs, bounded concurrency, retries and round robin."""
+
+    sends_images = True
 
     def __init__(self, spec: ModelSpec, *, concurrency: int | None = None) -> None:
         super().__init__(spec, concurrency=concurrency)
@@ -62,6 +65,7 @@ class OpenAIAdapter(ModelAdapter):
         self._clients: list[httpx.AsyncClient] = []
         self._slots: asyncio.Semaphore | None = None
         self._ssl: ssl.SSLContext | None = None  # built once: each default context costs ~20 ms
+        self._answered = False  # a 404 before any answer is a wrong endpoint, after one a sample's problem
         self.backoff_base = float(spec.options.get("backoff_base", 0.5))
         self.backoff_max = float(spec.options.get("backoff_max", 30.0))
 
@@ -90,7 +94,8 @@ class OpenAIAdapter(ModelAdapter):
         return client
 
     async def start(self) -> None:
-        """Check that a server answers ``GET /models``; raise ModelUnavailableError if none does."""
+        """Check that a server answers ``GET /models`` and serves the model; raise ModelUnavailableError
+        if none answers, a SpecError if the URL has no OpenAI-compatible API or the model is not served."""
         self._slots = asyncio.Semaphore(self.concurrency)
         problems = []
         for index, url in enumerate(self._urls):
@@ -112,7 +117,15 @@ class OpenAIAdapter(ModelAdapter):
                 )
             if 300 <= reply.status_code < 400:
                 problems.append(f"{self._shown(url)}: {self._moved(reply)}")
-            elif reply.status_code < 500:  # 404 too: some servers do not list models
+            elif reply.status_code in _NOT_THERE:
+                await self.close()
+                raise self._wrong_path(url, f"GET {self._shown(url)}/models", reply)
+            elif reply.status_code < 500:
+                try:
+                    self._check_served(url, reply)
+                except SpecError:
+                    await self.close()
+                    raise
                 return
             else:
                 problems.append(f"{self._shown(url)}: HTTP {reply.status_code}")
@@ -121,6 +134,41 @@ class OpenAIAdapter(ModelAdapter):
         raise ModelUnavailableError(
             f"model {self.spec.model}: no OpenAI-compatible server answers ({'; '.join(problems)}).{hint}"
         )
+
+    def _wrong_path(self, url: str, what: str, reply: httpx.Response) -> SpecError:
+        """The model YAML's base_url does not lead to an OpenAI-compatible API (exit 2, not a retry)."""
+        path = httpx.URL(url).path.rstrip("/")
+        hint = "" if path.endswith("/v1") else f"; OpenAI-compatible servers serve it under /v1: try {url}/v1"
+        return SpecError(
+            spec_file(self.spec),
+            "base_url",
+            f"{what} answers HTTP {reply.status_code}{self._excerpt(reply)}: no OpenAI-compatible API "
+            f"at this URL{hint}",
+        )
+
+    def _check_served(self, url: str, reply: httpx.Response) -> None:
+        """A 2xx model list must name the model this YAML asks for (else every request would fail)."""
+        if not 200 <= reply.status_code < 300:  # some servers guard the list itself: nothing to compare
+            return
+        try:
+            ids = [str(entry["id"]) for entry in reply.json()["data"]]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            raise SpecError(
+                spec_file(self.spec),
+                "base_url",
+                f"GET {self._shown(url)}/models answers something that is not an OpenAI model list"
+                f"{self._excerpt(reply)}: no OpenAI-compatible API at this URL",
+            ) from None
+        name = self.spec.model_name or self.spec.model
+        if name not in ids:
+            served = ", ".join(repr(i) for i in ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            field = "model_name" if self.spec.model_name else "model"
+            raise SpecError(
+                spec_file(self.spec),
+                field,
+                f"{name!r} is not a model {self._shown(url)} serves (it serves {served or 'none'}); "
+                "set model_name to one of them",
+            )
 
     async def close(self) -> None:
         clients, self._clients = self._clients, []
@@ -207,6 +255,8 @@ class OpenAIAdapter(ModelAdapter):
             raise _Retryable(reason, _retry_after(reply.headers.get("retry-after")))
         if 300 <= status < 400:
             return Response(error=self._moved(reply))
+        if status in _NOT_THERE and not self._answered:  # no request can succeed: stop the run, not each sample
+            raise self._wrong_path(url, f"POST {self._shown(url)}/chat/completions", reply)
         if status >= 400:
             return Response(error=f"HTTP {status} from {self._shown(url)}{self._excerpt(reply)}")
         try:
@@ -216,6 +266,7 @@ class OpenAIAdapter(ModelAdapter):
             shown = self._shown(url)
             raise _Retryable(f"unreadable response from {shown} ({type(exc).__name__}){self._excerpt(reply)}") from None
         usage = data.get("usage")
+        self._answered = True
         return Response(text=text, usage=usage if isinstance(usage, dict) else {})
 
     def _excerpt(self, reply: httpx.Response) -> str:

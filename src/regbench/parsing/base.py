@@ -155,6 +155,16 @@ def _report_text(text: str, found: Extraction) -> str:
     return re.sub(r"\s+", " ", found.text).strip()
 
 
+ERROR_CHARS = 300
+"""The longest parse-failure reason kept: garbage output can hold thousands of unreadable box-like
+spans, and the reason is written once per sample to samples.jsonl (``raw`` keeps the whole output)."""
+
+
+def capped(message: str, limit: int = ERROR_CHARS) -> str:
+    """``message`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
 def parse_output(
     raw: str | None, *, box_format: str, sample: Sample | None = None, expect_boxes: bool = False
 ) -> Parsed:
@@ -177,12 +187,12 @@ def parse_output(
     try:
         found = fmt.extract(text, sample)
     except Exception as exc:  # a parser bug must cost one sample, not the run
-        return Parsed(ok=False, raw=raw, text=text, error=f"box parser {box_format} failed: {exc!r}")
+        return Parsed(ok=False, raw=raw, text=text, error=capped(f"box parser {box_format} failed: {exc!r}"))
     clean = _report_text(text, found)
     refusal = not found.objects and is_refusal(text)
     used = found.format or box_format
     if expect_boxes and not found.objects and not refusal:
-        reason = "; ".join(found.errors) or f"no box in {used} format found"
+        reason = capped("; ".join(found.errors) or f"no box in {used} format found")
         return Parsed(ok=False, raw=raw, text=clean, objects=found.objects, box_format=used, error=reason)
     return Parsed(
         ok=True, raw=raw, text=clean, objects=found.objects, box_format=used, refusal=refusal, skipped=found.errors
