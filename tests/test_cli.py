@@ -355,3 +355,24 @@ def test_an_unknown_metric_option_lists_the_allowed_ones(tmp_path: Path) -> None
     flat = " ".join(text.split())
     expected = f"{task}: metrics[0].mdoe: unknown option of the vqa metric (it takes mode, closed_threshold,"
     assert code == 2 and expected in flat, text
+
+
+def test_a_replay_run_leaves_no_cache_file(tmp_path: Path) -> None:
+    """Replayed outputs are their own record: no (empty) cache.sqlite next to them."""
+    out = tmp_path / "runs"
+    code, text = invoke("run", "--model", "medrega-demo", "--task", "demo_vqa_en", "-o", str(out))
+    assert code == 0, text
+    assert (out / "medrega-demo" / "demo_vqa_en" / "results.json").is_file()
+    assert not (out / "cache.sqlite").exists()
+
+
+def test_weights_folds_long_paths_in_a_narrow_terminal(tmp_path: Path) -> None:
+    deep = tmp_path / ("a-very-long-directory-name-" * 4) / "weights"
+    env = {**os.environ, "REGBENCH_WEIGHTS_DIR": str(deep), "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-m", "regbench", "weights"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    flat = "".join(done.stdout.split()).replace("│", "").replace("┃", "")
+    assert f"{deep}/bertscore".replace(" ", "") in flat or str(deep) in flat

@@ -378,7 +378,9 @@ def weights() -> None:
 
     from regbench.weights import REQUIREMENTS, weights_dir
 
-    table = Table("weights", "used by", "status", "what to fetch")
+    table = Table()
+    for column in ("weights", "used by", "status", "what to fetch"):
+        table.add_column(column, overflow="fold")  # a path is folded onto the next line, never cut with "…"
     for requirement in REQUIREMENTS.values():
         found = requirement.locate()
         status = (

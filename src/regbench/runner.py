@@ -253,7 +253,9 @@ async def evaluate(
             check_images(task, model, samples)
     notes = [str(w.message) for w in caught] + checked
 
-    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
+    # replayed outputs are their own record: no cache file is created for them
+    use_cache = options.use_cache and adapter.cacheable
+    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
     try:
         runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
         conversations = await runner.run_all(samples, progress, first_turns)
