@@ -197,7 +197,7 @@ def run(
 ) -> None:
     """Run tasks on a model; write DIR/<model>/<task>/results.json and samples.jsonl; gate the results."""
     from regbench.resolve import resolve_model, resolve_tasks
-    from regbench.runner import RunOptions, output_dir
+    from regbench.runner import RunOptions
 
     model_spec = resolve_model(model)
     tasks = resolve_tasks(task)
@@ -211,25 +211,12 @@ def run(
         use_cache=not no_cache,
         shard=_parse_shard(shard),
     )
-    gating = prepare_gates(
-        GateFlags(
-            fail_under=fail_under,
-            baseline=baseline,
-            max_drop=max_drop,
-            significance=significance,
-            max_error_rate=max_error_rate,
-            max_parse_failure_rate=max_parse_failure_rate,
-            gates=gates,
-            junit=junit,
-            summary=summary,
-        ),
+    _run_gated(
+        model_spec,
         tasks,
-        [output_dir(options, model_spec.model, t.task) for t in tasks],
-    )
-    finish_gates(
-        gating,
-        [r.directory for r in _run_all(model_spec, tasks, options, concurrency)],
-        seed=seed,
+        options,
+        GateFlags.of(locals()),
+        concurrency=concurrency,
         errors=(
             "requests failed (after the retries, or no recorded output)",
             "Run the same command again to retry only those (finished responses are cached).",
@@ -265,7 +252,7 @@ def score(
 ) -> None:
     """Score recorded outputs (no model): the predictions replace the model's answers; gate the results."""
     from regbench.resolve import resolve_tasks
-    from regbench.runner import RunOptions, output_dir
+    from regbench.runner import RunOptions
     from regbench.spec import ModelSpec
 
     tasks = resolve_tasks(task)
@@ -280,26 +267,31 @@ def score(
     options = RunOptions(
         output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
     )
-    gating = prepare_gates(
-        GateFlags(
-            fail_under=fail_under,
-            baseline=baseline,
-            max_drop=max_drop,
-            significance=significance,
-            max_error_rate=max_error_rate,
-            max_parse_failure_rate=max_parse_failure_rate,
-            gates=gates,
-            junit=junit,
-            summary=summary,
-        ),
+    _run_gated(
+        model_spec,
         tasks,
-        [output_dir(options, model_spec.model, t.task) for t in tasks],
-    )
-    finish_gates(
-        gating,
-        [r.directory for r in _run_all(model_spec, tasks, options, concurrency=None)],
-        seed=seed,
+        options,
+        GateFlags.of(locals()),
+        concurrency=None,
         errors=("samples have no prediction", "Their results are written, scored as errors."),
+    )
+
+
+def _run_gated(
+    model: ModelSpec,
+    tasks: list[TaskSpec],
+    options: RunOptions,
+    flags: GateFlags,
+    *,
+    concurrency: int | None,
+    errors: tuple[str, str],
+) -> None:
+    """Check the gates, run the tasks, then gate their results (``errors``: what failed samples are, and the advice)."""
+    from regbench.runner import output_dir
+
+    gating = prepare_gates(flags, tasks, [output_dir(options, model.model, t.task) for t in tasks])
+    finish_gates(
+        gating, [r.directory for r in _run_all(model, tasks, options, concurrency)], seed=options.seed, errors=errors
     )
 
 

@@ -9,11 +9,12 @@ error, 3 the run is incomplete). The logic is :mod:`regbench.gate`; the renderin
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -131,6 +132,11 @@ class GateFlags:
     gates: Path | None = None
     junit: Path | None = None
     summary: Path | None = None
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> GateFlags:
+        """The gate flags among a command's parameters (``locals()`` of a typer command)."""
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
 
     @property
     def asked(self) -> bool:
@@ -272,15 +278,5 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of the paired test's resamples.")] = 1234,
     ) -> None:
         """Gate results already written (stored predictions, a finished run) without running or scoring again."""
-        flags = GateFlags(
-            fail_under=fail_under,
-            baseline=baseline,
-            max_drop=max_drop,
-            significance=significance,
-            max_error_rate=max_error_rate,
-            max_parse_failure_rate=max_parse_failure_rate,
-            gates=gates,
-            junit=junit,
-            summary=summary,
-        )
+        flags = GateFlags.of(locals())
         finish_gates(prepare_gates(flags), runs, seed=seed)
