@@ -552,7 +552,8 @@ def _show_metric(name: str) -> None:
         low, high = facts.bounds
         direction = "higher is better" if facts.higher_is_better else "lower is better"
         scale = "fraction (x100 in tables)" if facts.scale == "fraction" else "raw"
-        keys.add_row(key, direction, scale, f"{'-inf' if low is None else f'{low:g}'} to {'inf' if high is None else f'{high:g}'}")
+        span = f"{'-inf' if low is None else f'{low:g}'} to {'inf' if high is None else f'{high:g}'}"
+        keys.add_row(key, direction, scale, span)
     out.print(keys)
     options = describe_options(plugin.Options)
     if not options:

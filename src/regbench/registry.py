@@ -304,10 +304,7 @@ def describe_options(model: type[BaseModel]) -> list[OptionInfo]:
     """Every option of an ``Options`` model: name, accepted type, default, and its docstring."""
     rows = []
     for name, field in model.model_fields.items():
-        if field.is_required():
-            default = "required"
-        else:
-            default = _yaml_value(field.get_default(call_default_factory=True))
+        default = "required" if field.is_required() else _yaml_value(field.get_default(call_default_factory=True))
         bounds = [_bound_text(item) for item in field.metadata]
         kind = _type_text(field.annotation) + (f" ({', '.join(b for b in bounds if b)})" if any(bounds) else "")
         description = " ".join((field.description or "").split()).replace("``", "`")

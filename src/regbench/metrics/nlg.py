@@ -43,7 +43,7 @@ class NLGOptions(BaseModel):
     meteor: bool = True
     """METEOR needs a Java process (about 10 s to start); turn it off to skip it."""
     spice: bool = False
-    """Not available: SPICE needs Stanford CoreNLP jars that pycocoevalcap downloads on first use (``true`` is an error)."""
+    """Unavailable (``true`` is an error): SPICE needs CoreNLP jars pycocoevalcap downloads on first use."""
     user_dict: str | None = None
     """A jieba user dictionary of medical terms (recorded in the signature by content hash)."""
 
