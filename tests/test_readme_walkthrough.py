@@ -154,3 +154,19 @@ def test_a_box_in_pixels_is_listed_by_data_check_and_refused_by_run(
     assert run.returncode == 2
     assert "lungs.jsonl:2" in run.stderr and "Traceback" not in run.stderr
     assert not [r for r in server.requests() if r.get("images")]
+
+
+def test_the_fields_table_names_what_each_family_is_checked_for() -> None:
+    from regbench.data.check import reference_problems
+    from regbench.spec import FAMILIES
+    from regbench.types import Sample
+
+    rows = {}
+    for line in SECTION.splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if len(cells) == 5 and cells[0].strip("`") in FAMILIES:
+            rows[cells[0].strip("`")] = set(re.findall(r"`(\w+)`", cells[2]))
+    assert set(rows) == set(FAMILIES)
+    for family, named in rows.items():
+        needed = {field for field, _ in reference_problems(family, Sample(id="empty"))}
+        assert needed and needed <= named, (family, needed, named)
