@@ -14,9 +14,10 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from regbench.metrics.base import Metric, Stats, weighted_means
+from regbench.metrics.base import Metric, Stats, StatsColumns, weighted_means
 
 _CHUNK = 64  # bootstrap trials per vectorised block (bounds memory at 64 x n_samples)
+_BLOCK_CELLS = 8_000_000  # ... and at this many draws per block (two 64 MB arrays), whatever the split's size
 
 
 def resample_indices(n: int, *, trials: int, seed: int) -> np.ndarray:
@@ -53,8 +54,9 @@ def resample_blocks(n: int, *, trials: int, seed: int) -> Iterator[tuple[slice, 
     generator's 32-bit stream, whose state (half-used 64-bit words included) carries over between calls.
     """
     rng = np.random.default_rng(seed)
-    for start in range(0, trials, _CHUNK):
-        rows = min(_CHUNK, trials - start)
+    block = max(1, min(_CHUNK, _BLOCK_CELLS // max(n, 1)))  # fewer trials per block on a large split
+    for start in range(0, trials, block):
+        rows = min(block, trials - start)
         yield slice(start, start + rows), draw_counts(rng.integers(0, n, size=(rows, n)), n)
 
 
@@ -77,13 +79,22 @@ def draw_counts(block: np.ndarray, n: int) -> np.ndarray:
 def _mean_draws(
     plugin: Metric, stats: Sequence[Stats], blocks: Iterable[tuple[slice, np.ndarray]], trials: int
 ) -> dict[str, np.ndarray]:
-    rows = [plugin.sample_scores(s) for s in stats]
-    keys = sorted({k for row in rows for k, v in row.items() if v is not None})
-    if not keys:
-        return {}
-    values = np.array(
-        [[np.nan if row.get(k) is None else float(row[k]) for k in keys] for row in rows], dtype=np.float64
-    )
+    if isinstance(stats, StatsColumns) and type(plugin).sample_scores is Metric.sample_scores:
+        # the default sample_scores reads the output keys as they are: read them from the columns
+        keys = sorted(
+            k for k in plugin.output_keys() if k in stats.columns and (k not in stats.present or stats.present[k].any())
+        )
+        if not keys:
+            return {}
+        values = np.column_stack([stats.column(k) for k in keys])
+    else:
+        rows = [plugin.sample_scores(s) for s in stats]
+        keys = sorted({k for row in rows for k, v in row.items() if v is not None})
+        if not keys:
+            return {}
+        values = np.array(
+            [[np.nan if row.get(k) is None else float(row[k]) for k in keys] for row in rows], dtype=np.float64
+        )
     out = np.empty((trials, len(keys)))
     for block, weights in blocks:
         out[block] = weighted_means(values, weights)

@@ -9,19 +9,21 @@ results.json are assembled by :mod:`regbench.scoring`, and written by :mod:`regb
 from __future__ import annotations
 
 import asyncio
+import pickle
 import platform
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TextIO
 
 from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
-from regbench.data import load_split
+from regbench.data import SplitChunks
 from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
@@ -29,8 +31,27 @@ from regbench.parsing import get_box_format, parse_output
 from regbench.parsing.readings import read_outputs
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
-from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
-from regbench.scoring import Bootstrap, build_results, reference, sample_scores, sample_stats, score
+from regbench.results import (
+    SAMPLE_LINE,
+    SAMPLES_FILE,
+    Results,
+    SampleRecord,
+    atomic_open,
+    write_results,
+    write_run_info,
+)
+from regbench.scoring import (
+    Bootstrap,
+    aggregate,
+    build_results,
+    counts,
+    joined,
+    reference,
+    rejoins,
+    sample_scores,
+    sample_stats,
+    stats_of,
+)
 from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Message, Parsed, Region, Response, Sample
 
@@ -55,6 +76,9 @@ class RunOptions:
     use_cache: bool = True
     shard: tuple[int, int] | None = None
     """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
+    chunk_size: int = 50_000
+    """Samples read, answered, scored and written at a time: memory grows with this, not with the split
+    (the outputs do not depend on it)."""
 
     @property
     def bootstrap(self) -> Bootstrap:
@@ -223,68 +247,100 @@ async def evaluate(
     *,
     progress: ProgressCallback | None = None,
 ) -> RunResult:
-    """Run one task on one model and write results.json, samples.jsonl and run.json."""
+    """Run one task on one model and write results.json, samples.jsonl and run.json.
+
+    The split goes through in chunks of ``options.chunk_size`` samples: each is rendered, answered, parsed,
+    scored and written before the next is read, and what stays for the whole split is what the aggregates
+    need (the plugins' stats, the counts), so memory stays nearly flat as the split grows. A split within
+    one chunk is checked whole before any model call (template, images, the adapter's check); a larger one
+    chunk by chunk, and the adapter's check of every id comes after the last chunk (nothing is written
+    before it passes).
+    """
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     with gc_paused():
-        split = load_split(task, limit=options.limit, validate=True)
-        samples = split.samples
-        indices = list(range(len(samples)))
-        if options.shard is not None:
-            indices = indices[options.shard[0] :: options.shard[1]]
-            samples = [samples[i] for i in indices]
+        chunks = Chunks(task, options)
+        first = chunks.next()
+        assert first is not None  # an empty dataset is a DataError
         with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
             warnings.simplefilter("always")
             plugins = build_plugins(task)
         for plugin in plugins:
-            plugin.prepare(samples)
+            plugin.prepare(first.samples)
         box_format = options.box_format or task.box_format or model.box_format
         try:
             write_box = get_box_format(box_format).write
         except UnknownNameError as exc:  # --box-format and the model's are checked before; this is the task's
             raise SpecError(str(task.source or task.task), "box_format", str(exc)) from None
         renderer = PromptRenderer(task, model, write_box=write_box)
-        # all first turns before any model call, so a template error surfaces first (reused in run_all)
-        first_turns = [renderer.messages(sample, 0, []) for sample in samples]
+        # a chunk's first turns before any of its model calls, so a template error surfaces first (reused in run_all)
+        first_turns = [renderer.messages(sample, 0, []) for sample in first.samples]
         subset = options.limit is not None or options.shard is not None
-        ids = [s.id for s in samples]
-        checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)  # replay reads its file
+        checked = None
+        if chunks.exhausted:  # every id is known: the adapter checks them before it is asked anything
+            checked = adapter.check(task.task, first.ids, subset=subset, turns=renderer.n_turns)
         if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
-            check_images(task, model, samples)
-    notes = [str(w.message) for w in caught] + checked
+            check_images(task, model, first.samples)
+    notes = [str(w.message) for w in caught]
 
     # replayed outputs are their own record: no cache file is created for them
     use_cache = options.use_cache and adapter.cacheable
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
+    seconds_scoring = 0.0
+    cache_hits = 0
+    ids: list[str] = list(first.ids) if checked is None else []
+    run = {
+        "limit": options.limit,
+        "seed": options.seed,
+        "box_format": box_format,
+        "shard": list(options.shard) if options.shard else None,
+    }
+    scorer = SplitScorer(task, model, plugins, options, box_format=box_format, directory=directory, run=run)
     try:
         runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
-        conversations = await runner.run_all(samples, progress, first_turns)
+        chunk: Chunk | None = first
+        while chunk is not None:
+            offset, known = chunk.offset, chunks.n_selected
+
+            def update(done: int, total: int, offset: int = offset, known: int = known) -> None:
+                assert progress is not None
+                progress(offset + done, max(known, offset + total))
+
+            conversations = await runner.run_all(chunk.samples, update if progress else None, first_turns)
+            cache_hits += sum(c.cached_turns for c in conversations)
+            scoring = time.perf_counter()
+            with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
+                scorer.add(chunk.samples, conversations, chunk.indices)
+                del conversations
+                seconds_scoring += time.perf_counter() - scoring
+                chunk = chunks.next()
+                if chunk is not None:
+                    for plugin in plugins:
+                        plugin.prepare(chunk.samples)
+                    first_turns = [renderer.messages(sample, 0, []) for sample in chunk.samples]
+                    if checked is None:
+                        ids += chunk.ids
+                    if adapter.sends_images:
+                        check_images(task, model, chunk.samples)
+        if checked is None:  # a split of several chunks: every id is known now, before anything is written
+            checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)
+        del ids
+        scoring = time.perf_counter()
+        with gc_paused():
+            results = scorer.finish(n_skipped=chunks.n_skipped)
+        seconds_scoring += time.perf_counter() - scoring
     finally:
+        scorer.close()
         if cache is not None:
             cache.close()
-    generated = time.perf_counter()
-
-    with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
-        results = score_and_write(
-            task,
-            model,
-            samples,
-            conversations,
-            plugins,
-            options,
-            box_format=box_format,
-            indices=indices,
-            directory=directory,
-            n_skipped=split.n_skipped,
-        )
+    notes += checked
     elapsed = time.perf_counter() - started
-    cache_hits = sum(c.cached_turns for c in conversations)
     write_run_info(
         directory,
         {
             "seconds_total": round(elapsed, 3),
-            "seconds_generation": round(generated - started, 3),
-            "seconds_scoring": round(elapsed - (generated - started), 3),
+            "seconds_generation": round(elapsed - seconds_scoring, 3),
+            "seconds_scoring": round(seconds_scoring, 3),
             "cache_hits": cache_hits,
             "notes": notes,
             "regbench_version": __version__,
@@ -293,6 +349,64 @@ async def evaluate(
         },
     )
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
+
+
+@dataclass
+class Chunk:
+    """Consecutive samples of the run (of its shard), with their positions in the dataset."""
+
+    samples: list[Sample]
+    indices: list[int]
+    offset: int
+    """Samples of the run before this chunk."""
+
+    @property
+    def ids(self) -> list[str]:
+        return [sample.id for sample in self.samples]
+
+
+class Chunks:
+    """The run's samples chunk by chunk (``--shard``: its samples only), one chunk read ahead so the last one
+    is known as the last."""
+
+    def __init__(self, task: TaskSpec, options: RunOptions) -> None:
+        self.split = SplitChunks(task, size=options.chunk_size, limit=options.limit, validate=True)
+        self._reader = iter(self.split)
+        self._shard = options.shard
+        self._read = 0
+        self.n_selected = 0
+        """Samples of the run read so far (the chunk read ahead included)."""
+        self._ahead: Chunk | None = self._take()
+
+    def _take(self) -> Chunk | None:
+        samples = next(self._reader, None)
+        if samples is None:
+            return None
+        start = self._read
+        self._read += len(samples)
+        indices = list(range(start, self._read))
+        if self._shard is not None:  # samples i, i+n, i+2n, ... of the dataset
+            i, n = self._shard
+            indices = indices[(i - start) % n :: n]
+            samples = [samples[index - start] for index in indices]
+        chunk = Chunk(samples, indices, self.n_selected)
+        self.n_selected += len(samples)
+        return chunk
+
+    def next(self) -> Chunk | None:
+        """The next chunk, or None after the last."""
+        chunk, self._ahead = self._ahead, (self._take() if self._ahead is not None else None)
+        return chunk
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the chunk handed out last was the last."""
+        return self._ahead is None
+
+    @property
+    def n_skipped(self) -> int:
+        """The dataset's records its reader skipped (final once the chunks are exhausted)."""
+        return self.split.n_skipped
 
 
 def check_images(task: TaskSpec, model: ModelSpec, samples: Sequence[Sample]) -> None:
@@ -308,52 +422,126 @@ def check_images(task: TaskSpec, model: ModelSpec, samples: Sequence[Sample]) ->
                 )
 
 
-def score_and_write(
-    task: TaskSpec,
-    model: ModelSpec,
-    samples: Sequence[Sample],
-    conversations: Sequence[Conversation],
-    plugins: Sequence[Metric],
-    options: RunOptions,
-    *,
-    box_format: str,
-    indices: Sequence[int],
-    directory: Path,
-    n_skipped: int = 0,
-) -> Results:
-    """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset;
-    ``n_skipped``: the dataset's records its reader skipped)."""
-    readings = read_outputs(
-        [None if c.error is not None else c.outputs[-1] for c in conversations],
-        samples,
-        box_format=box_format,
-        expect_boxes=task.boxes_expected,
-        reads={plugin.reads for plugin in plugins},
-    )
-    stats, totals = score(plugins, readings, options.bootstrap)
-    records = [
-        conversation.record(
-            sample,
-            parse,
-            index=index,
-            scores=sample_scores(plugins, stats, i),
-            stats=sample_stats(plugins, stats, i),
-            reading_errors=readings.errors.get(i),
+class SplitScorer:
+    """Parses, scores and writes a run's samples chunk by chunk (:meth:`add`), then aggregates and writes
+    results.json (:meth:`finish`); :meth:`close` after, in any case (an unfinished samples.jsonl is dropped).
+
+    Kept across the split: each plugin's stats of every chunk (columns where the plugin makes them) and the
+    counts. Each chunk's samples.jsonl lines are written as the chunk is scored, unless a plugin's per-sample
+    values depend on the whole split (:func:`regbench.scoring.rejoins`): then the chunks' records wait in a
+    temporary file and are written once those values are known, byte for byte as from one pass.
+    """
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        model: ModelSpec,
+        plugins: Sequence[Metric],
+        options: RunOptions,
+        *,
+        box_format: str,
+        directory: Path,
+        run: dict[str, Any],
+    ) -> None:
+        self.task, self.model, self.plugins, self.options = task, model, plugins, options
+        self.box_format, self.directory, self.run = box_format, directory, run
+        self.parts: dict[str, list[Sequence[Stats]]] = {plugin.name: [] for plugin in plugins}
+        self.counts = counts([])
+        self.n_chunks = 0
+        self._files = ExitStack()
+        self._lines: TextIO | None = None
+        self._spool: IO[bytes] | None = None
+        self._closed = False
+
+    def add(self, samples: Sequence[Sample], conversations: Sequence[Conversation], indices: Sequence[int]) -> None:
+        """Parse the chunk's last answers, score them, and write (or keep) its samples.jsonl records."""
+        readings = read_outputs(
+            [None if c.error is not None else c.outputs[-1] for c in conversations],
+            samples,
+            box_format=self.box_format,
+            expect_boxes=self.task.boxes_expected,
+            reads={plugin.reads for plugin in self.plugins},
         )
-        for i, (sample, conversation, parse, index) in enumerate(
-            zip(samples, conversations, readings.parsed, indices, strict=True)
+        stats = stats_of(self.plugins, readings)
+        records = [
+            conversation.record(
+                sample,
+                parse,
+                index=index,
+                scores=sample_scores(self.plugins, stats, i),
+                stats=sample_stats(self.plugins, stats, i),
+                reading_errors=readings.errors.get(i),
+            )
+            for i, (sample, conversation, parse, index) in enumerate(
+                zip(samples, conversations, readings.parsed, indices, strict=True)
+            )
+        ]
+        for plugin in self.plugins:
+            self.parts[plugin.name].append(stats[plugin.name])
+        counts(records, into=self.counts)
+        self.n_chunks += 1
+        if any(rejoins(plugin) for plugin in self.plugins):
+            if self._spool is None:
+                self._spool = self._files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by the stack)
+            pickle.dump(records, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            self._write(records)
+
+    def _write(self, records: Sequence[SampleRecord]) -> None:
+        if self._lines is None:
+            self._lines = self._files.enter_context(atomic_open(self.directory / SAMPLES_FILE))
+        if records:  # as write_samples writes them: one line per record
+            self._lines.write("\n".join(map(SAMPLE_LINE.encode, map(SampleRecord.to_dict, records))) + "\n")
+
+    def finish(self, *, n_skipped: int = 0) -> Results:
+        """The aggregates of the whole split; samples.jsonl, then results.json, written."""
+        try:
+            stats = {plugin.name: joined(plugin, self.parts[plugin.name]) for plugin in self.plugins}
+            self.parts.clear()
+            totals = aggregate(self.plugins, stats, self.options.bootstrap)
+        finally:
+            for plugin in self.plugins:
+                plugin.close()
+        if self._spool is not None:  # the records again, with the values of the whole split
+            self._spool.seek(0)
+            again = [plugin for plugin in self.plugins if rejoins(plugin)]
+            position = 0
+            for _ in range(self.n_chunks):
+                records: list[SampleRecord] = pickle.load(self._spool)
+                for record in records:
+                    for plugin in again:
+                        record.stats[plugin.name] = stats[plugin.name][position]
+                    record.scores = {
+                        key: value
+                        for plugin in self.plugins
+                        for key, value in plugin.sample_scores(record.stats[plugin.name]).items()
+                        if value is not None
+                    }
+                    position += 1
+                self._write(records)
+        if self.counts["n_samples"] == 0:
+            self._write([])
+            assert self._lines is not None
+            self._lines.write("\n")  # as write_samples writes no records: one empty line
+        results = build_results(
+            self.task,
+            self.model,
+            self.counts,
+            totals,
+            bootstrap=self.options.bootstrap,
+            run=self.run,
+            n_skipped=n_skipped,
         )
-    ]
-    run = {
-        "limit": options.limit,
-        "seed": options.seed,
-        "box_format": box_format,
-        "shard": list(options.shard) if options.shard else None,
-    }
-    results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run, n_skipped=n_skipped)
-    write_samples(directory, records)
-    write_results(directory, results)
-    return results
+        self._files.close()  # samples.jsonl replaces the old one here
+        self._closed = True
+        write_results(self.directory, results)
+        return results
+
+    def close(self) -> None:
+        """Drop what :meth:`finish` did not complete (the temporary samples.jsonl, the kept records)."""
+        if not self._closed:
+            self._closed = True
+            self._files.__exit__(RuntimeError, RuntimeError("run stopped"), None)
 
 
 # ---------------------------------------------------------------- several tasks, one model

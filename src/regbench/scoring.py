@@ -10,7 +10,7 @@ through here, so a merged run equals an unsharded one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.metrics import Metric, Stats
+from regbench.metrics.base import StatsColumns
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord
@@ -51,11 +52,35 @@ def score(
     """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), and the aggregates; the
     plugins are closed after."""
     try:
-        stats = {plugin.name: plugin.stats_batch(readings.items(plugin.reads)) for plugin in plugins}
+        stats = stats_of(plugins, readings)
         return stats, aggregate(plugins, stats, bootstrap)
     finally:
         for plugin in plugins:
             plugin.close()
+
+
+def stats_of(plugins: Sequence[Metric], readings: Readings) -> dict[str, list[Stats]]:
+    """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`): of the whole split, or of a
+    chunk of it (the chunks' stats put together are the split's, :func:`joined`)."""
+    return {plugin.name: plugin.stats_batch(readings.items(plugin.reads)) for plugin in plugins}
+
+
+def joined(plugin: Metric, parts: Sequence[Sequence[Stats]]) -> Sequence[Stats]:
+    """A plugin's stats of a split from those of its consecutive chunks: columns stay columns, and a plugin
+    whose per-sample values depend on the whole split recomputes them (:meth:`Metric.rejoin`, as a merge of
+    shards does)."""
+    whole: Sequence[Stats]
+    if parts and all(isinstance(part, StatsColumns) for part in parts):
+        whole = StatsColumns.concat(parts)  # type: ignore[arg-type]
+    else:
+        whole = [row for part in parts for row in part]
+    return plugin.rejoin(whole) if len(parts) > 1 and rejoins(plugin) else whole
+
+
+def rejoins(plugin: Metric) -> bool:
+    """Whether the plugin's per-sample values depend on the other samples of the split (CIDEr-D's document
+    frequencies): it overrides :meth:`Metric.rejoin`."""
+    return type(plugin).rejoin is not Metric.rejoin
 
 
 def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], bootstrap: Bootstrap) -> Aggregate:
@@ -106,33 +131,36 @@ def reference(sample: Sample) -> Reference:
     }
 
 
-def counts(records: Sequence[SampleRecord]) -> dict[str, int]:
-    """``n_samples``, ``n_parse_failures`` and ``n_errors`` of results.json, from the records."""
-    return {
-        "n_samples": len(records),
-        "n_parse_failures": sum(record.parse_failed for record in records),
-        "n_errors": sum(record.error is not None for record in records),
-    }
+def counts(records: Iterable[SampleRecord], into: dict[str, int] | None = None) -> dict[str, int]:
+    """``n_samples``, ``n_parse_failures`` and ``n_errors`` of results.json, from the records (added to
+    ``into``, the counts of the split's earlier chunks, when given)."""
+    found = into if into is not None else {"n_samples": 0, "n_parse_failures": 0, "n_errors": 0}
+    for record in records:
+        found["n_samples"] += 1
+        found["n_parse_failures"] += record.parse_failed
+        found["n_errors"] += record.error is not None
+    return found
 
 
 def build_results(
     task: TaskSpec,
     model: ModelSpec,
-    records: Sequence[SampleRecord],
+    records: Sequence[SampleRecord] | dict[str, int],
     totals: Aggregate,
     *,
     bootstrap: Bootstrap,
     run: dict[str, Any],
     n_skipped: int = 0,
 ) -> Results:
-    """results.json of one run: the aggregates, the counts, and the config (``run``: the run's settings)."""
+    """results.json of one run: the aggregates, the counts (``records``: the records, or their
+    :func:`counts`), and the config (``run``: the run's settings)."""
     return Results(
         task=task.task,
         model=model.model,
         family=task.family,
         language=task.language,
         modality=task.modality,
-        **counts(records),
+        **(records if isinstance(records, dict) else counts(records)),
         n_skipped=n_skipped,
         **vars(totals),
         bootstrap=asdict(bootstrap),
