@@ -9,6 +9,7 @@ results.json are assembled by :mod:`regbench.scoring`, and written by :mod:`regb
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import platform
 import tempfile
@@ -76,14 +77,23 @@ class RunOptions:
     use_cache: bool = True
     shard: tuple[int, int] | None = None
     """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
-    chunk_size: int = 50_000
-    """Samples read, answered, scored and written at a time: memory grows with this, not with the split
-    (the outputs do not depend on it)."""
+    chunk_size: int = field(default_factory=lambda: _chunk_size(os.environ.get("REGBENCH_CHUNK_SIZE")))
+    """Samples read, answered, scored and written at a time (default 50,000; the environment's
+    ``REGBENCH_CHUNK_SIZE`` sets another): memory grows with this, not with the split, and the outputs do
+    not depend on it."""
 
     @property
     def bootstrap(self) -> Bootstrap:
         """The bootstrap settings of the intervals (``bootstrap_trials`` and ``seed``)."""
         return Bootstrap(trials=self.bootstrap_trials, seed=self.seed)
+
+
+def _chunk_size(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 50_000
+    if not value.strip().isdigit() or int(value) < 1:
+        raise SpecError("REGBENCH_CHUNK_SIZE", "value", f"must be a whole number of samples >= 1, not {value!r}")
+    return int(value)
 
 
 @dataclass
