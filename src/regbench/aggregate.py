@@ -17,7 +17,6 @@ import numpy as np
 from regbench.metrics.base import Metric, Stats, StatsColumns, weighted_means
 
 _CHUNK = 64  # bootstrap trials per vectorised block (bounds memory at 64 x n_samples)
-_BLOCK_CELLS = 8_000_000  # ... and at this many draws per block (two 64 MB arrays), whatever the split's size
 
 
 def resample_indices(n: int, *, trials: int, seed: int) -> np.ndarray:
@@ -54,10 +53,12 @@ def resample_blocks(n: int, *, trials: int, seed: int) -> Iterator[tuple[slice, 
     generator's 32-bit stream, whose state (half-used 64-bit words included) carries over between calls.
     """
     rng = np.random.default_rng(seed)
-    block = max(1, min(_CHUNK, _BLOCK_CELLS // max(n, 1)))  # fewer trials per block on a large split
-    for start in range(0, trials, block):
-        rows = min(block, trials - start)
-        yield slice(start, start + rows), draw_counts(rng.integers(0, n, size=(rows, n)), n)
+    for start in range(0, trials, _CHUNK):  # (the block's size is part of the numbers: BLAS sums by blocks)
+        rows = min(_CHUNK, trials - start)
+        counts = np.empty((rows, n))
+        for row in counts:  # drawn row by row: no (rows, n) index array beside the counts (512 MB at 1M samples)
+            row[:] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        yield slice(start, start + rows), counts
 
 
 def weight_blocks(indices: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
