@@ -49,7 +49,8 @@ class Run:
     comparable: bool = True
     """Scored on the task's reference set of samples, so ranked with the task's other runs (:func:`screen`)."""
     note: str = ""
-    """Why the run is not comparable, or how its sample set was judged when its ids are not recorded."""
+    """Why the run is not comparable (e.g. "scored on 5 samples (--limit 5), not the 120 samples the 3 ranked
+    runs share"), or how its sample set was judged when its ids are not recorded."""
     counted: bool = True
     """Its results.json says how many samples it scored (``n_samples``; a very old file may not)."""
 
@@ -227,9 +228,9 @@ def _comparability(run: Run, mine: SampleSet, reference: SampleSet, ranked: int)
     """Whether a run was scored on the reference set, and the note that says why not (or how it was judged)."""
     others = f"the {ranked} ranked run{'s' if ranked != 1 else ''}"
     if not run.counted:
-        return False, "its results.json records no n_samples, so which samples it was scored on is unknown; shown, not ranked"
+        return False, "its results.json records no n_samples, so which samples it was scored on is unknown"
     if not mine.same_data(reference):
-        return False, f"scored against another data file than {others} (sha256 differs); shown, not ranked"
+        return False, f"scored against another data file than {others} (sha256 differs)"
     if mine.ids is not None and reference.ids is not None:
         if mine.ids == reference.ids:
             return True, ""
@@ -237,10 +238,9 @@ def _comparability(run: Run, mine: SampleSet, reference: SampleSet, ranked: int)
             why = f"scored on {mine.n} samples{_limit(run.results)}, not the {reference.n} samples {others} share"
         else:
             why = f"scored on another set of {mine.n} samples than {others}"
-        return False, why + "; shown, not ranked"
+        return False, why
     if mine.n != reference.n:
-        why = f"scored on {mine.n} samples{_limit(run.results)}, not the {reference.n} samples of {others}"
-        return False, why + "; shown, not ranked"
+        return False, f"scored on {mine.n} samples{_limit(run.results)}, not the {reference.n} samples of {others}"
     if reference.ids is None:  # no run of the task records ids: said once for the task
         return True, ""
     return True, (
@@ -273,7 +273,7 @@ def screen(collection: Collection, max_failure_rate: float = DEFAULT_MAX_FAILURE
         for run, mine in zip(runs, sets, strict=True):
             run.comparable, run.note = _comparability(run, mine, reference, ranked)
             if run.note:
-                collection.notes.append(f"{run.label}: {run.note}")
+                collection.notes.append(f"{run.label}: {run.note}" + ("" if run.comparable else "; shown, not ranked"))
         if reference.ids is None:
             collection.notes.append(
                 f"{runs[0].results.task}: no run records its sample ids (older results.json without samples.jsonl); "

@@ -201,9 +201,7 @@ def build_leaderboard(collection: Collection, *, source: str = "") -> dict[str, 
     for name, task in tasks.items():
         for key, meta in task["metrics"].items():
             # only runs over the task's reference samples are ranked (collect.screen)
-            values = {
-                m: e["values"][key] for m, e in task["models"].items() if key in e["values"] and e["comparable"]
-            }
+            values = {m: e["values"][key] for m, e in task["models"].items() if key in e["values"] and e["comparable"]}
             groups = signature_groups(values, {m: task["models"][m]["signatures"].get(key, "") for m in values})
             task["rankings"][key] = [_ranking(group, groups[0], meta["higher_is_better"]) for group in groups]
             if len(groups) > 1:
