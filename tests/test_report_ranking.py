@@ -215,7 +215,7 @@ def test_page_marks_the_other_sample_set_and_lists_the_failed_run(runs: Path, tm
     needs("chromium")
     from selenium.webdriver.common.by import By
 
-    result, _ = leaderboard(runs, tmp_path / "lb.json", "--html")
+    leaderboard(runs, tmp_path / "lb.json", "--html")
     page = tmp_path / "lb.html"
     with chromium(tmp_path) as driver:
         driver.get(page.as_uri())
