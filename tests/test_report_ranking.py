@@ -171,8 +171,8 @@ def test_tables_mark_the_other_sample_set_and_show_counts(runs: Path, tmp_path: 
     assert r"\textbf" in good
     caption = table.split(r"\caption{")[1].split("\n")[0]
     assert r"$^{\dagger}$scored on 3 samples (-{}-limit 3), not the 6 samples the 3 ranked runs share" in caption
-    assert "limited: n = 3, failed requests 0, unreadable outputs 0" in caption
-    assert "half: n = 6, failed requests 3, unreadable outputs 0" in caption
+    assert "limited: n = 3, failed requests 0, parse failures 0" in caption
+    assert "half: n = 6, failed requests 3, parse failures 0" in caption
     assert "dead · demo_vqa_en: not shown or ranked anywhere" in result.stderr
     assert "Overfull" not in pdflatex(tex)
 
@@ -180,7 +180,7 @@ def test_tables_mark_the_other_sample_set_and_show_counts(runs: Path, tmp_path: 
     assert invoke("export", "markdown", runs, "-o", md).exit_code == 0
     markdown = md.read_text()
     assert "| limited † |" in markdown and "† scored on 3 samples (--limit 3)" in markdown
-    assert "good: n = 6, failed requests 0, unreadable outputs 0" in markdown and "dead" not in markdown
+    assert "good: n = 6, failed requests 0, parse failures 0" in markdown and "dead" not in markdown
     # at 1.0 the mostly failed runs are rows again
     assert invoke("export", "markdown", runs, "-o", md, "--max-failure-rate", "1.0").exit_code == 0
     assert "| dead |" in md.read_text()

@@ -23,7 +23,7 @@ Only the runs :func:`regbench.report.collect.screen` keeps are rows (a run that 
 left out and named on stderr). A run over another set of samples than the task's reference set is a
 row with its values, compared and marked with nothing, and a symbol whose note says why
 ("scored on 5 samples (--limit 5), not the 6 samples the 2 ranked runs share"). Every table says
-each row's sample count, failed requests and unreadable outputs (in the caption, or under the
+each row's sample count, failed requests and parse failures (in the caption, or under the
 Markdown table).
 
 A LaTeX table is set at the largest of normal, small and footnote size at which its estimated
@@ -376,7 +376,7 @@ class Table:
     not_comparable: dict[str, str] = field(default_factory=dict)
     """Model -> why its run is not compared with the others (another sample set): shown, never marked."""
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    """Model -> (samples, failed requests, unreadable outputs) of its run."""
+    """Model -> (samples, failed requests, parse failures) of its run."""
 
 
 def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]:
@@ -549,14 +549,16 @@ def _label(mapping: Mapping[str, str], name: str) -> str:
 
 
 def counts_note(table: Table, labels: Mapping[str, str]) -> str:
-    """Each row's samples, failed requests and unreadable outputs, in one sentence (once when all agree)."""
+    """Each row's samples, failed requests and parse failures, in one sentence (once when all agree)."""
     counts = [table.counts[m] for m in table.models if m in table.counts]
     if not counts:
         return ""
 
     def said(n: int, errors: int, unread: int) -> str:
-        return f"n = {n}, failed requests {errors}, unreadable outputs {unread}"
+        return f"n = {n}, failed requests {errors}, parse failures {unread}"
 
+    if len(counts) == 1:
+        return said(*counts[0])
     if len(set(counts)) == 1:
         return "Every row: " + said(*counts[0])
     rows = [f"{_label(labels, m)}: {said(*table.counts[m])}" for m in table.models if m in table.counts]
