@@ -99,8 +99,8 @@ def test_a_mostly_failed_run_is_ranked_nowhere_and_listed_with_why(runs: Path, t
     assert "half" in ranked_anywhere(board, "demo_vqa_en")  # 3 of 6 failed: not more than half
     assert "set aside" in board["families"]["vqa"]["unranked_reasons"]["dead"]
     assert board["max_failure_rate"] == 0.5 and "50%" in board["ranking_rule"]
-    assert "dead · demo_vqa_en: not shown or ranked anywhere: 4 of 6 samples failed" in result.stderr
-    assert "unreadable · demo_detection: not shown or ranked anywhere: 6 of 6 samples failed" in result.stderr
+    assert "dead · demo_vqa_en: set aside, in no ranking, table or chart: 4 of 6 samples failed" in result.stderr
+    assert "unreadable · demo_detection: set aside, in no ranking, table or chart: 6 of 6 samples failed" in result.stderr
 
     # the threshold is an option: at 1.0 every run is ranked; a bad value is a usage error
     _, board = leaderboard(runs, tmp_path / "all.json", "--max-failure-rate", "1")
@@ -173,7 +173,7 @@ def test_tables_mark_the_other_sample_set_and_show_counts(runs: Path, tmp_path: 
     assert r"$^{\dagger}$scored on 3 samples (-{}-limit 3), not the 6 samples the 3 ranked runs share" in caption
     assert "limited: n = 3, failed requests 0, parse failures 0" in caption
     assert "half: n = 6, failed requests 3, parse failures 0" in caption
-    assert "dead · demo_vqa_en: not shown or ranked anywhere" in result.stderr
+    assert "dead · demo_vqa_en: set aside, in no ranking, table or chart" in result.stderr
     assert "Overfull" not in pdflatex(tex)
 
     md = tmp_path / "tables.md"
@@ -194,7 +194,7 @@ def test_plots_leave_out_failed_runs_and_mark_other_sample_sets(runs: Path, tmp_
     assert "good" in bars and "unreadable" not in (tmp_path / "bars_demo_detection.svg").read_text()
     radar = (tmp_path / "radar_families.svg").read_text()
     assert "fair" in radar and "limited" not in radar and "dead" not in radar
-    assert "not shown or ranked anywhere" in result.stderr
+    assert "set aside, in no ranking, table or chart" in result.stderr
 
 
 def test_every_run_set_aside_is_an_error(runs: Path, tmp_path: Path) -> None:

@@ -259,7 +259,7 @@ def screen(collection: Collection, max_failure_rate: float = DEFAULT_MAX_FAILURE
             kept.append(run)
             continue
         collection.excluded.append(Excluded(run, reason))
-        collection.notes.append(f"{run.label}: not shown or ranked anywhere: {reason} ({run.path})")
+        collection.notes.append(f"{run.label}: set aside, in no ranking, table or chart: {reason} ({run.path})")
     collection.runs = kept
     by_task: dict[str, list[Run]] = {}
     for run in kept:
