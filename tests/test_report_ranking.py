@@ -97,7 +97,9 @@ def test_a_mostly_failed_run_is_ranked_nowhere_and_listed_with_why(runs: Path, t
     assert "dead" not in vqa["models"] and "dead" not in ranked_anywhere(board, "demo_vqa_en")
     assert "unreadable" not in detection["models"] and "unreadable" not in ranked_anywhere(board, "demo_detection")
     assert "half" in ranked_anywhere(board, "demo_vqa_en")  # 3 of 6 failed: not more than half
-    assert "set aside" in board["families"]["vqa"]["unranked_reasons"]["dead"]
+    assert board["families"]["vqa"]["unranked_reasons"]["dead"].startswith(
+        "no run ranked: demo_vqa_en: set aside, 4 of 6 samples failed"
+    )
     assert board["max_failure_rate"] == 0.5 and "50%" in board["ranking_rule"]
     aside = "set aside, in no ranking, table or chart"
     assert f"dead · demo_vqa_en: {aside}: 4 of 6 samples failed" in result.stderr
@@ -124,7 +126,9 @@ def test_a_run_over_other_samples_is_shown_marked_and_not_ranked(runs: Path, tmp
     assert (vqa["models"]["half"]["n_errors"], vqa["models"]["good"]["n_errors"]) == (3, 0)
     assert vqa["rankings"]["token_f1"][0]["order"][0] == "good"
     assert "limited" not in board["families"]["vqa"]["mean_rank"]
-    assert "--limit 3" in board["families"]["vqa"]["unranked_reasons"]["limited"]
+    assert board["families"]["vqa"]["unranked_reasons"]["limited"] == (
+        "no run ranked: demo_vqa_en: scored on 3 samples (--limit 3), not the 6 samples the 3 ranked runs share"
+    )
 
 
 def test_another_data_file_and_unrecorded_ids(runs: Path, tmp_path: Path) -> None:

@@ -305,6 +305,8 @@ def _overall(means: dict[str, float], ranks: Mapping[str, list[float]]) -> list[
 def _unranked_reason(ranked: int, apart: list[str], pairs: int, aside: list[str]) -> str:
     """Why a model has no overall rank: how many pairs it was ranked in, scored differently in, lacks,
     and which of its runs were not ranked (mostly failed, or over other samples) and why."""
+    if not ranked and not apart and aside:  # nothing of it was ranked: those runs are the whole reason
+        return f"no run ranked: {'; '.join(aside)}"
     text = f"ranked in {ranked} of the family's {pairs} (task, metric) pairs, fewer than half"
     if apart:
         text += f"; scored differently in {len(apart)} ({'; '.join(dict.fromkeys(apart))}), ranked apart there"
