@@ -52,7 +52,8 @@ def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") 
         bars = ax.bar(range(len(models)), values, yerr=errors, capsize=3, color="#4a7bd0")
         for bar, run in zip(bars, reporting, strict=True):
             if run.model in apart:  # shown, not comparable with the others
-                bar.set_color("#b8c7e6")
+                bar.set_facecolor("#dde5f5")
+                bar.set_edgecolor("#4a7bd0")  # the hatch is drawn in the edge colour
                 bar.set_hatch("//")
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
         direction = "" if all(r.higher_is_better.get(key, True) for r in runs) else " (lower is better)"
