@@ -37,7 +37,7 @@ SCHEMA_VERSION = 1
 
 
 class Results(BaseModel):
-    """The contents of results.json (DESIGN.md, "The contract other tools rely on")."""
+    """The contents of results.json (docs/formats.md, "results.json")."""
 
     task: str
     """Task name (the task YAML's ``task:``)."""
@@ -54,7 +54,7 @@ class Results(BaseModel):
     n_errors: int = 0
     """Samples whose model call failed after all retries (scored as empty outputs)."""
     n_skipped: int = 0
-    """Malformed records of the dataset its reader skipped (DATASETS.md; with ``--limit``: among those read)."""
+    """Malformed records of the dataset its reader skipped (docs/datasets.md; with ``--limit``: among those read)."""
     sample_ids: str = ""
     """:func:`sample_ids_digest` of the scored samples' ids: two runs with the same value were scored on the
     same samples (reports rank only those together). Empty in files of an older regbench."""
