@@ -38,6 +38,7 @@ from regbench.results import (
     Results,
     SampleRecord,
     atomic_open,
+    sample_ids_digest,
     write_results,
     write_run_info,
 )
@@ -45,7 +46,6 @@ from regbench.scoring import (
     Bootstrap,
     aggregate,
     build_results,
-    counts,
     joined,
     reference,
     rejoins,
@@ -456,7 +456,9 @@ class SplitScorer:
         self.task, self.model, self.plugins, self.options = task, model, plugins, options
         self.box_format, self.directory, self.run = box_format, directory, run
         self.parts: dict[str, list[Sequence[Stats]]] = {plugin.name: [] for plugin in plugins}
-        self.counts = counts([])
+        self.counts = {"n_samples": 0, "n_parse_failures": 0, "n_errors": 0}
+        self.ids: list[str] = []
+        """The samples' ids (results.json's ``sample_ids`` digest)."""
         self.n_chunks = 0
         self._files = ExitStack()
         self._lines: TextIO | None = None
@@ -488,7 +490,10 @@ class SplitScorer:
         ]
         for plugin in self.plugins:
             self.parts[plugin.name].append(stats[plugin.name])
-        counts(records, into=self.counts)
+        self.counts["n_samples"] += len(records)
+        self.counts["n_parse_failures"] += sum(record.parse_failed for record in records)
+        self.counts["n_errors"] += sum(record.error is not None for record in records)
+        self.ids += [record.id for record in records]
         self.n_chunks += 1
         if any(rejoins(plugin) for plugin in self.plugins):
             if self._spool is None:
@@ -536,7 +541,7 @@ class SplitScorer:
         results = build_results(
             self.task,
             self.model,
-            self.counts,
+            {**self.counts, "sample_ids": sample_ids_digest(self.ids)},
             totals,
             bootstrap=self.options.bootstrap,
             run=self.run,

@@ -10,7 +10,7 @@ through here, so a merged run equals an unsharded one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from regbench.metrics import Metric, Stats
 from regbench.metrics.base import StatsColumns
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
-from regbench.results import Reference, Results, SampleRecord
+from regbench.results import Reference, Results, SampleRecord, sample_ids_digest
 from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Sample
 
@@ -131,21 +131,21 @@ def reference(sample: Sample) -> Reference:
     }
 
 
-def counts(records: Iterable[SampleRecord], into: dict[str, int] | None = None) -> dict[str, int]:
-    """``n_samples``, ``n_parse_failures`` and ``n_errors`` of results.json, from the records (added to
-    ``into``, the counts of the split's earlier chunks, when given)."""
-    found = into if into is not None else {"n_samples": 0, "n_parse_failures": 0, "n_errors": 0}
-    for record in records:
-        found["n_samples"] += 1
-        found["n_parse_failures"] += record.parse_failed
-        found["n_errors"] += record.error is not None
-    return found
+def counts(records: Sequence[SampleRecord]) -> dict[str, int | str]:
+    """``n_samples``, ``n_parse_failures``, ``n_errors`` and ``sample_ids`` (which samples) of results.json,
+    from the records."""
+    return {
+        "n_samples": len(records),
+        "n_parse_failures": sum(record.parse_failed for record in records),
+        "n_errors": sum(record.error is not None for record in records),
+        "sample_ids": sample_ids_digest(record.id for record in records),
+    }
 
 
 def build_results(
     task: TaskSpec,
     model: ModelSpec,
-    records: Sequence[SampleRecord] | dict[str, int],
+    records: Sequence[SampleRecord] | dict[str, int | str],
     totals: Aggregate,
     *,
     bootstrap: Bootstrap,
