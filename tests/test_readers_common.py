@@ -84,6 +84,30 @@ def warnings(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ": skipped: " in line]
 
 
+def export(spec_root: Path, tmp_path: Path, dataset: str, *args: str) -> tuple[str, str]:
+    """``regbench data export`` through the command line of a task reading ``dataset`` (a YAML flow
+    mapping, e.g. ``{loader: slake, root: /x, split: test}``): the file written and stderr."""
+    from typer.testing import CliRunner
+
+    from regbench.cli import app
+
+    task = spec_root / "tasks" / "export_me.yaml"
+    task.write_text(
+        f"task: export_me\nfamily: vqa\ndataset: {dataset}\nprompt: '{{{{ question }}}}'\nmetrics: [vqa]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "exported" / "out.jsonl"
+    result = CliRunner().invoke(app, ["data", "export", "export_me", "-o", str(out), *args])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return out.read_text(encoding="utf-8"), result.stderr
+
+
+def canonical_lines(records: list[dict[str, Any]]) -> str:
+    """The canonical JSONL of hand-written records (keys in the contract's order), as export writes it."""
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
 # --------------------------------------------------------------------------- Skips
 
 
