@@ -68,6 +68,17 @@ def test_data_export_writes_the_canonical_samples_and_reports_skips(slake_task: 
     assert result.stderr.strip().splitlines()[-1] == "skipped 1 records"
 
 
+def test_the_contracts_key_order_is_the_models_field_order() -> None:
+    """export writes each model's ``__dict__``: its fields must be the contract's, in its order."""
+    from regbench.data.export import FIELDS, OBJECT_FIELDS
+    from regbench.types import Region, Sample
+
+    assert tuple(Sample.model_fields) == FIELDS
+    assert tuple(Region.model_fields) == OBJECT_FIELDS
+    sample = Sample(id="1", objects=[{"name": "a", "boxes": [[0.1, 0.2, 0.3, 0.4]]}])
+    assert list(sample.__dict__) == list(FIELDS) and list(sample.objects[0].__dict__) == list(OBJECT_FIELDS)
+
+
 def test_data_export_limit_and_check(slake_task: Path, tmp_path: Path) -> None:
     out = tmp_path / "one.jsonl"
     result = runner.invoke(app, ["data", "export", "slake_test", "-o", str(out), "--limit", "1"])

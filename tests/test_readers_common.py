@@ -16,18 +16,21 @@ import pytest
 
 from regbench.data.readers import READERS
 from regbench.data.readers.common import (
+    _SAMPLE_DEFAULTS,
     Files,
     ImageCache,
     Malformed,
     Reader,
     ReaderError,
     Skips,
+    checked_region,
+    checked_sample,
     image_suffix,
     resolve_root,
     scaled_box,
 )
 from regbench.errors import DataError
-from regbench.types import Sample
+from regbench.types import Region, Sample
 
 # --------------------------------------------------------------------------- helpers for the reader tests
 
@@ -282,3 +285,30 @@ def _png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (2, 2), 7).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- checked records
+
+
+def test_checked_samples_equal_validated_ones() -> None:
+    """The fast construction readers use builds exactly what validation builds, defaults included."""
+    assert list(_SAMPLE_DEFAULTS) == list(Sample.model_fields)
+    validated_defaults = Sample(id="x").model_dump()
+    assert {k: v for k, v in _SAMPLE_DEFAULTS.items() if k != "id"} == {
+        k: v for k, v in validated_defaults.items() if k != "id"
+    }
+    region = checked_region("liver \ud800", [[0.1, 0.2, 0.3, 0.4]])
+    slow_region = Region(name="liver \ud800", boxes=[[0.1, 0.2, 0.3, 0.4]])
+    assert region == slow_region and region.name == "liver ?"  # a lone surrogate made encodable, as validation does
+    assert region.model_fields_set == slow_region.model_fields_set
+    values: dict[str, Any] = {
+        "id": "1", "image": ["/d/a.png"], "question": "q", "answer": "a", "objects": [region],
+        "language": "en", "width": 5, "height": 4, "meta": {"k": [1]},
+    }  # fmt: skip
+    fast, slow = checked_sample(**values), Sample(**values)
+    assert fast == slow and fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+    first, second = checked_sample(id="a"), checked_sample(id="b")
+    assert first.labels is not second.labels and first.meta is not second.meta  # no shared defaults
+    with pytest.raises(TypeError, match="colour"):
+        checked_sample(id="c", colour="red")
