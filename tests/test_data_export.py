@@ -116,11 +116,13 @@ def test_a_run_on_reader_data_records_n_skipped(slake_task: Path, spec_root: Pat
         ("{loader: slake, root: /nonexistent/Slake1.0, split: test}", "dataset.root"),
         ("{loader: slake, root: ROOT, split: dev}", "dataset.split"),
         ("{loader: slake, root: ROOT, split: test, options: {colour: red}}", "dataset.options.colour"),
+        ("{loader: slake, root: ROOT, split: test, options: {language: fr}}", "dataset.options.language"),
         ("{loader: slakee, root: ROOT, split: test}", "dataset.loader"),
     ],
 )
+@pytest.mark.parametrize("command", ["export", "check", "score"])
 def test_bad_reader_specs_exit_2_naming_the_field(
-    dataset: str, field: str, slake_task: Path, spec_root: Path, tmp_path: Path
+    dataset: str, field: str, command: str, slake_task: Path, spec_root: Path, tmp_path: Path
 ) -> None:
     task = spec_root / "tasks" / "bad.yaml"
     task.write_text(
@@ -128,10 +130,41 @@ def test_bad_reader_specs_exit_2_naming_the_field(
         "prompt: '{{ question }}'\nmetrics: [vqa]\n",
         encoding="utf-8",
     )
-    result = runner.invoke(app, ["data", "export", str(task), "-o", str(tmp_path / "x.jsonl")])
+    predictions = tmp_path / "answers.jsonl"
+    predictions.write_text('{"id": "11", "output": "Lung"}\n', encoding="utf-8")
+    args = {
+        "export": ["data", "export", str(task), "-o", str(tmp_path / "x.jsonl")],
+        "check": ["data", "check", str(task)],
+        "score": ["score", "--task", str(task), "-p", str(predictions), "--output", str(tmp_path / "runs")],
+    }[command]
+    result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert field in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["export", "check"])
+def test_a_dataset_with_no_valid_record_exits_2_naming_the_field(command: str, spec_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "broken" / "Slake1.0"
+    records = [
+        {"qid": 1, "img_name": "gone.jpg", "question": "Q?", "answer": "A", "q_lang": "en"},
+        {"qid": 2, "q_lang": "en"},
+    ]
+    write(root / "test.json", json.dumps(records))
+    task = spec_root / "tasks" / "broken.yaml"
+    task.write_text(
+        f"task: broken\nfamily: vqa\ndataset: {{loader: slake, root: {root}, split: test}}\n"
+        "prompt: '{{ question }}'\nmetrics: [vqa]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "never.jsonl"
+    args = ["data", "export", "broken", "-o", str(out)] if command == "export" else ["data", "check", "broken"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "dataset.root: no valid record left in the slake data" in result.output
+    assert "2 records skipped" in result.output and "Traceback" not in result.output
+    assert "test.json: record 1: skipped: image not found" in result.stderr  # each skip still says why
+    assert not out.exists()
 
 
 def test_data_check_compares_the_split_size_a_task_pins(slake_task: Path, spec_root: Path) -> None:
