@@ -79,6 +79,27 @@ def test_the_contracts_key_order_is_the_models_field_order() -> None:
     assert list(sample.__dict__) == list(FIELDS) and list(sample.objects[0].__dict__) == list(OBJECT_FIELDS)
 
 
+def test_each_line_is_json_dumps_of_the_canonical_record() -> None:
+    """The writer's own object encoding (cached float texts) against json.dumps, unusual values included."""
+    from regbench.data.export import canonical_line, canonical_record
+    from regbench.data.readers.common import checked_region, checked_sample
+    from regbench.types import Region, Sample
+
+    tricky = 'a "quoted" \\ name, 肝脏, \u2028, \x07, "objects": [], '
+    samples = [
+        Sample(id="plain"),
+        Sample(id="q", question=tricky, answer=tricky, meta={"objects": [], "x": [1.5, float("nan")]}),
+        Sample(id="boxes", objects=[{"name": tricky, "boxes": [[0.1, 0.2, 0.3, 0.4]] * 2, "phrase": tricky}]),
+        Sample(id="3d", objects=[{"boxes": [[0.0, 1e-05, 0.25, 1.0, 0.5, 0.999]]}, {"name": "b", "boxes": []}]),
+        Sample(id="zeros", objects=[Region(boxes=[[0.0, -0.0, 0.5, 0.5]]), Region(boxes=[[-0.0, 0.0, 1.0, 1.0]])]),
+        Sample(id="inf", objects=[{"boxes": [[float("inf"), float("nan"), 1.0, 1.0]]}]),
+        # values the fast path leaves to the encoder: ints and bools in boxes (only trusted construction makes them)
+        checked_sample(id="ints", objects=[checked_region("i", [[1, 0, True, 1.0]])]),
+    ]
+    for sample in samples + samples:  # twice: the second pass reads the cached float texts
+        assert canonical_line(sample) == json.dumps(canonical_record(sample), ensure_ascii=False), sample.id
+
+
 def test_data_export_limit_and_check(slake_task: Path, tmp_path: Path) -> None:
     out = tmp_path / "one.jsonl"
     result = runner.invoke(app, ["data", "export", "slake_test", "-o", str(out), "--limit", "1"])
