@@ -510,6 +510,10 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> tuple[list[str], Itera
 # --------------------------------------------------------------------------- trusted records
 
 _set = object.__setattr__
+# The slots pydantic keeps beside ``__dict__``, set through their descriptors (no attribute lookup).
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _SAMPLE_DEFAULTS: dict[str, Any] = {
     "id": "", "image": [], "question": "", "answer": "", "objects": [], "labels": [], "answer_type": None,
     "language": None, "width": None, "height": None, "depth": None, "options": [], "meta": {},
@@ -524,9 +528,9 @@ def checked_region(name: str, boxes: list[list[float]]) -> Region:
     """
     region = Region.__new__(Region)
     _set(region, "__dict__", {"name": encodable(name), "boxes": boxes, "phrase": None})
-    _set(region, "__pydantic_fields_set__", {"name", "boxes"})
-    _set(region, "__pydantic_extra__", None)
-    _set(region, "__pydantic_private__", None)
+    _set_fields_set(region, {"name", "boxes"})
+    _set_extra(region, None)
+    _set_private(region, None)
     return region
 
 
@@ -544,9 +548,9 @@ def checked_sample(**values: Any) -> Sample:
         raise TypeError(f"not Sample fields: {sorted(set(values) - set(_SAMPLE_DEFAULTS))}")
     sample = Sample.__new__(Sample)
     _set(sample, "__dict__", fields)
-    _set(sample, "__pydantic_fields_set__", set(values))
-    _set(sample, "__pydantic_extra__", None)
-    _set(sample, "__pydantic_private__", None)
+    _set_fields_set(sample, set(values))
+    _set_extra(sample, None)
+    _set_private(sample, None)
     return sample
 
 
