@@ -68,6 +68,38 @@ def test_data_export_writes_the_canonical_samples_and_reports_skips(slake_task: 
     assert result.stderr.strip().splitlines()[-1] == "skipped 1 records"
 
 
+def test_the_contracts_key_order_is_the_models_field_order() -> None:
+    """export writes each model's ``__dict__``: its fields must be the contract's, in its order."""
+    from regbench.data.export import FIELDS, OBJECT_FIELDS
+    from regbench.types import Region, Sample
+
+    assert tuple(Sample.model_fields) == FIELDS
+    assert tuple(Region.model_fields) == OBJECT_FIELDS
+    sample = Sample(id="1", objects=[{"name": "a", "boxes": [[0.1, 0.2, 0.3, 0.4]]}])
+    assert list(sample.__dict__) == list(FIELDS) and list(sample.objects[0].__dict__) == list(OBJECT_FIELDS)
+
+
+def test_each_line_is_json_dumps_of_the_canonical_record() -> None:
+    """The writer's own object encoding (cached float texts) against json.dumps, unusual values included."""
+    from regbench.data.export import canonical_line, canonical_record
+    from regbench.data.readers.common import checked_region, checked_sample
+    from regbench.types import Region, Sample
+
+    tricky = 'a "quoted" \\ name, 肝脏, \u2028, \x07, "objects": [], '
+    samples = [
+        Sample(id="plain"),
+        Sample(id="q", question=tricky, answer=tricky, meta={"objects": [], "x": [1.5, float("nan")]}),
+        Sample(id="boxes", objects=[{"name": tricky, "boxes": [[0.1, 0.2, 0.3, 0.4]] * 2, "phrase": tricky}]),
+        Sample(id="3d", objects=[{"boxes": [[0.0, 1e-05, 0.25, 1.0, 0.5, 0.999]]}, {"name": "b", "boxes": []}]),
+        Sample(id="zeros", objects=[Region(boxes=[[0.0, -0.0, 0.5, 0.5]]), Region(boxes=[[-0.0, 0.0, 1.0, 1.0]])]),
+        Sample(id="inf", objects=[{"boxes": [[float("inf"), float("nan"), 1.0, 1.0]]}]),
+        # values the fast path leaves to the encoder: ints and bools in boxes (only trusted construction makes them)
+        checked_sample(id="ints", objects=[checked_region("i", [[1, 0, True, 1.0]])]),
+    ]
+    for sample in samples + samples:  # twice: the second pass reads the cached float texts
+        assert canonical_line(sample) == json.dumps(canonical_record(sample), ensure_ascii=False), sample.id
+
+
 def test_data_export_limit_and_check(slake_task: Path, tmp_path: Path) -> None:
     out = tmp_path / "one.jsonl"
     result = runner.invoke(app, ["data", "export", "slake_test", "-o", str(out), "--limit", "1"])
@@ -105,11 +137,13 @@ def test_a_run_on_reader_data_records_n_skipped(slake_task: Path, spec_root: Pat
         ("{loader: slake, root: /nonexistent/Slake1.0, split: test}", "dataset.root"),
         ("{loader: slake, root: ROOT, split: dev}", "dataset.split"),
         ("{loader: slake, root: ROOT, split: test, options: {colour: red}}", "dataset.options.colour"),
+        ("{loader: slake, root: ROOT, split: test, options: {language: fr}}", "dataset.options.language"),
         ("{loader: slakee, root: ROOT, split: test}", "dataset.loader"),
     ],
 )
+@pytest.mark.parametrize("command", ["export", "check", "score"])
 def test_bad_reader_specs_exit_2_naming_the_field(
-    dataset: str, field: str, slake_task: Path, spec_root: Path, tmp_path: Path
+    dataset: str, field: str, command: str, slake_task: Path, spec_root: Path, tmp_path: Path
 ) -> None:
     task = spec_root / "tasks" / "bad.yaml"
     task.write_text(
@@ -117,10 +151,41 @@ def test_bad_reader_specs_exit_2_naming_the_field(
         "prompt: '{{ question }}'\nmetrics: [vqa]\n",
         encoding="utf-8",
     )
-    result = runner.invoke(app, ["data", "export", str(task), "-o", str(tmp_path / "x.jsonl")])
+    predictions = tmp_path / "answers.jsonl"
+    predictions.write_text('{"id": "11", "output": "Lung"}\n', encoding="utf-8")
+    args = {
+        "export": ["data", "export", str(task), "-o", str(tmp_path / "x.jsonl")],
+        "check": ["data", "check", str(task)],
+        "score": ["score", "--task", str(task), "-p", str(predictions), "--output", str(tmp_path / "runs")],
+    }[command]
+    result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert field in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["export", "check"])
+def test_a_dataset_with_no_valid_record_exits_2_naming_the_field(command: str, spec_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "broken" / "Slake1.0"
+    records = [
+        {"qid": 1, "img_name": "gone.jpg", "question": "Q?", "answer": "A", "q_lang": "en"},
+        {"qid": 2, "q_lang": "en"},
+    ]
+    write(root / "test.json", json.dumps(records))
+    task = spec_root / "tasks" / "broken.yaml"
+    task.write_text(
+        f"task: broken\nfamily: vqa\ndataset: {{loader: slake, root: {root}, split: test}}\n"
+        "prompt: '{{ question }}'\nmetrics: [vqa]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "never.jsonl"
+    args = ["data", "export", "broken", "-o", str(out)] if command == "export" else ["data", "check", "broken"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "dataset.root: no valid record left in the slake data" in result.output
+    assert "2 records skipped" in result.output and "Traceback" not in result.output
+    assert "test.json: record 1: skipped: image not found" in result.stderr  # each skip still says why
+    assert not out.exists()
 
 
 def test_data_check_compares_the_split_size_a_task_pins(slake_task: Path, spec_root: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from regbench.data.readers.common import ReaderError  # noqa: E402  (after the skip)
 from regbench.data.readers.hf import Hf, discover  # noqa: E402
-from tests.test_readers_common import dump, load, png, warnings  # noqa: E402
+from tests.test_readers_common import canonical_lines, dump, export, load, png, warnings  # noqa: E402
 from tests.test_readers_path_vqa import png_bytes  # noqa: E402
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -120,6 +121,39 @@ def test_save_to_disk_layout_with_column_mapping(saved: Path, tmp_path: Path, ca
         f"{path}: row 7: skipped: answer_type 'maybe' is neither open nor closed",
     ]
     assert skips.count == 4
+
+
+def test_data_export_writes_the_canonical_lines(saved: Path, spec_root: Path, tmp_path: Path, cache: Path) -> None:
+    columns = "{id: qid, image: img, question: q, answer: a, answer_type: kind, labels: tags}"
+    written, stderr = export(
+        spec_root, tmp_path, f"{{loader: hf, root: {saved}, split: test, options: {{columns: {columns}}}}}"
+    )
+
+    def record(qid: int, image: str, question: str, answer: str, labels: list[str], kind: str | None) -> dict:
+        return {
+            "id": str(qid), "image": [image], "question": question, "answer": answer, "objects": [],
+            "labels": labels, "answer_type": kind, "language": "en", "width": None, "height": None, "depth": None,
+            "options": [], "meta": {"organ": "abdomen"},  # the binary column `raw` is left out
+        }  # fmt: skip
+
+    def cached(qid: int) -> str:  # embedded bytes written once, unchanged, named by their sha256
+        return str(cache / (hashlib.sha256(png_bytes(qid)).hexdigest()[:32] + ".png"))
+
+    assert written == canonical_lines(
+        [
+            record(1, cached(1), "What organ is shown?", "Liver", ["liver", "ct"], "open"),
+            record(2, cached(2), "Is it normal?", "yes", ["single"], "closed"),
+            record(7, str(saved / "files" / "7.png"), "Local?", "y", ["liver", "ct"], None),
+        ]
+    )
+    path = saved / "test" / "data-00000-of-00001.arrow"
+    assert warnings(stderr) == [
+        f"{path}: row 3: skipped: no question",
+        f"{path}: row 4: skipped: image has neither bytes nor path",
+        f"{path}: row 5: skipped: repeated id '1' (first at row 1)",
+        f"{path}: row 7: skipped: answer_type 'maybe' is neither open nor closed",
+    ]
+    assert stderr.splitlines()[-1] == "skipped 4 records"
 
 
 def test_constants_and_positional_ids(saved: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.iu_xray import IuXray
-from tests.test_readers_common import dump, load, png, warnings, write_json
+from tests.test_readers_common import canonical_lines, dump, export, load, png, warnings, write_json
 
 REPORT = "The heart size and pulmonary vascularity appear within normal limits. No pneumothorax."
 
@@ -93,6 +93,36 @@ def test_reads_reports_with_both_images(root: Path, tmp_path: Path) -> None:
         f"{path}: test record 6: skipped: no id",
     ]
     assert skips.count == 5
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: iu_xray, root: {root}, split: test}}")
+    images = root / "images"
+    assert written == canonical_lines(
+        [
+            {
+                "id": "CXR2384_IM-0942",
+                "image": [str(images / "CXR2384_IM-0942" / "0.png"), str(images / "CXR2384_IM-0942" / "1.png")],
+                "question": "", "answer": REPORT, "objects": [], "labels": [], "answer_type": None,
+                "language": "en", "width": None, "height": None, "depth": None, "options": [], "meta": {},
+            },
+            {
+                "id": "d0b71acc", "image": [str(images / "CXR1" / "0.png")], "question": "",
+                "answer": "No acute process.", "objects": [], "labels": [], "answer_type": None, "language": "en",
+                "width": None, "height": None, "depth": None, "options": [],
+                "meta": {"study_id": 50414267, "subject_id": 10000032},  # JSON numbers stay numbers
+            },
+        ]
+    )  # fmt: skip
+    path = root / "annotation.json"
+    assert warnings(stderr) == [
+        f"{path}: test record 2: skipped: empty image_path",
+        f"{path}: test record 3: skipped: image not found: {images}/CXR3/0.png",
+        f"{path}: test record 4: skipped: empty report",
+        f"{path}: test record 5: skipped: repeated id 'CXR2384_IM-0942' (first at test record 1)",
+        f"{path}: test record 6: skipped: no id",
+    ]
+    assert stderr.splitlines()[-1] == "skipped 5 records"
 
 
 def test_split_aliases_and_errors(root: Path, tmp_path: Path) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.medmnist import MedMnist
-from tests.test_readers_common import dump, load, warnings, write
+from tests.test_readers_common import canonical_lines, dump, export, load, warnings, write
 
 PATH_NAMES = [
     "adipose", "background", "debris", "lymphocytes", "mucus", "smooth muscle", "normal colon mucosa",
@@ -68,6 +70,32 @@ def test_multiclass_rgb_images_are_cached_as_png(root: Path, tmp_path: Path, cac
         np.testing.assert_array_equal(np.asarray(Image.open(image)), RGB[i])
     assert warnings(stderr) == [f"{root / 'pathmnist.npz'}: row 3: skipped: label 9 is outside 0–8"]
     assert skips.count == 1
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path, cache: Path) -> None:
+    from PIL import Image
+
+    written, stderr = export(
+        spec_root, tmp_path, f"{{loader: medmnist, root: {root}, split: test, options: {{flag: pathmnist}}}}"
+    )
+
+    def cached(i: int) -> str:  # a lossless PNG named by the hash of dtype, shape and pixels
+        digest = hashlib.sha256(b"|u1(4, 5, 3)" + RGB[i].tobytes()).hexdigest()[:32]
+        return str(cache / f"{digest}.png")
+
+    def record(i: int, label: int) -> dict[str, Any]:
+        name = PATH_NAMES[label]
+        return {
+            "id": f"test-{i}", "image": [cached(i)], "question": "", "answer": name, "objects": [],
+            "labels": [name], "answer_type": None, "language": "en", "width": 5, "height": 4, "depth": None,
+            "options": PATH_NAMES, "meta": {"label": [label]},
+        }  # fmt: skip
+
+    assert written == canonical_lines([record(0, 0), record(1, 8)])
+    for i in (0, 1):
+        np.testing.assert_array_equal(np.asarray(Image.open(cached(i))), RGB[i])
+    assert warnings(stderr) == [f"{root / 'pathmnist.npz'}: row 3: skipped: label 9 is outside 0–8"]
+    assert stderr.splitlines()[-1] == "skipped 1 records"
 
 
 def test_multilabel_chest_and_3d_volumes(tmp_path: Path, cache: Path) -> None:

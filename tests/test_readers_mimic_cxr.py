@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.mimic_cxr import MimicCxr
 from regbench.data.readers.mimic_sections import normalise_name, section_text, sections
-from tests.test_readers_common import csv_text, dump, load, png, warnings, write
+from tests.test_readers_common import canonical_lines, csv_text, dump, export, load, png, warnings, write
 
 REPORT_1 = """                                 FINAL REPORT
  EXAMINATION:  CHEST (PA AND LAT)
@@ -120,10 +121,10 @@ def root(tmp_path: Path) -> Path:
     return root
 
 
-def test_one_sample_per_study_with_its_images_in_csv_order(root: Path, tmp_path: Path) -> None:
-    samples, skips, stderr = load(MimicCxr(), root, "test", base=tmp_path)
+def expected(root: Path) -> list[dict[str, Any]]:
+    """The fixture's test split as canonical records, worked out by hand from DATASETS.md."""
     folder = root / study_dir("10000032", "50414267")
-    assert [dump(s) for s in samples] == [
+    return [
         {
             "id": "s50414267",
             "image": [str(folder / "d1a.jpg"), str(folder / "d1b.jpg"), str(folder / "d1c.jpg")],
@@ -141,16 +142,32 @@ def test_one_sample_per_study_with_its_images_in_csv_order(root: Path, tmp_path:
             "meta": {"subject_id": "10000032", "study_id": "50414267"},
         }
     ]
+
+
+def expected_warnings(root: Path) -> list[str]:
     path = root / "mimic-cxr-2.0.0-split.csv.gz"
     report_3 = root / f"{study_dir('10000764', '53911762')}.txt"
-    assert warnings(stderr) == [
+    return [
         f"{path}: row 4: skipped: no findings section in {report_3}",
         f"{path}: row 5: skipped: image not found: {root / study_dir('10000898', '56699142')}/d4.jpg",
         f"{path}: row 6: skipped: sample 's56699142' dropped: row 5 is malformed",
         f"{path}: row 7: skipped: study_id '5x7' is not a number",
         f"{path}: row 8: skipped: report not found: {root / study_dir('10000980', '51234567')}.txt",
     ]
+
+
+def test_one_sample_per_study_with_its_images_in_csv_order(root: Path, tmp_path: Path) -> None:
+    samples, skips, stderr = load(MimicCxr(), root, "test", base=tmp_path)
+    assert [dump(s) for s in samples] == expected(root)
+    assert warnings(stderr) == expected_warnings(root)
     assert skips.count == 5
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: mimic_cxr, root: {root}, split: test}}")
+    assert written == canonical_lines(expected(root))
+    assert warnings(stderr) == expected_warnings(root)
+    assert stderr.splitlines()[-1] == "skipped 5 records"
 
 
 def test_sections_views_per_image_and_reports_root(root: Path, tmp_path: Path) -> None:

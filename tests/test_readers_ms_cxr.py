@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.ms_cxr import MsCxr
-from tests.test_readers_common import csv_text, dump, load, png, warnings, write
+from tests.test_readers_common import canonical_lines, csv_text, dump, export, load, png, warnings, write
 
 HEADER = ["dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height", "split"]
 
@@ -98,6 +99,39 @@ def test_groups_rows_into_phrases_with_stable_ids(root: Path, tmp_path: Path) ->
         f"{path}: row 11: skipped: empty label_text",
     ]
     assert skips.count == 6
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: ms_cxr, root: {root}, split: test}}")
+
+    def phrase(sample_id: str, dicom: str, text: str, category: str, boxes: list[list[float]]) -> dict[str, Any]:
+        return {
+            "id": sample_id, "image": [str(root / image_path(dicom))], "question": text, "answer": text,
+            "objects": [{"name": category, "boxes": boxes, "phrase": text}], "labels": [category],
+            "answer_type": None, "language": "en", "width": 100, "height": 80, "depth": None, "options": [],
+            "meta": {"dicom_id": dicom},
+        }  # fmt: skip
+
+    # x, y, w, h in pixels of the 100×80 image -> [x/W, y/H, (x+w)/W, (y+h)/H]
+    assert written == canonical_lines(
+        [
+            phrase("d1-0", "d1", "Patchy opacity in the right lower lobe", "Pneumonia",
+                   [[0.1, 0.25, 0.4, 0.75], [0.505, 0.125, 0.705, 0.25]]),
+            phrase("d1-1", "d1", "Enlarged heart", "Cardiomegaly", [[0.0, 0.0, 1.0, 1.0]]),
+            phrase("d2-1", "d2", "Mild edema", "Edema", [[0.05, 0.075, 0.12, 0.175]]),
+        ]
+    )  # fmt: skip
+    assert '"boxes": [[0.1, 0.25, 0.4, 0.75], [0.505, 0.125, 0.705, 0.25]]' in written
+    path = root / "MS_CXR_Local_Alignment_v1.1.0.csv"
+    assert warnings(stderr) == [
+        f"{path}: row 6: skipped: image not found: {root}/{image_path('d3')}",
+        f"{path}: row 7: skipped: sample 'd4-0' dropped: row 8 is malformed",
+        f"{path}: row 8: skipped: box [30, 2, 25, 6] has x1 > x2",
+        f"{path}: row 9: skipped: x: 'abc' is not a number",
+        f"{path}: row 10: skipped: box [90, 2, 110, 6] is outside the 100×80 image",
+        f"{path}: row 11: skipped: empty label_text",
+    ]
+    assert stderr.splitlines()[-1] == "skipped 6 records"
 
 
 def test_all_split_ids_filter_and_image_root(tmp_path: Path) -> None:

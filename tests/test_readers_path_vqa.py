@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from regbench.data.readers.common import ReaderError  # noqa: E402  (after the skip)
 from regbench.data.readers.path_vqa import PathVqa  # noqa: E402
-from tests.test_readers_common import dump, load, png, warnings  # noqa: E402
+from tests.test_readers_common import canonical_lines, dump, export, load, png, warnings  # noqa: E402
 
 
 def png_bytes(value: int) -> bytes:
@@ -81,6 +82,35 @@ def test_reads_shards_in_name_order_with_cached_images(root: Path, tmp_path: Pat
         f"{second}: row 3: skipped: empty answer",
     ]
     assert skips.count == 2
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path, cache: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: path_vqa, root: {root}, split: test}}")
+
+    def cached(data: bytes) -> str:  # embedded bytes land in the cache unchanged, named by their sha256
+        return str(cache / (hashlib.sha256(data).hexdigest()[:32] + ".png"))
+
+    def record(i: int, image: str, question: str, answer: str, answer_type: str) -> dict[str, Any]:
+        return {
+            "id": f"test-{i}", "image": [image], "question": question, "answer": answer, "objects": [],
+            "labels": [], "answer_type": answer_type, "language": "en", "width": None, "height": None,
+            "depth": None, "options": [], "meta": {},
+        }  # fmt: skip
+
+    # shards in name order (a1 before b2); ids count every row of the split, the skipped ones too
+    assert written == canonical_lines(
+        [
+            record(0, cached(png_bytes(1)), "Is there necrosis?", "Yes", "closed"),
+            record(1, str(root / "images" / "local.jpg"), "What organ?", "liver", "open"),
+            record(2, cached(png_bytes(3)), "Is this malignant?", "no", "closed"),
+        ]
+    )
+    second = root / "data" / "test-00001-of-00002-b2.parquet"
+    assert warnings(stderr) == [
+        f"{second}: row 2: skipped: image has neither bytes nor path",
+        f"{second}: row 3: skipped: empty answer",
+    ]
+    assert stderr.splitlines()[-1] == "skipped 2 records"
 
 
 def test_ids_count_skipped_rows_and_errors(root: Path, tmp_path: Path) -> None:

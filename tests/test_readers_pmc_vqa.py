@@ -8,7 +8,7 @@ import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.pmc_vqa import PmcVqa
-from tests.test_readers_common import csv_text, dump, load, png, warnings, write
+from tests.test_readers_common import canonical_lines, csv_text, dump, export, load, png, warnings, write
 
 HEADER = [
     "",
@@ -77,6 +77,37 @@ def test_reads_choices_without_their_letters_and_keeps_the_other_columns(root: P
         f"{path}: row 7: skipped: Answer_label ' ' is not one of A, B, C, D",
     ]
     assert skips.count == 5
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: pmc_vqa, root: {root}, split: test_clean}}")
+    # choices lose their "A:" prefix and padding; meta cells stay as written (the caption's spaces too)
+    assert written == canonical_lines(
+        [
+            {
+                "id": "test_clean-0", "image": [str(root / "images" / "PMC1_fig1.jpg")],
+                "question": "What imaging technique was used?", "answer": "Computed tomography", "objects": [],
+                "labels": [], "answer_type": "closed", "language": "en", "width": None, "height": None,
+                "depth": None, "options": ["MRI", "Computed tomography", "X-ray", "Ultrasound"],
+                "meta": {"Answer_label": "B", "Caption": " CT of the chest. "},
+            },
+            {
+                "id": "test_clean-1", "image": [str(root / "images" / "PMC2_fig3.jpg")],
+                "question": "Which side is affected?", "answer": "Left", "objects": [], "labels": [],
+                "answer_type": "closed", "language": "en", "width": None, "height": None, "depth": None,
+                "options": ["Left", "Right", "Both", "Neither"], "meta": {"Answer_label": "A", "Caption": ""},
+            },
+        ]
+    )  # fmt: skip
+    path = root / "test_clean.csv"
+    assert warnings(stderr) == [
+        f"{path}: row 3: skipped: Answer_label 'E' is not one of A, B, C, D",
+        f"{path}: row 4: skipped: image not found: {root / 'images'}/PMC9_fig1.jpg",
+        f"{path}: row 5: skipped: empty Question",
+        f"{path}: row 6: skipped: empty Choice C",
+        f"{path}: row 7: skipped: Answer_label ' ' is not one of A, B, C, D",
+    ]
+    assert stderr.splitlines()[-1] == "skipped 5 records"
 
 
 def test_older_anwser_column_image_dir_and_ids(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.slake import Slake
-from tests.test_readers_common import dump, load, png, warnings, write, write_json
+from tests.test_readers_common import canonical_lines, dump, export, load, png, warnings, write, write_json
 
 
 def qa(qid: Any, question: str, answer: Any, lang: str = "en", **extra: Any) -> dict[str, Any]:
@@ -55,8 +55,8 @@ def root(tmp_path: Path) -> Path:
     return root
 
 
-def test_reads_english_records_and_skips_malformed_ones(root: Path, tmp_path: Path) -> None:
-    samples, skips, stderr = load(Slake(), "Slake1.0", "test", base=tmp_path)
+def expected(root: Path) -> list[dict[str, Any]]:
+    """The fixture's English test questions as canonical records, worked out by hand from DATASETS.md."""
     image = str(root / "imgs" / "xmlab1" / "source.jpg")
     meta = {
         "img_id": 1,
@@ -66,7 +66,7 @@ def test_reads_english_records_and_skips_malformed_ones(root: Path, tmp_path: Pa
         "content_type": "Modality",
         "triple": ["vhead", "_", "_"],
     }
-    assert [dump(s) for s in samples] == [
+    return [
         {
             "id": "11",
             "image": [image],
@@ -98,8 +98,11 @@ def test_reads_english_records_and_skips_malformed_ones(root: Path, tmp_path: Pa
             "meta": meta,
         },
     ]
+
+
+def expected_warnings(root: Path) -> list[str]:
     path = root / "test.json"
-    assert warnings(stderr) == [
+    return [
         f"{path}: record 4: skipped: image not found: {root / 'imgs'}/xmlab9/source.jpg",
         f"{path}: record 5: skipped: answer_type 'MAYBE' is neither open nor closed",
         f"{path}: record 6: skipped: empty question",
@@ -108,7 +111,20 @@ def test_reads_english_records_and_skips_malformed_ones(root: Path, tmp_path: Pa
         f"{path}: record 9: skipped: no qid",
         f"{path}: record 10: skipped: empty answer",
     ]
+
+
+def test_reads_english_records_and_skips_malformed_ones(root: Path, tmp_path: Path) -> None:
+    samples, skips, stderr = load(Slake(), "Slake1.0", "test", base=tmp_path)
+    assert [dump(s) for s in samples] == expected(root)
+    assert warnings(stderr) == expected_warnings(root)
     assert skips.count == 7
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: slake, root: {root}, split: test}}")
+    assert written == canonical_lines(expected(root))
+    assert warnings(stderr) == expected_warnings(root)
+    assert stderr.splitlines()[-1] == "skipped 7 records"
 
 
 def test_language_option_and_validation_alias(root: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.vindr_cxr import VindrCxr
-from tests.test_readers_common import csv_text, dump, load, png, warnings, write
+from tests.test_readers_common import canonical_lines, csv_text, dump, export, load, png, warnings, write
 
 BOX_HEADER = ["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max"]
 LABELS = ["Aortic enlargement", "Cardiomegaly", "Nodule/Mass", "Pleural effusion", "Other diseases", "No finding"]
@@ -105,6 +105,46 @@ def test_keeps_every_radiologists_boxes_and_labels_from_any_row(root: Path, tmp_
         f"{path}: row 15: skipped: x_min: 'abc' is not a number",
     ]
     assert skips.count == 8
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: vindr_cxr, root: {root}, split: train}}")
+    # pixel corners over the 200×100 PNG's size; every radiologist's box kept, in row order
+    assert written == canonical_lines(
+        [
+            {
+                "id": "img1", "image": [str(root / "train" / "img1.png")], "question": "",
+                "answer": "Aortic enlargement, Cardiomegaly",
+                "objects": [
+                    {"name": "Aortic enlargement",
+                     "boxes": [[0.5, 0.2, 0.75, 0.6], [0.51, 0.22, 0.76, 0.62], [0.05, 0.1, 0.1, 0.2],
+                               [0.505, 0.21, 0.755, 0.61]],
+                     "phrase": None},
+                    {"name": "Cardiomegaly", "boxes": [[0.25, 0.5, 0.75, 0.9]], "phrase": None},
+                ],
+                "labels": ["Aortic enlargement", "Cardiomegaly"], "answer_type": None, "language": "en",
+                "width": 200, "height": 100, "depth": None, "options": LABELS, "meta": {"rad_ids": ["R8", "R9", "R10"]},
+            },
+            {
+                "id": "img2", "image": [str(root / "train" / "img2.png")], "question": "", "answer": "No finding",
+                "objects": [], "labels": ["No finding"], "answer_type": None, "language": "en", "width": 200,
+                "height": 100, "depth": None, "options": LABELS, "meta": {"rad_ids": ["R8", "R9"]},
+            },
+        ]
+    )  # fmt: skip
+    path = root / "annotations" / "annotations_train.csv"
+    labels = root / "annotations" / "image_labels_train.csv"
+    assert warnings(stderr) == [
+        f"{path}: row 8: skipped: box [10, 10, 5, 20] has x1 > x2",
+        f"{path}: row 9: skipped: sample 'img3' dropped: row 8 is malformed",
+        f"{path}: row 10: skipped: no box coordinates for class 'Pleural effusion'",
+        f"{path}: row 11: skipped: image not found: {root / 'train'}/img5.png",
+        f"{path}: row 12: skipped: no labels row for image 'img6' in {labels}",
+        f"{path}: row 13: skipped: label 'Cardiomegaly' = '2' is not 0 or 1 ({labels} row 9)",
+        f"{path}: row 14: skipped: box [150, 10, 250, 20] is outside the 200×100 image",
+        f"{path}: row 15: skipped: x_min: 'abc' is not a number",
+    ]
+    assert stderr.splitlines()[-1] == "skipped 8 records"
 
 
 def test_one_radiologist(root: Path, tmp_path: Path) -> None:

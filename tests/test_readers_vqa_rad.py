@@ -9,7 +9,7 @@ import pytest
 
 from regbench.data.readers.common import ReaderError
 from regbench.data.readers.vqa_rad import VqaRad
-from tests.test_readers_common import dump, load, png, warnings, write_json
+from tests.test_readers_common import canonical_lines, dump, export, load, png, warnings, write_json
 
 
 def qa(qid: Any, phrase_type: str, question: str, answer: Any, answer_type: str = "CLOSED", **extra: Any) -> dict:
@@ -54,8 +54,8 @@ def root(tmp_path: Path) -> Path:
     return root
 
 
-def test_test_split_is_phrase_type_test_and_numbers_become_strings(root: Path, tmp_path: Path) -> None:
-    samples, skips, stderr = load(VqaRad(), root, "test", base=tmp_path)
+def expected(root: Path) -> list[dict[str, Any]]:
+    """The fixture's test split (phrase_type test_*) as canonical records, worked out by hand from DATASETS.md."""
     image = str(root / "VQA_RAD Image Folder" / "synpic54610.jpg")
 
     def meta(qid: int, phrase_type: str) -> dict[str, Any]:
@@ -71,37 +71,42 @@ def test_test_split_is_phrase_type_test_and_numbers_become_strings(root: Path, t
             "question_type": "PRES",
         }
 
-    common = {"objects": [], "labels": [], "width": None, "height": None, "depth": None, "options": []}
-    assert [dump(s) for s in samples] == [
+    return [
         {
-            "id": "2",
-            "image": [image],
-            "question": "Are regions of the brain infarcted?",
-            "answer": "Yes",
-            "answer_type": "closed",
-            "language": "en",
-            "meta": meta(2, "test_freeform"),
-            **common,
+            "id": "2", "image": [image], "question": "Are regions of the brain infarcted?", "answer": "Yes",
+            "objects": [], "labels": [], "answer_type": "closed", "language": "en", "width": None,
+            "height": None, "depth": None, "options": [], "meta": meta(2, "test_freeform"),
         },
         {
-            "id": "3",
-            "image": [image],
-            "question": "How many lesions are there?",
-            "answer": "2",
-            "answer_type": "open",
-            "language": "en",
-            "meta": meta(3, "test_para"),
-            **common,
+            "id": "3", "image": [image], "question": "How many lesions are there?", "answer": "2",
+            "objects": [], "labels": [], "answer_type": "open", "language": "en", "width": None,
+            "height": None, "depth": None, "options": [], "meta": meta(3, "test_para"),
         },
-    ]
+    ]  # fmt: skip
+
+
+def expected_warnings(root: Path) -> list[str]:
     path = root / "VQA_RAD Dataset Public.json"
-    assert warnings(stderr) == [
+    return [
         f"{path}: record 5: skipped: image not found: {root / 'VQA_RAD Image Folder'}/synpic00000.jpg",
         f"{path}: record 6: skipped: no answer",
         f"{path}: record 7: skipped: repeated id '3' (first at record 3)",
         f"{path}: record 8: skipped: answer_type 'OPN' is neither open nor closed",
     ]
+
+
+def test_test_split_is_phrase_type_test_and_numbers_become_strings(root: Path, tmp_path: Path) -> None:
+    samples, skips, stderr = load(VqaRad(), root, "test", base=tmp_path)
+    assert [dump(s) for s in samples] == expected(root)
+    assert warnings(stderr) == expected_warnings(root)
     assert skips.count == 4
+
+
+def test_data_export_writes_the_canonical_lines(root: Path, spec_root: Path, tmp_path: Path) -> None:
+    written, stderr = export(spec_root, tmp_path, f"{{loader: vqa_rad, root: {root}, split: test}}")
+    assert written == canonical_lines(expected(root))
+    assert warnings(stderr) == expected_warnings(root)
+    assert stderr.splitlines()[-1] == "skipped 4 records"
 
 
 def test_train_and_all_splits(root: Path, tmp_path: Path) -> None:

@@ -335,6 +335,43 @@ def test_3d_seed_task_scores_m3d_refseg_with_m3ds_enclosing_box_iou(data: Path, 
     )
 
 
+# --------------------------------------------------------------------------- pinned split sizes
+
+# The official test-split sizes the seed tasks pin (each with its source in a comment in the YAML);
+# a task that includes another but reads other data must not inherit its pin.
+PINNED = {
+    "medrega_slake_en": 1061, "medrega_slake_en_regional_cot": 1061, "xmedgpt_slake_en": 1061,
+    "vividmed_slake_en": 1061, "medrega_slake_zh": 1033, "m4cxr_slake_cxr_closed": 114,
+    "medrega_vqa_rad": 451, "xmedgpt_vqa_rad": 451, "vividmed_vqa_rad": 451,
+    "medrega_path_vqa": 6719, "xmedgpt_path_vqa": 6719,
+    "medrega_pneumoniamnist": 624, "xmedgpt_pneumoniamnist": 624, "medrega_octmnist": 1000,
+    "xmedgpt_octmnist": 1000, "medrega_breastmnist": 156, "xmedgpt_breastmnist": 156,
+    "medrega_chestmnist": 22433, "xmedgpt_chestmnist": 22433, "medrega_organamnist": 17778,
+    "xmedgpt_organamnist": 17778, "medrega_organcmnist": 8216, "xmedgpt_organcmnist": 8216,
+    "medrega_organsmnist": 8827, "xmedgpt_organsmnist": 8827, "xmedgpt_pathmnist": 7180,
+    "medrega_vindr_cxr": 3000, "medrega_vindr_cxr_regional_cot": 3000, "xmedgpt_vindr_cxr": 3000,
+    "vividmed_vindr_cxr_grounding": 3000, "m3d_cap_report": 2000,
+}  # fmt: skip
+
+
+def test_seed_tasks_pin_the_official_split_sizes_with_their_source() -> None:
+    tasks = {name: load_spec(path, TaskSpec) for name, path in seed_tasks().items()}
+    pinned = {name: t.dataset.size for name, t in tasks.items() if t.dataset.size is not None}
+    assert pinned == PINNED
+    for name, path in seed_tasks().items():
+        text = path.read_text(encoding="utf-8")
+        if "size:" in text:  # the file that sets a pin says where the number comes from
+            assert "# dataset.size: " in text, name
+
+
+def test_data_check_reports_a_split_that_is_not_the_pinned_size(data: Path) -> None:
+    write_slake(data)  # three valid English test questions, not SLAKE's 1,061
+    result = cli.invoke(app, ["data", "check", "medrega_slake_en"])
+    assert result.exit_code == 1
+    assert "the split loads 3 samples; the task pins dataset.size: 1061" in result.stdout
+    assert "Traceback" not in result.output
+
+
 # --------------------------------------------------------------------------- regbench list tasks
 
 
@@ -350,12 +387,13 @@ def test_data_status_counts_present_data_once_and_never_raises(
     assert (status.present, status.size, status.skipped, status.size_text()) == (True, 3, 1, "3 (1 skipped)")
     assert data_status(slake_cot, seen=seen) is status and len(seen) == 1  # the same split, loaded once
     assert capsys.readouterr().err == ""  # the skip warning is counted, not printed
+    assert status.data_text() == "yes"
     closed = data_status(load_spec(tasks["m4cxr_slake_cxr_closed"], TaskSpec))  # its id list is not made yet
-    assert closed.present and closed.size is None
-    assert closed.size_text().startswith("error: dataset.options.ids: file not found")
+    assert closed.present and closed.size is None and closed.size_text() == "-"
+    assert closed.data_text().startswith("error: dataset.options.ids: file not found")
     (data / "Slake1.0" / "test.json").write_text("[not json", encoding="utf-8")
     broken = data_status(slake_en)
-    assert broken.present and broken.error is not None
+    assert broken.present and broken.error is not None and broken.data_text() == broken.error
     assert broken.error.startswith("error: dataset.root: ") and "not valid JSON" in broken.error  # head and tail
     assert len(broken.error) == 120 and "…" in broken.error
 
@@ -372,5 +410,8 @@ def test_list_tasks_shows_dataset_size_and_presence(data: Path) -> None:
     assert rows["xmedgpt_slake_en"][:6] == ["vqa", "en", "", "slake:test", "3 (1 skipped)", "yes"]
     assert rows["medrega_vqa_rad"][3:6] == ["vqa_rad:test", "-", "no"]
     assert rows["demo_vqa_en"][3:6] == ["jsonl", "6", "yes"]
+    # present but unreadable: the data column says why, not "yes" (its id list is not made yet)
+    assert rows["m4cxr_slake_cxr_closed"][3:5] == ["slake:test", "-"]
+    assert rows["m4cxr_slake_cxr_closed"][5].startswith("error: dataset.options.ids: file")
     result = cli.invoke(app, ["list", "tasks", "--no-count"])
     assert result.exit_code == 0 and "xmedgpt_slake_en" in result.output and "skipped" not in result.output

@@ -447,7 +447,7 @@ def list_tasks(
     ] = True,
 ) -> None:
     """Task YAMLs and task groups; each task's dataset (loader:split), its size when the data is here, and
-    whether it is (present data is loaded to count it; an unreadable dataset shows its error)."""
+    whether it is: yes, no, or why present data does not load (it is loaded to count it)."""
     from rich.markup import escape
 
     from regbench.data.status import data_status, dataset_label
@@ -462,8 +462,8 @@ def list_tasks(
             t.language,
             t.modality or "",
             escape(dataset_label(t.dataset)),
-            escape(status.size_text()) if status.present else "-",
-            "yes" if status.present else "no",
+            status.size_text(),
+            escape(status.data_text()),
             ", ".join(m.name for m in t.metrics),
         ]
 

@@ -4,7 +4,7 @@ The data is *present* when the task's canonical JSONL (``dataset.path``) is a fi
 reader's ``dataset.root`` is a directory (``~`` expanded, relative paths against the task
 YAML). Only then is the split counted, by loading it as a run would (skip warnings are kept
 off the terminal and counted instead). Loading never raises here: an unreadable dataset gives
-its error's first line, so one broken dataset cannot stop a listing.
+its error's first line (in place of "yes"), so one broken dataset cannot stop a listing.
 """
 
 from __future__ import annotations
@@ -38,12 +38,17 @@ class DataStatus:
     """Why present data could not be read (its first line; a long one keeps its start and its end)."""
 
     def size_text(self) -> str:
-        """``1,061``, ``1,059 (2 skipped)``, the short error, or ``-`` (no data, or not counted)."""
-        if self.error is not None:
-            return self.error
+        """``1,061``, ``1,059 (2 skipped)``, or ``-`` (no data, not counted, or unreadable)."""
         if self.size is None:
             return "-"
         return f"{self.size:,}" + (f" ({self.skipped:,} skipped)" if self.skipped else "")
+
+    def data_text(self) -> str:
+        """``yes`` (here and readable, or not counted), ``no``, or what is wrong (``error: ...``): data that
+        is here but does not load must not read as ready."""
+        if not self.present:
+            return "no"
+        return self.error if self.error is not None else "yes"
 
 
 def dataset_label(dataset: DatasetSpec) -> str:
