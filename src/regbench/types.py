@@ -7,7 +7,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _M = TypeVar("_M", bound=BaseModel)
-_setattr = object.__setattr__
+# BaseModel's own slot setters, called directly: object.__setattr__ would look each one up through the MRO
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def encodable(text: str) -> str:
@@ -30,10 +34,10 @@ def built(cls: type[_M], values: dict[str, Any]) -> _M:
     for name, factory in factories:
         if name not in values:
             fields[name] = factory()
-    _setattr(record, "__dict__", fields)
-    _setattr(record, "__pydantic_fields_set__", set(values))
-    _setattr(record, "__pydantic_extra__", None)
-    _setattr(record, "__pydantic_private__", None)
+    _set_dict(record, fields)
+    _set_fields_set(record, set(values))
+    _set_extra(record, None)
+    _set_private(record, None)
     return record
 
 
@@ -64,10 +68,10 @@ def region(name: str, boxes: list[list[float]]) -> Region:
     """``Region(name=name, boxes=boxes)`` without validation (:func:`built`): ``boxes`` must be lists of 4
     or 6 floats; ``name`` is made encodable here."""
     record = Region.__new__(Region)
-    _setattr(record, "__dict__", {"name": name if name.isascii() else encodable(name), "boxes": boxes, "phrase": None})
-    _setattr(record, "__pydantic_fields_set__", {"name", "boxes"})
-    _setattr(record, "__pydantic_extra__", None)
-    _setattr(record, "__pydantic_private__", None)
+    _set_dict(record, {"name": name if name.isascii() else encodable(name), "boxes": boxes, "phrase": None})
+    _set_fields_set(record, {"name", "boxes"})
+    _set_extra(record, None)
+    _set_private(record, None)
     return record
 
 

@@ -61,6 +61,8 @@ _GROUP_START = re.compile(r"<(?:ref|box)>|\[")
 _SEP = re.compile(_SEPARATOR)
 _INT4 = r"\[[0-9]+, [0-9]+, [0-9]+, [0-9]+\]"
 _CANONICAL = re.compile(rf"<ref>([^<>]*)</ref><box>\[({_INT4}(?:, {_INT4})*)\]</box>")
+_CANONICAL_GROUP = rf"<ref>[^<>]*</ref><box>\[{_INT4}(?:, {_INT4})*\]</box>"
+_CANONICAL_ANSWER = re.compile(rf"(?:{_CANONICAL_GROUP}, )*{_CANONICAL_GROUP}")
 # A bracketed list's inside (within a _LISTS match every "[" that starts a list is followed by a number).
 _LIST_INNER = re.compile(r"\[([^\[\]]*)\]")
 _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
@@ -160,11 +162,26 @@ class BracketBoxes:
         # a plain pattern reads it: on such text the general match has the same span, name and lists (the
         # name runs to the first "<", the lists are greedy and closed), and the general pattern costs a few
         # microseconds per group backtracking over number syntax.
+        scale, dims = self.scale, self.dims
         regions: list[Region] = []
+        if dims == 4 and _CANONICAL_ANSWER.fullmatch(text):
+            # A detection answer as MedRegA writes it, "<ref>a</ref><box>[[..]]</box>, <ref>b</ref>...": the
+            # loop below would find exactly these groups, each separator taken by the group before it,
+            # and leave " " for each (nothing before, or a comma), so no text.
+            groups = _CANONICAL.findall(text)
+            # every group's numbers in one split: each group's lists are "[1, 2, 3, 4], [5, ...]"
+            joined = ", ".join([lists for _, lists in groups])[1:-1].replace("], [", ", ")
+            numbers = iter(list(map(float, joined.split(", "))))
+            every = [_unit4(a, b, c, d, scale, scale) for a, b, c, d in zip(numbers, numbers, numbers, numbers)]
+            at = 0
+            for name, lists in groups:
+                count = lists.count("[")
+                regions.append(region(name.strip(), every[at : at + count]))
+                at += count
+            return Extraction(objects=regions, text="", errors=[], format=self.name)
         errors: list[str] = []
         remaining: list[str] = []  # the text with each box group and its separator cut out (see _unboxed)
         last_end = cut = pos = 0
-        scale, dims = self.scale, self.dims
         search, general, separator = _GROUP_START.search, _GRID_WITH_SEPARATOR.match, _SEP.match
         plain = _CANONICAL.match
         while (found := search(text, pos)) is not None:
