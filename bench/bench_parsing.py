@@ -61,13 +61,17 @@ def m4cxr(rng: random.Random) -> str:
     return " ".join(f"{n} {', '.join(f'[{grid(b, 100)}]' for b in bs)}." for n, bs in objects(rng))
 
 
+def floats(box: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in box) + "]"
+
+
 def normalized(rng: random.Random) -> str:
-    return "; ".join(f"{n} {', '.join('[' + ', '.join(f'{v:.3f}' for v in b) + ']' for b in bs)}" for n, bs in objects(rng))
+    return "; ".join(f"{n} {', '.join(map(floats, bs))}" for n, bs in objects(rng))
 
 
 def m3d(rng: random.Random) -> str:
-    boxes = [b[:2] + [0.2] + b[2:] + [0.6] for _, bs in objects(rng) for b in bs]
-    return "The lesion is at " + ", ".join("[" + ", ".join(f"{v:.3f}" for v in b) + "]" for b in boxes) + "."
+    boxes = [[*b[:2], 0.2, *b[2:], 0.6] for _, bs in objects(rng) for b in bs]
+    return "The lesion is at " + ", ".join(map(floats, boxes)) + "."
 
 
 def qwen_vl(rng: random.Random) -> str:
@@ -91,8 +95,7 @@ def qwen25_vl(rng: random.Random) -> str:
 def vividmed(rng: random.Random) -> str:
     parts = []
     for name, bs in objects(rng):
-        boxes = ", ".join("[" + ", ".join(f"{v:.3f}" for v in b) + "]" for b in bs)
-        parts.append(f"<p>{name} opacity</p> {boxes} is seen.")
+        parts.append(f"<p>{name} opacity</p> {', '.join(map(floats, bs))} is seen.")
     return " ".join(parts)
 
 

@@ -171,8 +171,9 @@ class BracketBoxes:
             groups = _CANONICAL.findall(text)
             # every group's numbers in one split: each group's lists are "[1, 2, 3, 4], [5, ...]"
             joined = ", ".join([lists for _, lists in groups])[1:-1].replace("], [", ", ")
-            numbers = iter(list(map(float, joined.split(", "))))
-            every = [_unit4(a, b, c, d, scale, scale) for a, b, c, d in zip(numbers, numbers, numbers, numbers)]
+            numbers = iter(list(map(float, joined.split(", "))))  # 4 per box: zip takes them 4 at a time
+            quads = zip(numbers, numbers, numbers, numbers, strict=False)
+            every = [_unit4(a, b, c, d, scale, scale) for a, b, c, d in quads]
             at = 0
             for name, lists in groups:
                 count = lists.count("[")
