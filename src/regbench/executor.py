@@ -15,6 +15,7 @@ filesystem) and the model's API key variable.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -25,8 +26,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from regbench import __version__
 from regbench.errors import ModelUnavailableError, RegbenchError
 from regbench.merge import merge_shards
+from regbench.results import RUN_INFO_FILE, write_run_info
 from regbench.runner import RunOptions, RunResult, output_dir, run_tasks
 from regbench.spec import ModelSpec, TaskSpec
 
@@ -98,8 +101,19 @@ def run_on_ray(
         destination = output_dir(base, model.model, task.task)
         merged = merge_shards(directories, destination)
         seconds = time.perf_counter() - started
-        results.append(RunResult(results=merged, directory=destination, seconds=seconds))
+        hits = sum(_run_info(d).get("cache_hits", 0) for d in directories)
+        info = {"executor": "ray", "shards": shards, "seconds_total": round(seconds, 3), "cache_hits": hits}
+        write_run_info(destination, {**info, "regbench_version": __version__})
+        results.append(RunResult(results=merged, directory=destination, seconds=seconds, cache_hits=hits))
     return results
+
+
+def _run_info(directory: Path) -> dict[str, Any]:
+    try:
+        info = json.loads((directory / RUN_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _import_ray() -> Any:
@@ -114,11 +128,11 @@ def _import_ray() -> Any:
 def _connected(ray: Any, address: str | None, shards: int) -> Iterator[None]:
     """Ray ready for this run: the caller's own instance if this process is already connected (it is left
     running), else the cluster at ``address``, else a local instance started for the run (stopped after)."""
+    if address is not None:
+        _check_reachable(address)
     if ray.is_initialized():
         yield
         return
-    if address is not None:
-        _check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report sent home
     settings: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
     try:
