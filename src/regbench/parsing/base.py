@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from regbench.errors import UnknownNameError
-from regbench.parsing.text import SPACES, TAGS, clean_text
+from regbench.parsing.text import TAGS, clean_text, collapsed
 from regbench.registry import Registry
 from regbench.types import Parsed, Region, Sample, built, encodable
 
@@ -152,7 +152,7 @@ def _report_text(text: str, found: Extraction) -> str:
     report); where boxes or tags were cut out, the remaining text is tidied (whitespace collapsed)."""
     if not TAGS.search(text) and found.text == clean_text(text):
         return text
-    return SPACES.sub(" ", found.text).strip()
+    return collapsed(found.text)
 
 
 ERROR_CHARS = 300

@@ -3,7 +3,6 @@ when boxes are cut out (what text metrics score)."""
 
 from __future__ import annotations
 
-import operator
 import re
 
 TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re.IGNORECASE)
@@ -11,13 +10,18 @@ TAGS = re.compile(r"</?(?:ref|box|quad|p)>|<grd>|<ngrd>|<bx_start>|<bx_end>", re
 
 
 SPACES = re.compile(r"\s+")
-_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?。，；：！？])")
-_PUNCTUATION = operator.itemgetter(1)
+# After whitespace is collapsed, the one space left before a punctuation mark.
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" (?=[.,;:!?。，；：！？])")
+
+
+def collapsed(text: str) -> str:
+    """Whitespace runs as one space, none at the ends: ``SPACES.sub(" ", text).strip()``, by ``str.split``
+    (whose whitespace is ``\\s``'s), several times faster on text of short words."""
+    return " ".join(text.split())
 
 
 def clean_text(text: str) -> str:
     """Tags gone, whitespace collapsed, no space left before punctuation where a box was cut out."""
     if "<" in text:  # every tag starts with one
         text = TAGS.sub("", text)
-    # the punctuation by a C callable: a backreference template costs more than the whole substitution
-    return _SPACE_BEFORE_PUNCTUATION.sub(_PUNCTUATION, SPACES.sub(" ", text)).strip()
+    return _SPACE_BEFORE_PUNCTUATION.sub("", collapsed(text))
