@@ -76,7 +76,7 @@ def region(name: str, boxes: list[list[float]]) -> Region:
 
 
 class Sample(BaseModel):
-    """One evaluation item, as in the canonical dataset JSONL (see DESIGN.md)."""
+    """One evaluation item, as in the canonical dataset JSONL (docs/formats.md)."""
 
     model_config = ConfigDict(extra="forbid")
     id: str
