@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -103,10 +104,27 @@ BoxFormatOpt = Annotated[
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap trials for 95% intervals (0: none).")]
 
 
-def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None) -> list[RunResult]:
-    from regbench.runner import run_tasks
+@dataclass(frozen=True)
+class RayPlan:
+    """``--executor ray``: how many shards, and the cluster to join (``None``: start Ray locally)."""
 
-    results = run_tasks(model, tasks, options, concurrency=concurrency, progress=_progress_bars(model))
+    shards: int
+    address: str | None
+
+
+def _run_all(
+    model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None, ray: RayPlan | None = None
+) -> list[RunResult]:
+    if ray is not None:
+        from regbench.executor import run_on_ray
+
+        where = f"the Ray cluster at {ray.address}" if ray.address else "a local Ray instance"
+        err.print(f"running {ray.shards} shards on {where}", highlight=False)
+        results = run_on_ray(model, tasks, options, shards=ray.shards, address=ray.address, concurrency=concurrency)
+    else:
+        from regbench.runner import run_tasks
+
+        results = run_tasks(model, tasks, options, concurrency=concurrency, progress=_progress_bars(model))
     for result in results:
         _print_scores(result)
     return results
@@ -185,6 +203,19 @@ def run(
     shard: Annotated[
         str | None, typer.Option("--shard", help="I/N: run every N-th sample from the I-th (0-based); see `merge`.")
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", help="local (this process), or ray: --shards N Ray tasks, then merged (needs the ray extra)."
+        ),
+    ] = "local",
+    shards: Annotated[
+        int | None, typer.Option("--shards", help="With --executor ray: how many shards (Ray tasks) to run.")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="With --executor ray: join this cluster (default: start Ray locally)."),
+    ] = None,
     fail_under: FailUnderOpt = None,
     baseline: BaselineOpt = None,
     max_drop: MaxDropOpt = None,
@@ -217,6 +248,7 @@ def run(
         options,
         GateFlags.of(locals()),
         concurrency=concurrency,
+        ray=_ray_plan(executor, shards, ray_address, shard),
         errors=(
             "requests failed (after the retries, or no recorded output)",
             "Run the same command again to retry only those (finished responses are cached).",
@@ -285,14 +317,32 @@ def _run_gated(
     *,
     concurrency: int | None,
     errors: tuple[str, str],
+    ray: RayPlan | None = None,
 ) -> None:
     """Check the gates, run the tasks, then gate their results (``errors``: what failed samples are, and the advice)."""
     from regbench.runner import output_dir
 
     gating = prepare_gates(flags, tasks, [output_dir(options, model.model, t.task) for t in tasks])
-    finish_gates(
-        gating, [r.directory for r in _run_all(model, tasks, options, concurrency)], seed=options.seed, errors=errors
-    )
+    directories = [r.directory for r in _run_all(model, tasks, options, concurrency, ray)]
+    finish_gates(gating, directories, seed=options.seed, errors=errors)
+
+
+def _ray_plan(executor: str, shards: int | None, address: str | None, shard: str | None) -> RayPlan | None:
+    """The ``--executor``/``--shards``/``--ray-address`` flags checked together."""
+    if executor not in ("local", "ray"):
+        raise RegbenchError(f"--executor: expected local or ray, got {executor!r}")
+    if executor == "local":
+        if shards is not None or address is not None:
+            flag = "--shards" if shards is not None else "--ray-address"
+            raise RegbenchError(f"{flag} needs --executor ray (a local run shards by hand with --shard I/N)")
+        return None
+    if shard is not None:
+        raise RegbenchError("--shard and --executor ray exclude each other: --executor ray runs every shard itself")
+    if shards is None:
+        raise RegbenchError("--executor ray needs --shards N (how many Ray tasks to split the run into)")
+    if shards < 1:
+        raise RegbenchError(f"--shards: expected a whole number of at least 1, got {shards}")
+    return RayPlan(shards, address)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -312,6 +362,9 @@ def merge(
         Path | None,
         typer.Option("--output", "-o", help="Directory for the merged files (default: the shards' parent)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a results.json / samples.jsonl already in the output.")
+    ] = False,
 ) -> None:
     """Merge the shards of one model and task into one results.json (equal to an unsharded run)."""
     from regbench.merge import merge_shards
@@ -321,6 +374,11 @@ def merge(
         if len(parents) != 1 or not all(shard.name.startswith("shard-") for shard in shards):
             raise RegbenchError("give --output: the shards are not the shard-I-of-N folders of one run")
         output = parents.pop()
+    existing = [output / name for name in ("results.json", "samples.jsonl") if (output / name).exists()]
+    if existing and not overwrite:
+        raise RegbenchError(
+            f"{existing[0]} exists: merging would replace it; give another --output, or --overwrite to replace it"
+        )
 
     merged = merge_shards(shards, output)
     out.print(f"merged {len(shards)} shards: {merged.n_samples} samples → {output / 'results.json'}")

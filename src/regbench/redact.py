@@ -59,5 +59,8 @@ def model_config(model: ModelSpec) -> dict[str, Any]:
     if isinstance(config.get("base_url"), str):
         config["base_url"] = url_without_userinfo(config["base_url"])
     elif isinstance(config.get("base_url"), list):
-        config["base_url"] = [url_without_userinfo(url) for url in config["base_url"]]
+        config["base_url"] = [
+            url_without_userinfo(url) if isinstance(url, str) else {**url, "url": url_without_userinfo(url["url"])}
+            for url in config["base_url"]
+        ]
     return without_secret(config, api_key(model))

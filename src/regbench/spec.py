@@ -124,6 +124,15 @@ class TaskSpec(_Spec):
         return self.family in ("detection", "grounded_report")
 
 
+class EndpointSpec(_Spec):
+    """One server of a model, with the requests it may have in flight: ``{url: ..., concurrency: 16}``."""
+
+    url: str
+    concurrency: int | None = Field(None, gt=0)
+    """This server's own bound (in each running process: each shard of a sharded run counts on its own);
+    unset, the model's ``concurrency``."""
+
+
 class ModelSpec(_Spec):
     """A model YAML: which adapter talks to the model, and how the model writes boxes."""
 
@@ -132,7 +141,8 @@ class ModelSpec(_Spec):
     description: str = ""
     model_name: str | None = None
     """The model id the server or checkpoint knows it by."""
-    base_url: str | list[str] | None = None
+    base_url: str | list[str | EndpointSpec] | None = None
+    """The server's URL, or several (used round robin, or by free slots when any names its ``concurrency``)."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the API key. The key itself never appears in any file."""
     path: str | None = None
@@ -151,9 +161,16 @@ class ModelSpec(_Spec):
 
     @property
     def base_urls(self) -> list[str]:
+        return [url for url, _ in self.endpoints]
+
+    @property
+    def endpoints(self) -> list[tuple[str, int | None]]:
+        """Each server's URL and its own concurrency (``None``: it shares the model's)."""
         if self.base_url is None:
             return []
-        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        if isinstance(self.base_url, str):
+            return [(self.base_url, None)]
+        return [(u, None) if isinstance(u, str) else (u.url, u.concurrency) for u in self.base_url]
 
 
 class SuiteSpec(_Spec):
