@@ -14,6 +14,7 @@ segment scores and the aggregate) with pycocoevalcap's command line, so scores a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from regbench.errors import RegbenchError
 
@@ -73,7 +75,8 @@ class MeteorProcess:
         from pycocoevalcap.meteor import meteor as coco_meteor
 
         self.java = java_path or java()
-        self._errors = tempfile.TemporaryFile()  # a file, not a pipe: a chatty JVM cannot block on it
+        # A file, not a pipe: a chatty JVM cannot block on it. It lives as long as the process (closed in close()).
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
         command = [self.java, "-jar", "-Xmx2G", coco_meteor.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
         try:
             self._process = subprocess.Popen(
@@ -96,8 +99,8 @@ class MeteorProcess:
             with self._lock:
                 self._send("SCORE ||| ready ||| ready")
                 self._receive()
-        except RegbenchError as exc:
-            self._failure = str(exc)
+        except (RegbenchError, OSError, ValueError) as exc:  # also: closed while starting
+            self._failure = self._failure or str(exc)
         finally:
             self.ready.set()
 
@@ -120,10 +123,13 @@ class MeteorProcess:
             self._fail()
         return line.decode("utf-8").strip()
 
-    def _fail(self) -> None:
+    def _fail(self) -> NoReturn:
         self._process.poll()
-        self._errors.seek(0)
-        said = self._errors.read().decode("utf-8", errors="replace").strip()[-800:]
+        try:
+            self._errors.seek(0)
+            said = self._errors.read().decode("utf-8", errors="replace").strip()[-800:]
+        except ValueError:  # closed: the process is being shut down
+            said = ""
         self._failure = (
             f"METEOR's Java process ({self.java}) stopped (exit code {self._process.returncode})"
             + (f": {said}" if said else "")
@@ -155,5 +161,6 @@ class MeteorProcess:
             self._process.wait()
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # unsent bytes to a JVM that has gone
+                    stream.close()
         self._errors.close()
