@@ -218,22 +218,25 @@ class TaskPlugins:
 
 def build_all_plugins(tasks: Sequence[TaskSpec]) -> list[TaskPlugins]:
     """Every task's plugins, before any task runs: the weights missing for any of them in one message
-    (each file once), then each plugin's slow start begun (METEOR's JVM) so it overlaps the run."""
+    (each file once). Each task's slow starts (METEOR's JVM) begin as soon as its plugins are built,
+    so they overlap the rest of the run (a JVM started for nothing is ended at exit)."""
     built: list[TaskPlugins] = []
     missing: list[str] = []
     needing: list[str] = []
     for task in tasks:
         try:
-            built.append(TaskPlugins.build(task))
+            plugins = TaskPlugins.build(task)
         except WeightsMissingError as exc:
             needing.append(task.task)
             missing.extend(line for line in str(exc).splitlines() if line not in missing)
+            continue
+        if not missing:
+            plugins.warm_up()
+        built.append(plugins)
     if missing:
         if len(tasks) > 1:
             missing.insert(0, f"weights are missing for task{'s' * (len(needing) > 1)} {', '.join(needing)}:")
         raise WeightsMissingError("\n".join(missing))
-    for plugins in built:
-        plugins.warm_up()
     return built
 
 
