@@ -205,34 +205,27 @@ class TaskPlugins:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, task: TaskSpec) -> TaskPlugins:
+    def build(cls, task: TaskSpec, *, warm_up: bool = True) -> TaskPlugins:
+        """The task's plugins, each warmed up (:meth:`Metric.warm_up`) as soon as it is built."""
         with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
             warnings.simplefilter("always")
-            plugins = build_plugins(task)
+            plugins = build_plugins(task, started=Metric.warm_up if warm_up else None)
         return cls(plugins, [str(w.message) for w in caught])
-
-    def warm_up(self) -> None:
-        for plugin in self.plugins:
-            plugin.warm_up()
 
 
 def build_all_plugins(tasks: Sequence[TaskSpec]) -> list[TaskPlugins]:
     """Every task's plugins, before any task runs: the weights missing for any of them in one message
-    (each file once). Each task's slow starts (METEOR's JVM) begin as soon as its plugins are built,
-    so they overlap the rest of the run (a JVM started for nothing is ended at exit)."""
+    (each file once). A plugin's slow start (METEOR's JVM) begins as soon as it is built, so it
+    overlaps the rest of the run (a JVM started for nothing is ended at exit)."""
     built: list[TaskPlugins] = []
     missing: list[str] = []
     needing: list[str] = []
     for task in tasks:
         try:
-            plugins = TaskPlugins.build(task)
+            built.append(TaskPlugins.build(task, warm_up=not missing))
         except WeightsMissingError as exc:
             needing.append(task.task)
             missing.extend(line for line in str(exc).splitlines() if line not in missing)
-            continue
-        if not missing:
-            plugins.warm_up()
-        built.append(plugins)
     if missing:
         if len(tasks) > 1:
             missing.insert(0, f"weights are missing for task{'s' * (len(needing) > 1)} {', '.join(needing)}:")
