@@ -209,8 +209,12 @@ class TaskPlugins:
         """The task's plugins, each warmed up (:meth:`Metric.warm_up`) as soon as it is built."""
         with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
             warnings.simplefilter("always")
-            plugins = build_plugins(task, started=Metric.warm_up if warm_up else None)
+            plugins = build_plugins(task, started=_warm_up if warm_up else None)
         return cls(plugins, [str(w.message) for w in caught])
+
+
+def _warm_up(plugin: Metric) -> None:
+    plugin.warm_up()
 
 
 def build_all_plugins(tasks: Sequence[TaskSpec]) -> list[TaskPlugins]:
