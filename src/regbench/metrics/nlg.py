@@ -211,7 +211,7 @@ class NLG(Metric):
 
     def waiting_for(self) -> str | None:
         if self.opts.meteor and not self.meteor().ready.is_set():
-            return "METEOR's Java process, loading its paraphrase table (10-20 s once per run)"
+            return "METEOR's Java process to load (once per run)"
         return None
 
     # -- per sample -----------------------------------------------------------------------
