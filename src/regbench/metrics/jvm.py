@@ -124,14 +124,16 @@ class MeteorProcess:
         return line.decode("utf-8").strip()
 
     def _fail(self) -> NoReturn:
-        self._process.poll()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # its output ended: it is exiting
+            self._process.wait(timeout=10)
         try:
             self._errors.seek(0)
             said = self._errors.read().decode("utf-8", errors="replace").strip()[-800:]
         except ValueError:  # closed: the process is being shut down
             said = ""
         self._failure = (
-            f"METEOR's Java process ({self.java}) stopped (exit code {self._process.returncode})"
+            f"METEOR's Java process ({self.java}) stopped"
+            + ("" if self._process.returncode is None else f" (exit code {self._process.returncode})")
             + (f": {said}" if said else "")
             + "; it needs Java 8 or newer and about 2 GB of memory (`meteor: false` in the nlg options skips it)"
         )
