@@ -33,7 +33,7 @@ BLEU_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4")
 
 
 class NLGOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     tokenizer: Literal["auto", "ptb", "jieba", "char", "whitespace"] = "auto"
     """``auto``: PTB for English, jieba for Chinese (the task's language decides)."""
     agg: Literal["corpus", "sample"] = "corpus"
@@ -41,6 +41,7 @@ class NLGOptions(BaseModel):
     meteor: bool = True
     """METEOR needs a Java process (10-20 s to start, once per run); turn it off to skip it."""
     spice: bool = False
+    """Unavailable (``true`` is an error): SPICE needs CoreNLP jars pycocoevalcap downloads on first use."""
     user_dict: str | None = None
     """A jieba user dictionary of medical terms (recorded in the signature by content hash)."""
 
