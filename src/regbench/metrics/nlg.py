@@ -39,7 +39,7 @@ class NLGOptions(BaseModel):
     agg: Literal["corpus", "sample"] = "corpus"
     """``corpus``: coco-caption's pooled scores; ``sample``: mean of per-sample scores (MedRegA ZH, M3D)."""
     meteor: bool = True
-    """METEOR needs a Java process (10-20 s to start, once per run); turn it off to skip it."""
+    """METEOR needs a Java process (one per run, started with the run: about 10 s to load); turn it off to skip it."""
     spice: bool = False
     """Unavailable (``true`` is an error): SPICE needs CoreNLP jars pycocoevalcap downloads on first use."""
     user_dict: str | None = None
