@@ -42,7 +42,7 @@ from regbench.console import INTERRUPTED, err, out, user_errors
 from regbench.errors import RegbenchError
 
 if TYPE_CHECKING:
-    from regbench.runner import ProgressCallback, RunOptions, RunResult, TaskProgress
+    from regbench.runner import RunOptions, RunResult, TaskProgress
     from regbench.spec import ModelSpec, TaskSpec
 
 app = typer.Typer(
@@ -132,27 +132,52 @@ def _run_all(
 
 @contextmanager
 def _progress_bars(model: ModelSpec) -> Iterator[TaskProgress]:
-    """A progress bar per task on stderr, each kept when its task ends."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """A progress bar per task on stderr, each kept when its task ends; after the answers, the row says
+    which scoring step runs (and what it waits for), with a spinner and the time still counting."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    class Spinner(SpinnerColumn):
+        """Spins while a scoring step runs (the bar is full by then and shows no movement)."""
+
+        def render(self, task: Any) -> Any:
+            return self.spinner.render(task.get_time()) if task.fields.get("phase") else " "
+
+    class Elapsed(TimeElapsedColumn):
+        """The task's time until it is done, not until its last answer (rich stops at the bar's total)."""
+
+        def render(self, task: Any) -> Any:
+            from datetime import timedelta
+
+            from rich.text import Text
+
+            return Text(str(timedelta(seconds=int(task.elapsed or 0))), style="progress.elapsed")
 
     with Progress(
+        Spinner(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        Elapsed(),
+        TextColumn("{task.fields[phase]}", style="dim"),
         console=err,
         transient=False,
     ) as progress:
 
-        def start(task: TaskSpec) -> ProgressCallback:
-            bar = progress.add_task(f"{model.model} · {task.task}", total=None)
+        class TaskRow:
+            def __init__(self, task: TaskSpec) -> None:
+                self.bar = progress.add_task(f"{model.model} · {task.task}", total=None, phase="")
 
-            def update(done: int, total: int) -> None:
-                progress.update(bar, completed=done, total=total)
+            def __call__(self, done: int, total: int) -> None:
+                progress.update(self.bar, completed=done, total=total)
 
-            return update
+            def phase(self, text: str | None) -> None:
+                if text is None:
+                    progress.update(self.bar, phase="")
+                    progress.stop_task(self.bar)  # the spinner and the clock stop
+                else:
+                    progress.update(self.bar, phase=text)
 
-        yield start
+        yield TaskRow
 
 
 def _print_scores(result: RunResult) -> None:

@@ -22,7 +22,7 @@ from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_split
-from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError
+from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError, WeightsMissingError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
@@ -36,8 +36,12 @@ from regbench.types import Message, Parsed, Region, Response, Sample
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (samples done, samples in all) as a task's conversations finish."""
+PhaseCallback = Callable[[str | None], None]
+"""Called with what a task is doing once its answers are in (``scoring nlg: waiting for ...``), and
+with None when the task is done."""
 TaskProgress = Callable[[TaskSpec], ProgressCallback]
-"""Called as each task of a multi-task run starts; gives that task's progress callback."""
+"""Called as each task of a multi-task run starts; gives that task's progress callback. When the
+callback also has a ``phase`` method (a :data:`PhaseCallback`), the scoring steps are reported to it."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,49 @@ class Conversations:
         return response
 
 
+# ---------------------------------------------------------------- metric plugins
+
+
+@dataclass
+class TaskPlugins:
+    """A task's metric plugins, built (options checked, weights found), and the notes building them gave."""
+
+    plugins: list[Metric]
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, task: TaskSpec, *, warm_up: bool = True) -> TaskPlugins:
+        """The task's plugins, each warmed up (:meth:`Metric.warm_up`) as soon as it is built."""
+        with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
+            warnings.simplefilter("always")
+            plugins = build_plugins(task, started=_warm_up if warm_up else None)
+        return cls(plugins, [str(w.message) for w in caught])
+
+
+def _warm_up(plugin: Metric) -> None:
+    plugin.warm_up()
+
+
+def build_all_plugins(tasks: Sequence[TaskSpec]) -> list[TaskPlugins]:
+    """Every task's plugins, before any task runs: the weights missing for any of them in one message
+    (each file once). A plugin's slow start (METEOR's JVM) begins as soon as it is built, so it
+    overlaps the rest of the run (a JVM started for nothing is ended at exit)."""
+    built: list[TaskPlugins] = []
+    missing: list[str] = []
+    needing: list[str] = []
+    for task in tasks:
+        try:
+            built.append(TaskPlugins.build(task, warm_up=not missing))
+        except WeightsMissingError as exc:
+            needing.append(task.task)
+            missing.extend(line for line in str(exc).splitlines() if line not in missing)
+    if missing:
+        if len(tasks) > 1:
+            missing.insert(0, f"weights are missing for task{'s' * (len(needing) > 1)} {', '.join(needing)}:")
+        raise WeightsMissingError("\n".join(missing))
+    return built
+
+
 # ---------------------------------------------------------------- one run
 
 
@@ -222,10 +269,16 @@ async def evaluate(
     options: RunOptions,
     *,
     progress: ProgressCallback | None = None,
+    phase: PhaseCallback | None = None,
+    built: TaskPlugins | None = None,
 ) -> RunResult:
-    """Run one task on one model and write results.json, samples.jsonl and run.json."""
+    """Run one task on one model and write results.json, samples.jsonl and run.json (``built``: the task's
+    plugins from :func:`build_all_plugins`, else built here)."""
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
+    if built is None:
+        built = build_all_plugins([task])[0]
+    plugins = built.plugins
     with gc_paused():
         split = load_split(task, limit=options.limit, validate=True)
         samples = split.samples
@@ -233,9 +286,6 @@ async def evaluate(
         if options.shard is not None:
             indices = indices[options.shard[0] :: options.shard[1]]
             samples = [samples[i] for i in indices]
-        with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
-            warnings.simplefilter("always")
-            plugins = build_plugins(task)
         for plugin in plugins:
             plugin.prepare(samples)
         box_format = options.box_format or task.box_format or model.box_format
@@ -251,7 +301,7 @@ async def evaluate(
         checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)  # replay reads its file
         if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
             check_images(task, model, samples)
-    notes = [str(w.message) for w in caught] + checked
+    notes = built.notes + checked
 
     # replayed outputs are their own record: no cache file is created for them
     use_cache = options.use_cache and adapter.cacheable
@@ -276,6 +326,7 @@ async def evaluate(
             indices=indices,
             directory=directory,
             n_skipped=split.n_skipped,
+            phase=phase,
         )
     elapsed = time.perf_counter() - started
     cache_hits = sum(c.cached_turns for c in conversations)
@@ -292,6 +343,8 @@ async def evaluate(
             "machine": platform.platform(),
         },
     )
+    if phase is not None:
+        phase(None)
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
 
 
@@ -320,9 +373,12 @@ def score_and_write(
     indices: Sequence[int],
     directory: Path,
     n_skipped: int = 0,
+    phase: PhaseCallback | None = None,
 ) -> Results:
     """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset;
-    ``n_skipped``: the dataset's records its reader skipped)."""
+    ``n_skipped``: the dataset's records its reader skipped; ``phase``: told each step)."""
+    if phase is not None:
+        phase("reading the answers")
     readings = read_outputs(
         [None if c.error is not None else c.outputs[-1] for c in conversations],
         samples,
@@ -330,7 +386,7 @@ def score_and_write(
         expect_boxes=task.boxes_expected,
         reads={plugin.reads for plugin in plugins},
     )
-    stats, totals = score(plugins, readings, options.bootstrap)
+    stats, totals = score(plugins, readings, options.bootstrap, phase=phase)
     records = [
         conversation.record(
             sample,
@@ -351,6 +407,8 @@ def score_and_write(
         "shard": list(options.shard) if options.shard else None,
     }
     results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run, n_skipped=n_skipped)
+    if phase is not None:
+        phase("writing results")
     write_samples(directory, records)
     write_results(directory, results)
     return results
@@ -383,18 +441,24 @@ async def evaluate_tasks(
     *,
     progress: AbstractContextManager[TaskProgress] | None = None,
 ) -> list[RunResult]:
-    """Start the adapter, :func:`evaluate` each task in turn, close the adapter (also on an error).
+    """Build every task's plugins (:func:`build_all_plugins`: missing weights stop the run here, and
+    METEOR's JVM starts), start the adapter, :func:`evaluate` each task in turn, close the adapter
+    (also on an error).
 
     ``progress`` is entered once the adapter has started (a model that cannot be reached
     shows no progress) and is asked for each task's progress callback.
     """
     results = []
+    built = build_all_plugins(tasks)
     await adapter.start()
     try:
         with progress if progress is not None else nullcontext(None) as task_progress:
-            for task in tasks:
+            for task, plugins in zip(tasks, built, strict=True):
                 update = task_progress(task) if task_progress is not None else None
-                results.append(await evaluate(task, model, adapter, options, progress=update))
+                phase = getattr(update, "phase", None)
+                results.append(
+                    await evaluate(task, model, adapter, options, progress=update, phase=phase, built=plugins)
+                )
     finally:
         await adapter.close()
     return results

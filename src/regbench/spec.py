@@ -265,10 +265,14 @@ def read_yaml(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _deep_merge(merged, data)
 
 
-def parse_yaml(text: str) -> Any:
-    """``yaml.safe_load`` of a spec's text, ``${...}`` references kept as written (also in flow mappings)."""
+def parse_yaml(text: str, *, fast: bool = False) -> Any:
+    """``yaml.safe_load`` of a spec's text, ``${...}`` references kept as written (also in flow mappings).
+
+    ``fast``: libyaml's safe loader when PyYAML has it, 8x faster and the same data for valid YAML;
+    its error messages differ, so only the spec index (which skips files it cannot read) uses it."""
     shielded, variables = _shield_variables(text)
-    return _unshield(yaml.safe_load(shielded), variables)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
+    return _unshield(yaml.load(shielded, Loader=loader), variables)
 
 
 def _shield_variables(text: str) -> tuple[str, tuple[re.Pattern[str], list[str]]]:
