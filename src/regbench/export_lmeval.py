@@ -13,8 +13,10 @@
   regbench key with regbench's direction, and in ``metadata`` regbench's version, the box format
   and every key's signature; ``<task>_text.yaml``, the same task without images, for text-only
   backends (lm-eval refuses a task with images on a model that takes none);
-- ``utils.py``: the hooks, which call :mod:`regbench.lmeval_hooks` (regbench's parser and metric
-  plugins for each sample's statistics, the plugins' ``finalize`` in the aggregations);
+- ``utils.py``: the hooks, which call :mod:`regbench.lmeval_hooks`: regbench's parser and metric
+  plugins for the samples' statistics (in a filter that sees every answer of the task, so the split is
+  scored in one batch; ``process_results`` hands lm-eval each sample's), the plugins' ``finalize`` in
+  the aggregations;
 - ``regbench.json``: the manifest: regbench's version, the task with its metric suites expanded
   and options resolved, the box format, the signatures.
 
@@ -145,6 +147,16 @@ def export_task(
             config["doc_to_image"] = _Function("utils.doc_to_image")
         config |= {
             "generation_kwargs": gen_kwargs(generation),
+            # "none", lm-eval's default filter name, so the metrics keep their usual `key,none` names
+            "filter_list": [
+                {
+                    "name": "none",
+                    "filter": [
+                        {"function": "take_first"},
+                        {"function": "custom", "filter_fn": _Function("utils.score_all")},
+                    ],
+                }
+            ],
             "process_results": _Function("utils.process_results"),
             "metric_list": [
                 {"metric": key, "aggregation": _Function(f"utils.{functions[key]}"), "higher_is_better": higher}
@@ -304,6 +316,10 @@ def load_docs(**metadata):
 
 def doc_to_image(doc: dict) -> list:
     return exported(HERE).doc_to_image(doc)
+
+
+def score_all(responses: list, docs: list) -> list:
+    return exported(HERE).score_all(responses, docs)
 
 
 def process_results(doc: dict, results: list) -> dict:

@@ -1,13 +1,15 @@
 """What the ``utils.py`` of a task written by ``regbench export lm-eval`` calls inside lm-eval.
 
 lm-eval loads the exported task's documents (:meth:`ExportedTask.load_docs`), hands each its images
-(:meth:`ExportedTask.doc_to_image`), and gives every generated answer to
-:meth:`ExportedTask.process_results`, which reads it with regbench's parser (the export's box
-format, every reading the plugins declare) and returns, for every metric key, the sample's
-statistics of the plugin that reports the key. lm-eval then calls one aggregation function per
-key with the list of those statistics; :meth:`ExportedTask.aggregate` puts the split back
-together (``Metric.rejoin``: CIDEr-D's document frequencies) and runs the plugin's ``finalize``,
-so corpus metrics are what ``regbench score`` computes, not means of per-sample values.
+(:meth:`ExportedTask.doc_to_image`), passes all the answers of the task through a filter
+(:meth:`ExportedTask.score_all`), which reads them with regbench's parser (the export's box format,
+every reading the plugins declare) and computes the plugins' statistics of the whole split in one
+batch, as ``regbench score`` does; :meth:`ExportedTask.process_results` then returns, for each
+document and every metric key, the sample's statistics of the plugin that reports the key. lm-eval
+then calls one aggregation function per key with the list of those statistics;
+:meth:`ExportedTask.aggregate` puts the split back together (``Metric.rejoin``: CIDEr-D's document
+frequencies) and runs the plugin's ``finalize``, so corpus metrics are what ``regbench score``
+computes, not means of per-sample values.
 
 The task, its metric plugins (suites expanded, options resolved) and its box format come from the
 manifest the export wrote (``regbench.json``); nothing is looked up in regbench's spec directories.
@@ -72,6 +74,7 @@ class ExportedTask:
         self._plugins: list[Metric] | None = None
         self._owner: dict[str, Metric] = {}
         self._finalized: dict[tuple[str, str], dict[str, float]] = {}
+        self._scored: dict[tuple[str, str], dict[str, Stats]] = {}
         self._lock = threading.Lock()
 
     # -- documents ------------------------------------------------------------------------
@@ -109,21 +112,36 @@ class ExportedTask:
                 self._plugins = plugins
             return self._plugins
 
-    def process_results(self, doc: dict[str, Any], results: Sequence[str]) -> dict[str, Stats]:
-        """lm-eval's ``process_results``: every key -> the sample's stats of the plugin that reports it."""
+    def score_all(self, responses: Sequence[Any], docs: Sequence[dict[str, Any]]) -> list[str]:
+        """lm-eval's filter over every answer of the task at once (after ``take_first``): the statistics of
+        the whole split in one batch, as ``regbench score`` computes them (one PTB tokenizer and METEOR
+        pass, not one per sample), kept for :meth:`process_results`. The answers pass through unchanged."""
+        outputs = [_answer(response) for response in responses]
+        for doc, output, values in zip(docs, outputs, self._values(outputs, docs), strict=True):
+            self._scored[(doc["id"], output)] = values
+        return outputs
+
+    def process_results(self, doc: dict[str, Any], results: Sequence[Any]) -> dict[str, Stats]:
+        """lm-eval's ``process_results``: every key -> the sample's stats of the plugin that reports it
+        (from :meth:`score_all`; computed for this one sample when the filter did not run)."""
+        output = _answer(results)
+        values = self._scored.pop((doc["id"], output), None)
+        return values if values is not None else self._values([output], [doc])[0]
+
+    def _values(self, outputs: Sequence[str], docs: Sequence[dict[str, Any]]) -> list[dict[str, Stats]]:
         plugins = self.plugins()
-        output = results[0] if results else ""
         readings = read_outputs(
-            [output if isinstance(output, str) else ""],
-            [self.sample(doc)],
+            outputs,
+            [self.sample(doc) for doc in docs],
             box_format=self.box_format,
             expect_boxes=self.task.boxes_expected,
             reads={plugin.reads for plugin in plugins},
         )
-        values: dict[str, Stats] = {}
+        values: list[dict[str, Stats]] = [{} for _ in outputs]
         for plugin in plugins:
-            stats = dict(plugin.stats_batch(readings.items(plugin.reads))[0])
-            values.update(dict.fromkeys(plugin.output_keys(), stats))
+            for row, stats in zip(values, plugin.stats_batch(readings.items(plugin.reads)), strict=True):
+                record = dict(stats)  # one record for all the plugin's keys
+                row.update({key: record for key in plugin.output_keys()})
         return values
 
     def aggregate(self, key: str, items: Sequence[Stats]) -> float:
@@ -140,3 +158,10 @@ class ExportedTask:
                 values = plugin.finalize(plugin.rejoin(stats)) if stats else {}
                 self._finalized[(plugin.name, digest)] = values
         return float(values[key]) if key in values else math.nan
+
+
+def _answer(response: Any) -> str:
+    """One answer from what lm-eval holds for a document (a string, or a list of one per repeat)."""
+    while isinstance(response, list | tuple):
+        response = response[0] if response else ""
+    return response if isinstance(response, str) else ""

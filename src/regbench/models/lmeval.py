@@ -84,11 +84,8 @@ def lm_eval_model_class(name: str, *, file: str) -> type[Any]:
     try:
         import lm_eval  # noqa: F401  (the package itself first: a stale submodule must not hide its absence)
         from lm_eval.api.registry import get_model, model_registry
-    except ImportError as exc:
-        raise RegbenchError(
-            f"{file}: adapter: the lm-eval adapter needs lm-evaluation-harness, which is not installed "
-            f"({exc}): {INSTALL}"
-        ) from None
+    except ImportError:
+        raise RegbenchError(f"{file}: adapter: lm-eval is not installed; to install it: {INSTALL}") from None
     try:
         return get_model(name)  # type: ignore[no-any-return]
     except (ValueError, KeyError):
