@@ -285,3 +285,66 @@ def test_the_filter_scores_the_split_in_one_batch_and_process_results_hands_out_
         json.loads((exported / "demo_vqa_en" / "regbench.json").read_text())["higher_is_better"]
     )
     assert task.aggregate("closed_accuracy", [row["closed_accuracy"] for row in batch]) == pytest.approx(2 / 3)
+
+
+class _Recorded:
+    """What the test VLM below was handed: one list of request arguments per generate_until call."""
+
+    calls: list[list[tuple]] = []
+
+
+def _register_test_vlm() -> str:
+    """A small multimodal lm-eval model registered for the tests, as a user's own @register_model class is:
+    local (not an API model), with a chat template (the messages as JSON), answering "lung"."""
+    from lm_eval.api.model import LM
+    from lm_eval.api.registry import model_registry, register_model
+
+    name = "regbench-test-vlm"
+    if name in model_registry:
+        return name
+
+    class RecordingVLM(LM):
+        MULTIMODAL = True
+
+        def __init__(self, answer: str = "lung") -> None:
+            super().__init__()
+            self.answer = answer
+
+        def apply_chat_template(self, chat_history: list[dict], add_generation_prompt: bool = True) -> str:
+            return json.dumps(chat_history)
+
+        def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
+            _Recorded.calls.append([request.args for request in requests])
+            return [self.answer for _ in requests]
+
+        def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
+            raise NotImplementedError
+
+        def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list:
+            raise NotImplementedError
+
+    register_model(name)(RecordingVLM)
+    return name
+
+
+def test_a_local_multimodal_lm_eval_model_gets_placeholders_images_and_batches(tmp_path: Path) -> None:
+    name = _register_test_vlm()
+    _Recorded.calls.clear()
+    spec = model_yaml(tmp_path / "vlm.yaml", model="vlm", adapter="lm-eval", lm_eval_model=name, model_args={})
+    code, text = invoke("run", "--model", str(spec), "--task", "demo_vqa_en", "-o", str(tmp_path / "runs"))
+    assert code == 0, text
+    requests = [args for call in _Recorded.calls for args in call]
+    assert len(requests) == 6 and len(_Recorded.calls) < 6  # waiting requests went to lm-eval together
+    context, generation, _ = requests[0]
+    chat = json.loads(context)
+    assert [m["role"] for m in chat] == ["system", "user"] and chat[1]["content"].startswith("<image>")
+    assert generation == {"until": [], "max_gen_toks": 32, "do_sample": False, "temperature": 0.0}
+    for _, _, extra in requests:  # each sample's one image, as a PIL image
+        assert [(image.size, image.mode) for image in extra["visual"]] == [((128, 128), "RGB")]
+    results = json.loads((tmp_path / "runs" / "vlm" / "demo_vqa_en" / "results.json").read_text())
+    assert results["n_samples"] == 6 and results["n_errors"] == 0
+
+    rejected = model_yaml(tmp_path / "bad.yaml", model="bad", adapter="lm-eval", lm_eval_model=name,
+                          model_args={"answr": "x"})  # fmt: skip
+    code, text = invoke("run", "--model", str(rejected), "--task", "demo_vqa_en", "-o", str(tmp_path / "runs"))
+    assert code == 2 and f"model_args: lm-eval model '{name}' rejects them: TypeError" in text and "answr" in text

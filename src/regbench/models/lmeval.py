@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from regbench.errors import ModelUnavailableError, RegbenchError, SpecError
@@ -94,7 +95,10 @@ def lm_eval_model_class(name: str, *, file: str) -> type[Any]:
         known = list(model_registry.keys())
         raise SpecError(file, "lm_eval_model", did_you_mean("lm-eval model", name, known)) from None
     except ImportError as exc:  # a registered model whose own dependencies are missing (vllm, ...)
-        raise RegbenchError(f"{file}: lm_eval_model: lm-eval model {name!r} cannot be imported: {exc}") from None
+        raise RegbenchError(
+            f"{file}: lm_eval_model: lm-eval model {name!r} cannot be imported ({exc}): install lm-eval's extra "
+            "for that backend (pip install 'lm-eval[hf]', 'lm-eval[vllm]', ...)"
+        ) from None
 
 
 class LMEvalAdapter(ModelAdapter):
@@ -184,7 +188,7 @@ class LMEvalAdapter(ModelAdapter):
             self._worker = None
             self._queue = None
 
-    def check(self, task: str, sample_ids: Any, *, subset: bool, turns: int = 1) -> list[str]:
+    def check(self, task: str, sample_ids: Sequence[str], *, subset: bool, turns: int = 1) -> list[str]:
         if self.multimodal:
             return []
         return [f"lm-eval model {self.spec.lm_eval_model!r} takes text only: images of {task}, if any, are not sent"]
