@@ -15,6 +15,7 @@ their declared order, so a file read and written back is byte-identical.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -36,7 +37,7 @@ SCHEMA_VERSION = 1
 
 
 class Results(BaseModel):
-    """The contents of results.json (DESIGN.md, "The contract other tools rely on")."""
+    """The contents of results.json (docs/formats.md, "results.json")."""
 
     task: str
     """Task name (the task YAML's ``task:``)."""
@@ -53,7 +54,10 @@ class Results(BaseModel):
     n_errors: int = 0
     """Samples whose model call failed after all retries (scored as empty outputs)."""
     n_skipped: int = 0
-    """Malformed records of the dataset its reader skipped (DATASETS.md; with ``--limit``: among those read)."""
+    """Malformed records of the dataset its reader skipped (docs/datasets.md; with ``--limit``: among those read)."""
+    sample_ids: str = ""
+    """:func:`sample_ids_digest` of the scored samples' ids: two runs with the same value were scored on the
+    same samples (reports rank only those together). Empty in files of an older regbench."""
     metrics: dict[str, float]
     """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better)."""
     ci95: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(default_factory=dict)
@@ -70,6 +74,13 @@ class Results(BaseModel):
     """The fully resolved task and model specs (no secrets: API keys are read from env vars by name)."""
     regbench_version: str = ""
     schema_version: int = SCHEMA_VERSION
+
+
+def sample_ids_digest(ids: Iterable[str]) -> str:
+    """``sha256:`` and the hex digest of the sorted ids as a JSON list: the same set of ids, in any
+    order, gives the same value (a list, not joined text, so no id can run into the next)."""
+    text = json.dumps(sorted(ids), ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Reference(TypedDict):
