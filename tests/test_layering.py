@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("regbench.aggregate", "regbench.results"),
     ("regbench.scoring", "regbench.stats", "regbench.merge", "regbench.gate"),
     ("regbench.runner", "regbench.executor"),
-    ("regbench.report", "regbench.export_lmeval"),
+    ("regbench.report", "regbench.export_lmeval", "regbench.lmeval_hooks"),
     ("regbench.console", "regbench.cli_report", "regbench.cli_gate", "regbench.cli", "regbench.__main__"),
 ]
 

@@ -720,18 +720,42 @@ def data_export(
 @export_app.command("lm-eval")
 @user_errors
 def export_lm_eval(
-    out_dir: Annotated[Path, typer.Argument(help="Directory for the lm-eval task YAMLs and data.")],
+    out_dir: Annotated[Path, typer.Argument(help="The lm-eval include directory to write (--include_path).")],
     task: Annotated[list[str], typer.Option("--task", "-t", help="Task or group names, or task YAML paths.")],
-    box_format: Annotated[str, typer.Option("--box-format", help="Box format written into prompts.")] = "medrega",
+    box_format: Annotated[
+        str, typer.Option("--box-format", callback=_box_format, help="Box format of the prompts and of the parsing.")
+    ] = "medrega",
+    image_placeholder: Annotated[
+        str,
+        typer.Option(
+            "--image-placeholder",
+            help="Put before the prompt once per image, where lm-eval's local multimodal models place it "
+            "('' for none).",
+        ),
+    ] = "<image>",
 ) -> None:
-    """Tasks as lm-evaluation-harness YAMLs (prompts rendered here; first turn; exact match)."""
-    from regbench.export_lmeval import export_task
+    """Tasks as an lm-evaluation-harness include directory scored by regbench's own metrics (one-turn tasks)."""
+    from rich.markup import escape
+
+    from regbench.export_lmeval import export_tasks
     from regbench.resolve import resolve_tasks
 
-    for spec in resolve_tasks(task):
-        path, _ = export_task(spec, out_dir, box_format=box_format)
-        out.print(str(path))
-    out.print(f"run with: lm_eval --include_path {out_dir} --tasks <task> --model ...")
+    result = export_tasks(resolve_tasks(task), out_dir, box_format=box_format, image_placeholder=image_placeholder)
+    for note in result.skipped:
+        err.print(f"[yellow]not exported:[/yellow] {escape(note)}", highlight=False)
+    for path in result.written:
+        out.print(str(path), highlight=False)
+    groups = ",".join(g for g in result.groups if not g.endswith("_text"))
+    out.print(
+        f"run with: lm_eval --include_path {out_dir} --tasks {groups} --model ... --apply_chat_template "
+        "--log_samples --output_path lm_results   (text-only models: the *_text groups)",
+        highlight=False,
+    )
+    out.print(
+        f"then, if you like: regbench score --task TASK --box-format {box_format} "
+        "--predictions lm_results/<model>/samples_TASK_<time>.jsonl   (the same numbers, with intervals)",
+        highlight=False,
+    )
 
 
 register_gate_command(app)

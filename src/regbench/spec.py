@@ -158,6 +158,10 @@ class ModelSpec(_Spec):
     """Adapter-specific settings (device, dtype, ...)."""
     start_hint: str | None = None
     """How to start the server, shown when nothing answers at ``base_url``."""
+    lm_eval_model: str | None = None
+    """The ``lm-eval`` adapter: the lm-evaluation-harness model name (``hf-multimodal``, ``vllm-vlm``, ...)."""
+    model_args: dict[str, Any] | None = None
+    """The ``lm-eval`` adapter: that model's keyword arguments (lm-eval's ``--model_args``)."""
 
     @property
     def base_urls(self) -> list[str]:
