@@ -10,7 +10,7 @@ samples and parsing the outputs.
 
 `--compare SRC` runs the same process with `PYTHONPATH=SRC` as well (a checkout's `src`
 folder, e.g. a `git worktree` of an older commit), on the same files, alternating, so two
-versions are compared side by side; the script asserts their results.json are identical.
+versions are compared side by side; the script asserts their results.json and samples.jsonl are identical.
 
 Usage: python bench/bench_score_scale.py [--n 100000] [--repeat 2] [--compare /tmp/old/src]
 """
@@ -103,8 +103,9 @@ def main() -> None:
         for attempt in range(args.repeat):
             for index, (name, src) in enumerate(versions.items()):
                 runs[name].append(score_process(root, src, root / f"out-{index}-{attempt}"))
-        results = {(root / f"out-{i}-0/preds/scale_detection/results.json").read_bytes() for i in range(len(versions))}
-        assert len(results) == 1, "the versions' results.json differ"
+        for name in ("results.json", "samples.jsonl"):
+            found = {(root / f"out-{i}-0/preds/scale_detection/{name}").read_bytes() for i in range(len(versions))}
+            assert len(found) == 1, f"the versions' {name} differ"
         for name, found in runs.items():
             best = min(found, key=lambda r: r["seconds"])
             print(

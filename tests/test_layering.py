@@ -26,8 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("regbench.metrics",),
     ("regbench.aggregate", "regbench.results"),
     ("regbench.scoring", "regbench.stats", "regbench.merge", "regbench.gate"),
-    ("regbench.runner",),
-    ("regbench.report", "regbench.export_lmeval"),
+    ("regbench.runner", "regbench.executor"),
+    ("regbench.report", "regbench.export_lmeval", "regbench.lmeval_hooks"),
     ("regbench.console", "regbench.cli_report", "regbench.cli_gate", "regbench.cli", "regbench.__main__"),
 ]
 

@@ -563,3 +563,38 @@ def test_ctrl_c_mid_run_says_how_to_resume(tmp_path: Path) -> None:
         assert "Traceback" not in stderr and "Aborted" not in stderr
     finally:
         slow.stop()
+
+
+def test_each_base_url_may_bound_its_own_requests_in_flight(tmp_path: Path, server: RunningServer) -> None:
+    """``base_url: [{url, concurrency}, ...]``: each server gets at most its own bound at once (the log counts
+    the requests in flight as each arrives), the model's bound is their sum, a plain URL keeps the model's."""
+    wide = start_openai_server(tmp_path, latency=0.05, name="wide")
+    try:
+        endpoints = [{"url": server.url, "concurrency": 1}, {"url": wide.url, "concurrency": 3}]
+        model = make_model(tmp_path, endpoints)  # type: ignore[arg-type]
+        assert build_adapter(load_spec(model, ModelSpec)).concurrency == 4
+        mixed = ModelSpec(model="m", adapter="openai", base_url=[server.url, {"url": wide.url, "concurrency": 5}])
+        assert build_adapter(mixed, concurrency=2).concurrency == 7  # the plain URL takes --concurrency
+        results = run(make_task(tmp_path, [f"q{i}" for i in range(24)], image=False), model, tmp_path / "out")
+        narrow_log, wide_log = server.requests(), wide.requests()
+    finally:
+        wide.stop()
+    assert results["n_errors"] == 0 and len(narrow_log) + len(wide_log) == 24
+    assert narrow_log and max(entry["in_flight"] for entry in narrow_log) == 1
+    assert wide_log and max(entry["in_flight"] for entry in wide_log) <= 3
+    saved = json.loads((tmp_path / "out" / "served" / "http_vqa" / "results.json").read_text())["config"]["model"]
+    assert saved["base_url"] == [{"url": server.url, "concurrency": 1}, {"url": wide.url, "concurrency": 3}]
+
+
+@pytest.mark.parametrize("entry", [{"url": "http://x/v1", "concurrency": 0}, {"url": "http://x/v1", "limit": 2}])
+def test_a_bad_base_url_entry_is_a_spec_error(tmp_path: Path, entry: dict[str, object]) -> None:
+    (tmp_path / "model.yaml").write_text(json.dumps({"model": "m", "adapter": "openai", "base_url": [entry]}))
+    with pytest.raises(SpecError, match="base_url"):
+        load_spec(tmp_path / "model.yaml", ModelSpec)
+
+
+def test_credentials_in_a_base_url_entry_are_hidden_in_results() -> None:
+    from regbench.redact import model_config
+
+    spec = ModelSpec(model="m", adapter="openai", base_url=[{"url": "http://u:pw-secret@h/v1", "concurrency": 2}])
+    assert model_config(spec)["base_url"] == [{"url": "http://***@h/v1", "concurrency": 2}]

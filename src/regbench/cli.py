@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,7 +42,7 @@ from regbench.console import INTERRUPTED, err, out, user_errors
 from regbench.errors import RegbenchError
 
 if TYPE_CHECKING:
-    from regbench.runner import ProgressCallback, RunOptions, RunResult, TaskProgress
+    from regbench.runner import RunOptions, RunResult, TaskProgress
     from regbench.spec import ModelSpec, TaskSpec
 
 app = typer.Typer(
@@ -103,10 +104,27 @@ BoxFormatOpt = Annotated[
 BootstrapOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap trials for 95% intervals (0: none).")]
 
 
-def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None) -> list[RunResult]:
-    from regbench.runner import run_tasks
+@dataclass(frozen=True)
+class RayPlan:
+    """``--executor ray``: how many shards, and the cluster to join (``None``: start Ray locally)."""
 
-    results = run_tasks(model, tasks, options, concurrency=concurrency, progress=_progress_bars(model))
+    shards: int
+    address: str | None
+
+
+def _run_all(
+    model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concurrency: int | None, ray: RayPlan | None = None
+) -> list[RunResult]:
+    if ray is not None:
+        from regbench.executor import run_on_ray
+
+        where = f"the Ray cluster at {ray.address}" if ray.address else "a local Ray instance"
+        err.print(f"running {ray.shards} shards on {where}", highlight=False)
+        results = run_on_ray(model, tasks, options, shards=ray.shards, address=ray.address, concurrency=concurrency)
+    else:
+        from regbench.runner import run_tasks
+
+        results = run_tasks(model, tasks, options, concurrency=concurrency, progress=_progress_bars(model))
     for result in results:
         _print_scores(result)
     return results
@@ -114,27 +132,52 @@ def _run_all(model: ModelSpec, tasks: list[TaskSpec], options: RunOptions, concu
 
 @contextmanager
 def _progress_bars(model: ModelSpec) -> Iterator[TaskProgress]:
-    """A progress bar per task on stderr, each kept when its task ends."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """A progress bar per task on stderr, each kept when its task ends; after the answers, the row says
+    which scoring step runs (and what it waits for), with a spinner and the time still counting."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    class Spinner(SpinnerColumn):
+        """Spins while a scoring step runs (the bar is full by then and shows no movement)."""
+
+        def render(self, task: Any) -> Any:
+            return self.spinner.render(task.get_time()) if task.fields.get("phase") else " "
+
+    class Elapsed(TimeElapsedColumn):
+        """The task's time until it is done, not until its last answer (rich stops at the bar's total)."""
+
+        def render(self, task: Any) -> Any:
+            from datetime import timedelta
+
+            from rich.text import Text
+
+            return Text(str(timedelta(seconds=int(task.elapsed or 0))), style="progress.elapsed")
 
     with Progress(
+        Spinner(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        Elapsed(),
+        TextColumn("{task.fields[phase]}", style="dim"),
         console=err,
         transient=False,
     ) as progress:
 
-        def start(task: TaskSpec) -> ProgressCallback:
-            bar = progress.add_task(f"{model.model} · {task.task}", total=None)
+        class TaskRow:
+            def __init__(self, task: TaskSpec) -> None:
+                self.bar = progress.add_task(f"{model.model} · {task.task}", total=None, phase="")
 
-            def update(done: int, total: int) -> None:
-                progress.update(bar, completed=done, total=total)
+            def __call__(self, done: int, total: int) -> None:
+                progress.update(self.bar, completed=done, total=total)
 
-            return update
+            def phase(self, text: str | None) -> None:
+                if text is None:
+                    progress.update(self.bar, phase="")
+                    progress.stop_task(self.bar)  # the spinner and the clock stop
+                else:
+                    progress.update(self.bar, phase=text)
 
-        yield start
+        yield TaskRow
 
 
 def _print_scores(result: RunResult) -> None:
@@ -185,6 +228,19 @@ def run(
     shard: Annotated[
         str | None, typer.Option("--shard", help="I/N: run every N-th sample from the I-th (0-based); see `merge`.")
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", help="local (this process), or ray: --shards N Ray tasks, then merged (needs the ray extra)."
+        ),
+    ] = "local",
+    shards: Annotated[
+        int | None, typer.Option("--shards", help="With --executor ray: how many shards (Ray tasks) to run.")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="With --executor ray: join this cluster (default: start Ray locally)."),
+    ] = None,
     fail_under: FailUnderOpt = None,
     baseline: BaselineOpt = None,
     max_drop: MaxDropOpt = None,
@@ -217,6 +273,7 @@ def run(
         options,
         GateFlags.of(locals()),
         concurrency=concurrency,
+        ray=_ray_plan(executor, shards, ray_address, shard),
         errors=(
             "requests failed (after the retries, or no recorded output)",
             "Run the same command again to retry only those (finished responses are cached).",
@@ -285,14 +342,32 @@ def _run_gated(
     *,
     concurrency: int | None,
     errors: tuple[str, str],
+    ray: RayPlan | None = None,
 ) -> None:
     """Check the gates, run the tasks, then gate their results (``errors``: what failed samples are, and the advice)."""
     from regbench.runner import output_dir
 
     gating = prepare_gates(flags, tasks, [output_dir(options, model.model, t.task) for t in tasks])
-    finish_gates(
-        gating, [r.directory for r in _run_all(model, tasks, options, concurrency)], seed=options.seed, errors=errors
-    )
+    directories = [r.directory for r in _run_all(model, tasks, options, concurrency, ray)]
+    finish_gates(gating, directories, seed=options.seed, errors=errors)
+
+
+def _ray_plan(executor: str, shards: int | None, address: str | None, shard: str | None) -> RayPlan | None:
+    """The ``--executor``/``--shards``/``--ray-address`` flags checked together."""
+    if executor not in ("local", "ray"):
+        raise RegbenchError(f"--executor: expected local or ray, got {executor!r}")
+    if executor == "local":
+        if shards is not None or address is not None:
+            flag = "--shards" if shards is not None else "--ray-address"
+            raise RegbenchError(f"{flag} needs --executor ray (a local run shards by hand with --shard I/N)")
+        return None
+    if shard is not None:
+        raise RegbenchError("--shard and --executor ray exclude each other: --executor ray runs every shard itself")
+    if shards is None:
+        raise RegbenchError("--executor ray needs --shards N (how many Ray tasks to split the run into)")
+    if shards < 1:
+        raise RegbenchError(f"--shards: expected a whole number of at least 1, got {shards}")
+    return RayPlan(shards, address)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -312,6 +387,9 @@ def merge(
         Path | None,
         typer.Option("--output", "-o", help="Directory for the merged files (default: the shards' parent)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a results.json / samples.jsonl already in the output.")
+    ] = False,
 ) -> None:
     """Merge the shards of one model and task into one results.json (equal to an unsharded run)."""
     from regbench.merge import merge_shards
@@ -321,6 +399,11 @@ def merge(
         if len(parents) != 1 or not all(shard.name.startswith("shard-") for shard in shards):
             raise RegbenchError("give --output: the shards are not the shard-I-of-N folders of one run")
         output = parents.pop()
+    existing = [output / name for name in ("results.json", "samples.jsonl") if (output / name).exists()]
+    if existing and not overwrite:
+        raise RegbenchError(
+            f"{existing[0]} exists: merging would replace it; give another --output, or --overwrite to replace it"
+        )
 
     merged = merge_shards(shards, output)
     out.print(f"merged {len(shards)} shards: {merged.n_samples} samples → {output / 'results.json'}")
@@ -637,18 +720,42 @@ def data_export(
 @export_app.command("lm-eval")
 @user_errors
 def export_lm_eval(
-    out_dir: Annotated[Path, typer.Argument(help="Directory for the lm-eval task YAMLs and data.")],
+    out_dir: Annotated[Path, typer.Argument(help="The lm-eval include directory to write (--include_path).")],
     task: Annotated[list[str], typer.Option("--task", "-t", help="Task or group names, or task YAML paths.")],
-    box_format: Annotated[str, typer.Option("--box-format", help="Box format written into prompts.")] = "medrega",
+    box_format: Annotated[
+        str, typer.Option("--box-format", callback=_box_format, help="Box format of the prompts and of the parsing.")
+    ] = "medrega",
+    image_placeholder: Annotated[
+        str,
+        typer.Option(
+            "--image-placeholder",
+            help="Put before the prompt once per image, where lm-eval's local multimodal models place it "
+            "('' for none).",
+        ),
+    ] = "<image>",
 ) -> None:
-    """Tasks as lm-evaluation-harness YAMLs (prompts rendered here; first turn; exact match)."""
-    from regbench.export_lmeval import export_task
+    """Tasks as an lm-evaluation-harness include directory scored by regbench's own metrics (one-turn tasks)."""
+    from rich.markup import escape
+
+    from regbench.export_lmeval import export_tasks
     from regbench.resolve import resolve_tasks
 
-    for spec in resolve_tasks(task):
-        path, _ = export_task(spec, out_dir, box_format=box_format)
-        out.print(str(path))
-    out.print(f"run with: lm_eval --include_path {out_dir} --tasks <task> --model ...")
+    result = export_tasks(resolve_tasks(task), out_dir, box_format=box_format, image_placeholder=image_placeholder)
+    for note in result.skipped:
+        err.print(f"[yellow]not exported:[/yellow] {escape(note)}", highlight=False)
+    for path in result.written:
+        out.print(str(path), highlight=False)
+    groups = ",".join(g for g in result.groups if not g.endswith("_text"))
+    out.print(
+        f"run with: lm_eval --include_path {out_dir} --tasks {groups} --model ... --apply_chat_template "
+        "--log_samples --output_path lm_results   (text-only models: the *_text groups)",
+        highlight=False,
+    )
+    out.print(
+        f"then, if you like: regbench score --task TASK --box-format {box_format} "
+        "--predictions lm_results/<model>/samples_TASK_<time>.jsonl   (the same numbers, with intervals)",
+        highlight=False,
+    )
 
 
 register_gate_command(app)

@@ -55,9 +55,14 @@ def api_key(model: ModelSpec) -> str | None:
 
 def model_config(model: ModelSpec) -> dict[str, Any]:
     """The model spec as results.json records it: ``user:password@`` in ``base_url`` hidden, the API key masked."""
-    config = model.model_dump(mode="json")
+    # the lm-eval adapter's fields only where set: other models' results.json stay as they were
+    unset = {name for name in ("lm_eval_model", "model_args") if getattr(model, name) is None}
+    config = model.model_dump(mode="json", exclude=unset)
     if isinstance(config.get("base_url"), str):
         config["base_url"] = url_without_userinfo(config["base_url"])
     elif isinstance(config.get("base_url"), list):
-        config["base_url"] = [url_without_userinfo(url) for url in config["base_url"]]
+        config["base_url"] = [
+            url_without_userinfo(url) if isinstance(url, str) else {**url, "url": url_without_userinfo(url["url"])}
+            for url in config["base_url"]
+        ]
     return without_secret(config, api_key(model))

@@ -247,7 +247,7 @@ def _index(roots: tuple[Path, ...], kind: str) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path in _yaml_files(list(roots), kind):
         try:
-            data = parse_yaml(path.read_text(encoding="utf-8"))
+            data = parse_yaml(path.read_text(encoding="utf-8"), fast=True)  # every spec is read: ~0.5 s saved
         except yaml.YAMLError:
             continue  # reported with file and line when the spec is actually loaded by path
         if not isinstance(data, dict):

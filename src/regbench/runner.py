@@ -25,7 +25,7 @@ from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import SplitChunks
-from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError
+from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError, WeightsMissingError
 from regbench.metrics import Metric, Stats, build_plugins
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
@@ -58,8 +58,12 @@ from regbench.types import Message, Parsed, Region, Response, Sample
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (samples done, samples in all) as a task's conversations finish."""
+PhaseCallback = Callable[[str | None], None]
+"""Called with what a task is doing once its answers are in (``scoring nlg: waiting for ...``), and
+with None when the task is done."""
 TaskProgress = Callable[[TaskSpec], ProgressCallback]
-"""Called as each task of a multi-task run starts; gives that task's progress callback."""
+"""Called as each task of a multi-task run starts; gives that task's progress callback. When the
+callback also has a ``phase`` method (a :data:`PhaseCallback`), the scoring steps are reported to it."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,49 @@ class Conversations:
         return response
 
 
+# ---------------------------------------------------------------- metric plugins
+
+
+@dataclass
+class TaskPlugins:
+    """A task's metric plugins, built (options checked, weights found), and the notes building them gave."""
+
+    plugins: list[Metric]
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, task: TaskSpec, *, warm_up: bool = True) -> TaskPlugins:
+        """The task's plugins, each warmed up (:meth:`Metric.warm_up`) as soon as it is built."""
+        with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
+            warnings.simplefilter("always")
+            plugins = build_plugins(task, started=_warm_up if warm_up else None)
+        return cls(plugins, [str(w.message) for w in caught])
+
+
+def _warm_up(plugin: Metric) -> None:
+    plugin.warm_up()
+
+
+def build_all_plugins(tasks: Sequence[TaskSpec]) -> list[TaskPlugins]:
+    """Every task's plugins, before any task runs: the weights missing for any of them in one message
+    (each file once). A plugin's slow start (METEOR's JVM) begins as soon as it is built, so it
+    overlaps the rest of the run (a JVM started for nothing is ended at exit)."""
+    built: list[TaskPlugins] = []
+    missing: list[str] = []
+    needing: list[str] = []
+    for task in tasks:
+        try:
+            built.append(TaskPlugins.build(task, warm_up=not missing))
+        except WeightsMissingError as exc:
+            needing.append(task.task)
+            missing.extend(line for line in str(exc).splitlines() if line not in missing)
+    if missing:
+        if len(tasks) > 1:
+            missing.insert(0, f"weights are missing for task{'s' * (len(needing) > 1)} {', '.join(needing)}:")
+        raise WeightsMissingError("\n".join(missing))
+    return built
+
+
 # ---------------------------------------------------------------- one run
 
 
@@ -256,8 +303,11 @@ async def evaluate(
     options: RunOptions,
     *,
     progress: ProgressCallback | None = None,
+    phase: PhaseCallback | None = None,
+    built: TaskPlugins | None = None,
 ) -> RunResult:
-    """Run one task on one model and write results.json, samples.jsonl and run.json.
+    """Run one task on one model and write results.json, samples.jsonl and run.json (``built``: the task's
+    plugins from :func:`build_all_plugins`, else built here; ``phase``: told each scoring step).
 
     The split goes through in chunks of ``options.chunk_size`` samples: each is rendered, answered, parsed,
     scored and written before the next is read, and what stays for the whole split is what the aggregates
@@ -268,13 +318,13 @@ async def evaluate(
     """
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
+    if built is None:
+        built = build_all_plugins([task])[0]
+    plugins = built.plugins
     with gc_paused():
         chunks = Chunks(task, options)
         first = chunks.next()
         assert first is not None  # an empty dataset is a DataError
-        with warnings.catch_warnings(record=True) as caught:  # e.g. a chest X-ray metric on a CT task
-            warnings.simplefilter("always")
-            plugins = build_plugins(task)
         for plugin in plugins:
             plugin.prepare(first.samples)
         box_format = options.box_format or task.box_format or model.box_format
@@ -291,7 +341,7 @@ async def evaluate(
             checked = adapter.check(task.task, first.ids, subset=subset, turns=renderer.n_turns)
         if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
             check_images(task, model, first.samples)
-    notes = [str(w.message) for w in caught]
+    notes = list(built.notes)
 
     # replayed outputs are their own record: no cache file is created for them
     use_cache = options.use_cache and adapter.cacheable
@@ -305,7 +355,9 @@ async def evaluate(
         "box_format": box_format,
         "shard": list(options.shard) if options.shard else None,
     }
-    scorer = SplitScorer(task, model, plugins, options, box_format=box_format, directory=directory, run=run)
+    scorer = SplitScorer(
+        task, model, plugins, options, box_format=box_format, directory=directory, run=run, phase=phase
+    )
     try:
         runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
         chunk: Chunk | None = first
@@ -358,6 +410,8 @@ async def evaluate(
             "machine": platform.platform(),
         },
     )
+    if phase is not None:
+        phase(None)
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
 
 
@@ -452,8 +506,10 @@ class SplitScorer:
         box_format: str,
         directory: Path,
         run: dict[str, Any],
+        phase: PhaseCallback | None = None,
     ) -> None:
         self.task, self.model, self.plugins, self.options = task, model, plugins, options
+        self.phase = phase
         self.box_format, self.directory, self.run = box_format, directory, run
         self.parts: dict[str, list[Sequence[Stats]]] = {plugin.name: [] for plugin in plugins}
         self.counts = {"n_samples": 0, "n_parse_failures": 0, "n_errors": 0}
@@ -467,6 +523,8 @@ class SplitScorer:
 
     def add(self, samples: Sequence[Sample], conversations: Sequence[Conversation], indices: Sequence[int]) -> None:
         """Parse the chunk's last answers, score them, and write (or keep) its samples.jsonl records."""
+        if self.phase is not None:
+            self.phase("reading the answers")
         readings = read_outputs(
             [None if c.error is not None else c.outputs[-1] for c in conversations],
             samples,
@@ -474,7 +532,9 @@ class SplitScorer:
             expect_boxes=self.task.boxes_expected,
             reads={plugin.reads for plugin in self.plugins},
         )
-        stats = stats_of(self.plugins, readings)
+        stats = stats_of(self.plugins, readings, phase=self.phase)
+        if self.phase is not None:
+            self.phase("writing samples")
         records = [
             conversation.record(
                 sample,
@@ -513,10 +573,14 @@ class SplitScorer:
         try:
             stats = {plugin.name: joined(plugin, self.parts[plugin.name]) for plugin in self.plugins}
             self.parts.clear()
+            if self.phase is not None and self.options.bootstrap.trials:
+                self.phase("bootstrap intervals")
             totals = aggregate(self.plugins, stats, self.options.bootstrap)
         finally:
             for plugin in self.plugins:
                 plugin.close()
+        if self.phase is not None:
+            self.phase("writing results")
         if self._spool is not None:  # the records again, with the values of the whole split
             self._spool.seek(0)
             again = [plugin for plugin in self.plugins if rejoins(plugin)]
@@ -586,18 +650,24 @@ async def evaluate_tasks(
     *,
     progress: AbstractContextManager[TaskProgress] | None = None,
 ) -> list[RunResult]:
-    """Start the adapter, :func:`evaluate` each task in turn, close the adapter (also on an error).
+    """Build every task's plugins (:func:`build_all_plugins`: missing weights stop the run here, and
+    METEOR's JVM starts), start the adapter, :func:`evaluate` each task in turn, close the adapter
+    (also on an error).
 
     ``progress`` is entered once the adapter has started (a model that cannot be reached
     shows no progress) and is asked for each task's progress callback.
     """
     results = []
+    built = build_all_plugins(tasks)
     await adapter.start()
     try:
         with progress if progress is not None else nullcontext(None) as task_progress:
-            for task in tasks:
+            for task, plugins in zip(tasks, built, strict=True):
                 update = task_progress(task) if task_progress is not None else None
-                results.append(await evaluate(task, model, adapter, options, progress=update))
+                phase = getattr(update, "phase", None)
+                results.append(
+                    await evaluate(task, model, adapter, options, progress=update, phase=phase, built=plugins)
+                )
     finally:
         await adapter.close()
     return results

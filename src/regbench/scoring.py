@@ -10,7 +10,7 @@ through here, so a merged run equals an unsharded one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,22 +47,37 @@ class Aggregate:
 
 
 def score(
-    plugins: Sequence[Metric], readings: Readings, bootstrap: Bootstrap
+    plugins: Sequence[Metric],
+    readings: Readings,
+    bootstrap: Bootstrap,
+    *,
+    phase: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, list[Stats]], Aggregate]:
     """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), and the aggregates; the
-    plugins are closed after."""
+    plugins are closed after. ``phase`` is told each step (which plugin, and what it waits for)."""
     try:
-        stats = stats_of(plugins, readings)
+        stats = stats_of(plugins, readings, phase=phase)
+        if phase is not None and bootstrap.trials:
+            phase("bootstrap intervals")
         return stats, aggregate(plugins, stats, bootstrap)
     finally:
         for plugin in plugins:
             plugin.close()
 
 
-def stats_of(plugins: Sequence[Metric], readings: Readings) -> dict[str, list[Stats]]:
+def stats_of(
+    plugins: Sequence[Metric], readings: Readings, *, phase: Callable[[str], None] | None = None
+) -> dict[str, list[Stats]]:
     """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`): of the whole split, or of a
-    chunk of it (the chunks' stats put together are the split's, :func:`joined`)."""
-    return {plugin.name: plugin.stats_batch(readings.items(plugin.reads)) for plugin in plugins}
+    chunk of it (the chunks' stats put together are the split's, :func:`joined`); ``phase`` is told which
+    plugin scores, and what it waits for."""
+    stats = {}
+    for plugin in plugins:
+        if phase is not None:
+            waiting = plugin.waiting_for()
+            phase(f"scoring {plugin.name}" + (f": waiting for {waiting}" if waiting else ""))
+        stats[plugin.name] = plugin.stats_batch(readings.items(plugin.reads))
+    return stats
 
 
 def joined(plugin: Metric, parts: Sequence[Sequence[Stats]]) -> Sequence[Stats]:

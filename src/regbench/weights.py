@@ -155,7 +155,8 @@ REQUIREMENTS: dict[str, Requirement] = {
         Requirement(
             "radgraph",
             "radgraph (the extracted radgraph.tar.gz model directory: config.json, vocabulary/, weights.th)",
-            "radgraph.tar.gz from the Hugging Face repository StanfordAIMI/RRG_scorers, extracted",
+            "radgraph.tar.gz from the Hugging Face repository StanfordAIMI/RRG_scorers, extracted (the BERT model its "
+            "config.json names must be in the Hugging Face cache too)",
         ),
     ]
 }

@@ -102,6 +102,15 @@ class Metric(ABC):
         region plugins read the reference boxes of ``samples`` (the split that ``stats_batch`` will
         then see, in any subset or order) into columns."""
 
+    def warm_up(self) -> None:
+        """Start what takes long to get ready and needs no samples (a JVM), without waiting for it.
+        Called for every task of a run before the first one starts, so it gets ready while other
+        work goes on; a missing tool (no Java) is an error here, before any model is asked."""
+
+    def waiting_for(self) -> str | None:
+        """What scoring would wait for now, said to the user while it scores (None: nothing slow)."""
+        return None
+
     # -- per sample -------------------------------------------------------------------
     @abstractmethod
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,8 +21,10 @@ from regbench.spec import MetricRef, SuiteSpec, TaskSpec, load_spec, spec_error_
 from regbench.weights import build_all
 
 
-def build_plugins(task: TaskSpec) -> list[Metric]:
-    """Instantiate the task's metric plugins (suites expanded), options validated, keys unique."""
+def build_plugins(task: TaskSpec, *, started: Callable[[Metric], None] | None = None) -> list[Metric]:
+    """Instantiate the task's metric plugins (suites expanded), options validated, keys unique;
+    ``started`` is called with each plugin as soon as it is built (the runner starts its JVM then,
+    before the next plugin's imports)."""
     file = str(task.source or task.task)
     context = MetricContext(
         task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
@@ -44,7 +47,7 @@ def build_plugins(task: TaskSpec) -> list[Metric]:
                     message = f"unknown option of the {member.name} metric (it takes {takes})"
                     raise SpecError(file, where, message) from None
                 raise spec_error_from(exc, file=file, prefix=field_name) from None
-            builders.append(functools.partial(plugin_type, options, context))
+            builders.append(functools.partial(_build, plugin_type, options, context, started))
             names.append((field_name, member.name))
     plugins = build_all(builders)  # every missing weight named at once
     owner: dict[str, str] = {}
@@ -54,6 +57,15 @@ def build_plugins(task: TaskSpec) -> list[Metric]:
                 raise SpecError(file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {name}")
             owner[key] = name
     return plugins
+
+
+def _build(
+    plugin_type: type[Metric], options: Any, context: MetricContext, started: Callable[[Metric], None] | None
+) -> Metric:
+    plugin = plugin_type(options, context)
+    if started is not None:
+        started(plugin)
+    return plugin
 
 
 def _expand(ref: MetricRef, field_name: str, file: str) -> list[tuple[str, MetricRef]]:

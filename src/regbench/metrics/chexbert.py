@@ -37,7 +37,7 @@ from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.classification import f1_from_counts
 from regbench.signature import Signature
 from regbench.types import Parsed, Sample
-from regbench.weights import REQUIREMENTS, file_digest, resolve_model, weights_dir
+from regbench.weights import REQUIREMENTS, build_all, file_digest, resolve_model, weights_dir
 
 CONDITIONS = [
     "Enlarged Cardiomediastinum",
@@ -318,11 +318,18 @@ class CheXbert(Metric):
         modality = (self.context.modality or "").lower()
         if modality and modality not in CHEST_XRAY:
             warnings.warn(f"chexbert is a chest X-ray metric; task {self.context.task} is {modality}", stacklevel=2)
-        self.checkpoint = Path(opts.checkpoint) if opts.checkpoint else REQUIREMENTS["chexbert.pth"].require()
-        if not self.checkpoint.is_file():
-            raise WeightsMissingError(f"chexbert: checkpoint not found: {self.checkpoint}")
-        self.encoder = resolve_model(opts.encoder, used_by="chexbert")
+        # The checkpoint and the encoder it was trained on: both named in one message when missing.
+        self.checkpoint, self.encoder = build_all(
+            [lambda: self._checkpoint(opts), lambda: resolve_model(opts.encoder, used_by="chexbert")]
+        )
         self._labeller: Labeller | None = None
+
+    @staticmethod
+    def _checkpoint(opts: CheXbertOptions) -> Path:
+        checkpoint = Path(opts.checkpoint) if opts.checkpoint else REQUIREMENTS["chexbert.pth"].require()
+        if not checkpoint.is_file():
+            raise WeightsMissingError(f"chexbert: checkpoint not found: {checkpoint}")
+        return checkpoint
 
     def prepare(self, samples: Sequence[Sample] = ()) -> None:
         self.labeller()

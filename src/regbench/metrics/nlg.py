@@ -14,11 +14,8 @@ only ``[a-z0-9]`` and so scored Chinese reports on their Latin letters and digit
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import functools
 import io
-import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,7 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from regbench.errors import RegbenchError
 from regbench.metrics.base import Metric, Stats, mean_of_sample_scores, register_metric, weighted_means
-from regbench.metrics.tokenize import Tokenizer, get_tokenizer, java
+from regbench.metrics.jvm import MeteorProcess, java, shared_meteor
+from regbench.metrics.tokenize import JiebaTokenizer, PTBTokenizer, Tokenizer, get_tokenizer
 from regbench.signature import Part, Signature
 from regbench.types import Parsed, Sample
 
@@ -41,7 +39,7 @@ class NLGOptions(BaseModel):
     agg: Literal["corpus", "sample"] = "corpus"
     """``corpus``: coco-caption's pooled scores; ``sample``: mean of per-sample scores (MedRegA ZH, M3D)."""
     meteor: bool = True
-    """METEOR needs a Java process (about 10 s to start); turn it off to skip it."""
+    """METEOR needs a Java process (one per run, started with the run: about 10 s to load); turn it off to skip it."""
     spice: bool = False
     """Unavailable (``true`` is an error): SPICE needs CoreNLP jars pycocoevalcap downloads on first use."""
     user_dict: str | None = None
@@ -167,50 +165,6 @@ class CiderTables:
         return (weights * sample_scores).sum(axis=1) / size[:, 0]
 
 
-@functools.cache
-def shared_meteor() -> MeteorProcess:
-    """The METEOR JVM shared by every nlg plugin of this process (it takes ~10 s to start)."""
-    process = MeteorProcess()
-    atexit.register(process.close)
-    return process
-
-
-class MeteorProcess:
-    """One METEOR 1.5 JVM for a run (pycocoevalcap's jar and its wrapper's protocol)."""
-
-    def __init__(self) -> None:
-        java()
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        self._meteor = Meteor()
-        self._lock = threading.Lock()
-
-    def stats(self, hyp: str, ref: str) -> str:
-        """METEOR's sufficient-statistics line for one pair."""
-        with self._lock:
-            return str(self._meteor._stat(hyp, [ref]))
-
-    def evaluate(self, stats_lines: Sequence[str]) -> tuple[float, list[float]]:
-        """The corpus score (METEOR's aggregate of the statistics) and per-segment scores."""
-        if not stats_lines:
-            return 0.0, []
-        process = self._meteor.meteor_p
-        with self._lock:
-            process.stdin.write(("EVAL ||| " + " ||| ".join(stats_lines) + "\n").encode())
-            process.stdin.flush()
-            segments = [float(process.stdout.readline().strip()) for _ in stats_lines]
-            corpus = float(process.stdout.readline().strip())
-        return corpus, segments
-
-    def close(self) -> None:
-        with self._lock:
-            process = self._meteor.meteor_p
-            if process.poll() is None:
-                process.stdin.close()
-                process.kill()
-                process.wait()
-
-
 @register_metric("nlg")
 class NLG(Metric):
     """coco-caption BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (pycocoevalcap), English and Chinese."""
@@ -246,6 +200,20 @@ class NLG(Metric):
 
     def meteor(self) -> MeteorProcess:
         return shared_meteor()
+
+    def warm_up(self) -> None:
+        """Find Java when the PTB tokenizer or METEOR needs it, and start the run's METEOR JVM."""
+        if self.opts.meteor:
+            self.meteor()  # starts loading its paraphrase table now, in its own process
+        elif isinstance(self.tokenizer, PTBTokenizer):
+            java()
+        if isinstance(self.tokenizer, JiebaTokenizer):
+            self.tokenizer.load_in_background()
+
+    def waiting_for(self) -> str | None:
+        if self.opts.meteor and not self.meteor().ready.is_set():
+            return "METEOR's Java process to load (once per run)"
+        return None
 
     # -- per sample -----------------------------------------------------------------------
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:

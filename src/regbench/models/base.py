@@ -100,6 +100,10 @@ def build_adapter(spec: ModelSpec, *, concurrency: int | None = None, task: str 
         get_box_format(spec.box_format)
     except UnknownNameError as exc:
         raise SpecError(spec_file(spec), "box_format", str(exc)) from None
+    if spec.adapter != "lm-eval":  # set for another adapter, they would be ignored in silence
+        for name in ("lm_eval_model", "model_args"):
+            if getattr(spec, name) is not None:
+                raise SpecError(spec_file(spec), name, f"only `adapter: lm-eval` reads it (this is {spec.adapter!r})")
     return adapter_type(spec, concurrency=concurrency)
 
 

@@ -30,6 +30,16 @@ def volume_slices(options: Mapping[str, Any]) -> int:
     return count
 
 
+def count_images(path: str, options: Mapping[str, Any]) -> int:
+    """How many images one file is sent as (a ``.npy`` volume: its slices), without decoding it."""
+    if Path(path).suffix.lower() != ".npy":
+        return 1
+    import numpy as np
+
+    shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    return min(volume_slices(options), shape[0]) if len(shape) == 3 else 1
+
+
 def image_data_urls(path: str, options: Mapping[str, Any]) -> list[str]:
     """Data URLs for one image file, or for the slices of a ``.npy`` volume."""
     return list(_encode(path, volume_slices(options)))

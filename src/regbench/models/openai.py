@@ -4,7 +4,9 @@ Concurrency is bounded twice: by the runner (the adapter's ``concurrency``) and 
 adapter itself, which lends each request one single-connection client from an idle list
 per ``base_url``, so at most ``concurrency`` connections are open per server and none waits
 in a connection pool while another sits idle. Several ``base_url`` values are used round
-robin; one that refuses connections or lets them time out is set aside for a while. 429 (honouring
+robin; one that refuses connections or lets them time out is set aside for a while. Entries
+written ``{url: ..., concurrency: 16}`` bound each server on its own: a request then goes to the
+next server with a free slot, and the model's bound is their sum. 429 (honouring
 ``Retry-After``), 408/409/425, any 5xx, timeouts, connection errors and unreadable JSON are
 retried with exponential backoff and jitter; after ``max_retries`` the request comes back
 as an error and the run goes on. The API key is read from the environment variable the model
@@ -21,7 +23,8 @@ import os
 import random
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -55,6 +58,14 @@ class OpenAIAdapter(ModelAdapter):
         if not spec.base_urls:
             raise SpecError(spec_file(spec), "base_url", "the openai adapter needs the server's URL (`base_url`)")
         self._urls = [u.rstrip("/") for u in spec.base_urls]
+        # Per-server bounds ({url, concurrency} entries): then the model's bound is their sum, and a
+        # server without its own takes the model's (or --concurrency).
+        own = [limit for _, limit in spec.endpoints]
+        self._limits = None if all(limit is None for limit in own) else [limit or self.concurrency for limit in own]
+        if self._limits is not None:
+            self.concurrency = sum(self._limits)
+        self._in_flight = [0] * len(self._urls)
+        self._free: asyncio.Condition | None = None
         for url in self._urls:
             self._check_url(url)
         self._next = itertools.cycle(range(len(self._urls)))
@@ -97,6 +108,7 @@ class OpenAIAdapter(ModelAdapter):
         """Check that a server answers ``GET /models`` and serves the model; raise ModelUnavailableError
         if none answers, a SpecError if the URL has no OpenAI-compatible API or the model is not served."""
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._free = asyncio.Condition()
         problems = []
         for index, url in enumerate(self._urls):
             client = self._new_client()
@@ -216,9 +228,9 @@ class OpenAIAdapter(ModelAdapter):
             return Response(error=f"cannot build the request: {exc}")
         last = "no attempt made"
         for attempt in range(self.spec.max_retries + 1):
-            index = self._pick()
+            index = 0
             try:
-                async with self._slots:
+                async with self._endpoint() as index:
                     return await self._post(index, body)
             except _Retryable as exc:
                 last = str(exc)
@@ -303,6 +315,42 @@ class OpenAIAdapter(ModelAdapter):
         # Refused, or no answer to connecting at all (a host that is down drops the attempts).
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and len(self._urls) > 1:
             self._dead_until[index] = time.monotonic() + _DEAD_FOR
+
+    @asynccontextmanager
+    async def _endpoint(self) -> AsyncIterator[int]:
+        """A server to send one request to, holding one of its slots while the request runs. Without
+        per-server limits, round robin under the model's one bound; with them, the next server (round
+        robin) that has a free slot, waiting for one when all are busy."""
+        if self._limits is None:
+            index = self._pick()
+            async with self._slots:  # type: ignore[union-attr]  # set by start()
+                yield index
+            return
+        assert self._free is not None  # set by start()
+        async with self._free:
+            while (free := self._pick_free()) is None:
+                await self._free.wait()
+            self._in_flight[free] += 1
+        try:
+            yield free
+        finally:
+            async with self._free:
+                self._in_flight[free] -= 1
+                self._free.notify()
+
+    def _pick_free(self) -> int | None:
+        """The next server in round robin that is not set aside and has a free slot; when every server is
+        set aside, the soonest back that has one; ``None`` when every usable server is busy."""
+        assert self._limits is not None
+        now = time.monotonic()
+        for _ in range(len(self._urls)):
+            index = next(self._next)
+            if self._dead_until[index] <= now and self._in_flight[index] < self._limits[index]:
+                return index
+        if all(until > now for until in self._dead_until):
+            free = [i for i in range(len(self._urls)) if self._in_flight[i] < self._limits[i]]
+            return min(free, key=lambda i: self._dead_until[i]) if free else None
+        return None
 
     def _pick(self) -> int:
         now = time.monotonic()

@@ -1,7 +1,9 @@
 """Replay recorded outputs from a predictions JSONL instead of querying a model.
 
 Each line is ``{"id": ..., "output": "..."}``; for a multi-turn task ``output`` may be a
-list with one answer per turn. The model YAML's ``path`` may contain ``{task}``, so one
+list with one answer per turn. A line lm-eval's ``--log_samples`` wrote for a task of
+``regbench export lm-eval`` is read too: the id of its ``doc``, its ``filtered_resps`` (the answer
+its metrics were computed on). The model YAML's ``path`` may contain ``{task}``, so one
 model YAML serves recordings of several tasks. Relative paths resolve against the YAML.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from regbench.errors import DataError, SpecError
 from regbench.models.base import ModelAdapter, Request, spec_file
@@ -101,6 +103,8 @@ def read_predictions(path: Path) -> dict[str, str | list[str]]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if isinstance(record, dict) and "filtered_resps" in record and "doc" in record:
+            record = _lm_eval_sample(record, f"{path}:{number}")
         if not isinstance(record, dict) or "id" not in record or "output" not in record:
             raise DataError(f'{path}:{number}: expected {{"id": ..., "output": ...}}')
         output = record["output"]
@@ -126,3 +130,20 @@ def _lines(text: str) -> Iterator[str]:
         yield text[start:end]
         start = end + 1
     yield text[start:]
+
+
+def _lm_eval_sample(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """A sample lm-eval logged (``--log_samples``) as a prediction: the document's regbench id and the
+    answer its metrics saw (``filtered_resps``; lm-eval's unfiltered answers are ``resps``)."""
+    doc = record["doc"]
+    if not isinstance(doc, dict) or "id" not in doc or "sample" not in doc:
+        raise DataError(
+            f"{where}: an lm-eval sample whose document has no regbench id: only the samples of tasks written by "
+            "`regbench export lm-eval` can be scored"
+        )
+    answer = record["filtered_resps"]
+    while isinstance(answer, list) and len(answer) == 1:  # one answer per document: [text] (or [[text]])
+        answer = answer[0]
+    if not isinstance(answer, str):
+        raise DataError(f"{where}: filtered_resps holds no single answer: {json.dumps(answer)[:200]}")
+    return {"id": doc["id"], "output": answer}

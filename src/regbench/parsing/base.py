@@ -16,9 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from regbench.errors import UnknownNameError
-from regbench.parsing.text import TAGS, clean_text
+from regbench.parsing.text import TAGS, clean_text, collapsed
 from regbench.registry import Registry
-from regbench.types import Parsed, Region, Sample
+from regbench.types import Parsed, Region, Sample, built, encodable
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _REFUSAL = re.compile(
@@ -152,7 +152,7 @@ def _report_text(text: str, found: Extraction) -> str:
     report); where boxes or tags were cut out, the remaining text is tidied (whitespace collapsed)."""
     if not TAGS.search(text) and found.text == clean_text(text):
         return text
-    return re.sub(r"\s+", " ", found.text).strip()
+    return collapsed(found.text)
 
 
 ERROR_CHARS = 300
@@ -177,23 +177,50 @@ def parse_output(
     sample : the sample, for formats that need the image size (absolute pixels).
     expect_boxes : whether the task needs boxes: then an output with none (and no refusal)
         is a parse failure.
+
+    :func:`regbench.parsing.reference.parse_output_reference` is the slower form this one must equal
+    (tested); the records are built without validation (:func:`~regbench.types.built`), the strings
+    made encodable here as ``Parsed`` and ``Region`` validation would.
     """
     if raw is None:
-        return Parsed(ok=False, error="no output (model error)")
-    text = strip_reasoning(raw).strip()
+        return built(Parsed, {"ok": False, "error": "no output (model error)"})
+    # strip_reasoning; only "t" and "T" match "t" in the case-blind pattern, so this test is exact
+    text = (_THINK.sub("", raw) if "<t" in raw or "<T" in raw else raw).strip()
     if not text:
-        return Parsed(ok=False, raw=raw, error="empty output")
+        return built(Parsed, {"ok": False, "raw": _encodable(raw), "error": "empty output"})
     fmt = get_box_format(box_format)
     try:
         found = fmt.extract(text, sample)
     except Exception as exc:  # a parser bug must cost one sample, not the run
-        return Parsed(ok=False, raw=raw, text=text, error=capped(f"box parser {box_format} failed: {exc!r}"))
-    clean = _report_text(text, found)
-    refusal = not found.objects and is_refusal(text)
+        message = capped(f"box parser {box_format} failed: {exc!r}")
+        return built(Parsed, {"ok": False, "raw": _encodable(raw), "text": _encodable(text), "error": message})
+    clean = _encodable(_report_text(text, found))
+    objects = found.objects
+    for region in objects:
+        if type(region) is not Region:  # another package's format: validate what it made
+            objects = [Region.model_validate(r) for r in objects]
+            break
+    refusal = not objects and is_refusal(text)
     used = found.format or box_format
-    if expect_boxes and not found.objects and not refusal:
+    if expect_boxes and not objects and not refusal:
         reason = capped("; ".join(found.errors) or f"no box in {used} format found")
-        return Parsed(ok=False, raw=raw, text=clean, objects=found.objects, box_format=used, error=reason)
-    return Parsed(
-        ok=True, raw=raw, text=clean, objects=found.objects, box_format=used, refusal=refusal, skipped=found.errors
+        values = {"ok": False, "raw": _encodable(raw), "text": clean, "objects": objects, "box_format": used}
+        values["error"] = reason
+        return built(Parsed, values)
+    return built(
+        Parsed,
+        {
+            "ok": True,
+            "raw": _encodable(raw),
+            "text": clean,
+            "objects": objects,
+            "box_format": used,
+            "refusal": refusal,
+            "skipped": list(found.errors),
+        },
     )
+
+
+def _encodable(text: str) -> str:
+    """:func:`~regbench.types.encodable`, with the common ASCII case answered at once."""
+    return text if text.isascii() else encodable(text)

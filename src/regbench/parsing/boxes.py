@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from regbench.parsing.base import BOX_FORMATS, Extraction
 from regbench.parsing.text import TAGS, clean_text
-from regbench.types import Region, Sample
+from regbench.types import Region, Sample, region
 
 # One way only to split digits into a number: "\d+\.?\d*" could split "102" as 1|02, 10|2 ...,
 # and an unclosed list of integers (an output cut off by max_tokens) then took exponential time.
@@ -57,20 +57,49 @@ _SEPARATOR = r"\s*[:：,，;；]?\s*"
 # A box group and the separator after it, as removed from the report text (see _unboxed).
 _GRID_WITH_SEPARATOR = re.compile(rf"(?:{_GRID.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
 _QWEN_WITH_SEPARATOR = re.compile(rf"(?:{_QWEN_BOX.pattern})(?P<sep>{_SEPARATOR})", re.DOTALL)
+_GROUP_START = re.compile(r"<(?:ref|box)>|\[")
+_SEP = re.compile(_SEPARATOR)
+_INT4 = r"\[[0-9]+, [0-9]+, [0-9]+, [0-9]+\]"
+_CANONICAL = re.compile(rf"<ref>([^<>]*)</ref><box>\[({_INT4}(?:, {_INT4})*)\]</box>")
+_CANONICAL_GROUP = rf"<ref>[^<>]*</ref><box>\[{_INT4}(?:, {_INT4})*\]</box>"
+_CANONICAL_ANSWER = re.compile(rf"(?:{_CANONICAL_GROUP}, )*{_CANONICAL_GROUP}")
+# A bracketed list's inside (within a _LISTS match every "[" that starts a list is followed by a number).
+_LIST_INNER = re.compile(r"\[([^\[\]]*)\]")
 _CLAUSE_END = re.compile(r"[.;:!?。；：！？\n]")
 
 
 def to_unit_box(values: Sequence[float], scale_x: float, scale_y: float | None = None) -> list[float] | None:
     """Scale to 0–1, clip, reorder swapped corners; ``None`` unless 4 (2D) or 6 (3D) numbers."""
     count = len(values)
-    if count not in (4, 6) or any(map(math.isnan, values)):
+    if count == 4:
+        x1, y1, x2, y2 = values
+        if x1 != x1 or y1 != y1 or x2 != x2 or y2 != y2:  # NaN
+            return None
+        return _unit4(x1, y1, x2, y2, scale_x, scale_x if scale_y is None else scale_y)
+    if count != 6 or any(map(math.isnan, values)):
         return None
     scale_y = scale_x if scale_y is None else scale_y
     # 3D depth shares the x scale: only 0-1 formats are 3D
-    scales = (scale_x, scale_y, scale_x, scale_y) if count == 4 else (scale_x, scale_y, scale_x) * 2
+    scales = (scale_x, scale_y, scale_x) * 2
     scaled = [min(max(v / s, 0.0), 1.0) for v, s in zip(values, scales, strict=True)]
-    low, high = scaled[: count // 2], scaled[count // 2 :]
+    low, high = scaled[:3], scaled[3:]
     return list(map(min, low, high)) + list(map(max, low, high))
+
+
+def _unit4(x1: float, y1: float, x2: float, y2: float, scale_x: float, scale_y: float) -> list[float]:
+    """A 2D box of non-NaN numbers scaled, clipped and ordered, written out: exactly
+    ``min(max(v / s, 0.0), 1.0)`` per number, then ``min``/``max`` of each corner pair (which keep their
+    first argument on a tie, so a ``-0.0`` stays where the generic form leaves it)."""
+    x1, y1, x2, y2 = x1 / scale_x, y1 / scale_y, x2 / scale_x, y2 / scale_y
+    x1 = 0.0 if x1 < 0.0 else x1
+    x1 = 1.0 if x1 > 1.0 else x1
+    y1 = 0.0 if y1 < 0.0 else y1
+    y1 = 1.0 if y1 > 1.0 else y1
+    x2 = 0.0 if x2 < 0.0 else x2
+    x2 = 1.0 if x2 > 1.0 else x2
+    y2 = 0.0 if y2 < 0.0 else y2
+    y2 = 1.0 if y2 > 1.0 else y2
+    return [x2 if x2 < x1 else x1, y2 if y2 < y1 else y1, x2 if x2 > x1 else x1, y2 if y2 > y1 else y1]
 
 
 def _numbers(text: str) -> list[float]:
@@ -85,15 +114,37 @@ def _trailing_name(prefix: str) -> str:
     return " ".join(words[-8:]) if len(words) <= 8 else ""
 
 
+def _list_numbers(inner: str) -> list[float]:
+    """The numbers of a list ``_LIST`` matched, from its text between the brackets: numbers with
+    commas and whitespace between them (maybe a trailing comma); ``float`` drops whitespace as
+    ``\\s`` does, and reads any digits ``\\d`` matches."""
+    parts = inner.split(",")
+    if not parts[-1] or parts[-1].isspace():
+        parts.pop()
+    return list(map(float, parts))
+
+
 def _unboxed(text: str, match: re.Match[str]) -> str:
     """What a box group leaves in the report text. Inside a sentence ("seen in the <ref>right
     lung</ref><box>[[..]]</box>. The ...") its name stays; as a header before the text it
     describes ("<ref>right lung</ref><box>[[..]]</box>: A nodule ..."), after another group, or
     ending a list of detections, it goes."""
-    before, after = text[: match.start()].rstrip(), text[match.end() :].lstrip()
-    name = match.group("name")
-    if name and before and (before[-1].isalnum() or before[-1] == "(") and after and after[0] != "<":
-        return f"{name.strip()}{match.group('sep')}"
+    return _left(text, match.start(), match.end(), match.group("name"), match.group("sep"))
+
+
+def _left(text: str, start: int, end: int, name: str | None, sep: str) -> str:
+    """:func:`_unboxed` of a group given by its span, name and separator."""
+    if not name:
+        return " "
+    # the last character before the group and the first after it that are not whitespace (what
+    # text[:start].rstrip()[-1] and text[end:].lstrip()[0] are), without copying the text
+    while start and text[start - 1].isspace():
+        start -= 1
+    size = len(text)
+    while end < size and text[end].isspace():
+        end += 1
+    if start and (text[start - 1].isalnum() or text[start - 1] == "(") and end < size and text[end] != "<":
+        return f"{name.strip()}{sep}"
     return " "
 
 
@@ -104,33 +155,86 @@ class BracketBoxes:
         self.name, self.scale, self.decimals, self.dims = name, scale, decimals, dims
 
     def extract(self, text: str, sample: Sample | None) -> Extraction:
+        # parsing/reference.py keeps the previous form of this method; tests hold the two equal.
+        # The groups are _GRID_WITH_SEPARATOR's matches, but the pattern is tried only where a match can
+        # start (``<ref>``, ``<box>`` or ``[``: anywhere else it fails on the first character). Where a
+        # group is written exactly as MedRegA writes one (``<ref>name</ref><box>[[1, 2, 3, 4], ...]</box>``)
+        # a plain pattern reads it: on such text the general match has the same span, name and lists (the
+        # name runs to the first "<", the lists are greedy and closed), and the general pattern costs a few
+        # microseconds per group backtracking over number syntax.
+        scale, dims = self.scale, self.dims
         regions: list[Region] = []
+        if dims == 4 and _CANONICAL_ANSWER.fullmatch(text):
+            # A detection answer as MedRegA writes it, "<ref>a</ref><box>[[..]]</box>, <ref>b</ref>...": the
+            # loop below would find exactly these groups, each separator taken by the group before it,
+            # and leave " " for each (nothing before, or a comma), so no text.
+            groups = _CANONICAL.findall(text)
+            # every group's numbers in one split: each group's lists are "[1, 2, 3, 4], [5, ...]"
+            joined = ", ".join([lists for _, lists in groups])[1:-1].replace("], [", ", ")
+            numbers = iter(list(map(float, joined.split(", "))))  # 4 per box: zip takes them 4 at a time
+            quads = zip(numbers, numbers, numbers, numbers, strict=False)
+            every = [_unit4(a, b, c, d, scale, scale) for a, b, c, d in quads]
+            at = 0
+            for name, lists in groups:
+                count = lists.count("[")
+                regions.append(region(name.strip(), every[at : at + count]))
+                at += count
+            return Extraction(objects=regions, text="", errors=[], format=self.name)
         errors: list[str] = []
         remaining: list[str] = []  # the text with each box group and its separator cut out (see _unboxed)
-        last_end = cut = 0
-        # One pass: a group's separator never holds the "<" or "[" a group starts with, so these are
-        # exactly _GRID's matches, each with the separator after it.
-        for match in _GRID_WITH_SEPARATOR.finditer(text):
-            boxes = []
-            for box_text in _LIST_RE.findall(match.group("boxes")):
-                numbers = _numbers(box_text)
-                box = to_unit_box(numbers, self.scale) if len(numbers) == self.dims else None
-                if box is None:
-                    errors.append(f"a {self.name} box needs {self.dims} numbers: {box_text[:80]}")
-                else:
-                    boxes.append(box)
-            between = text[last_end : match.start()]
-            if boxes and match.group("name") is None and regions and _CONTINUES.fullmatch(between):
-                regions[-1].boxes.extend(boxes)  # "liver [..], [..]": more boxes of the same object
-            elif boxes:
-                name = match.group("name")
-                if name is None:
-                    name = _trailing_name(between)
-                regions.append(Region(name=name.strip(), boxes=boxes))
-            remaining += [text[cut : match.start()], _unboxed(text, match)]
-            last_end, cut = match.start("sep"), match.end()
+        last_end = cut = pos = 0
+        search, general, separator = _GROUP_START.search, _GRID_WITH_SEPARATOR.match, _SEP.match
+        plain = _CANONICAL.match
+        while (found := search(text, pos)) is not None:
+            start = found.start()
+            group = plain(text, start) if dims == 4 and found.group() == "<ref>" else None
+            if group is not None:
+                sep_start = group.end()
+                sep = separator(text, sep_start).group()  # type: ignore[union-attr]  # may match ""
+                end = pos = sep_start + len(sep)
+                name: str | None = group.group(1)
+                v = list(map(float, group.group(2)[1:-1].replace("], [", ", ").split(", ")))
+                boxes = [_unit4(v[i], v[i + 1], v[i + 2], v[i + 3], scale, scale) for i in range(0, len(v), 4)]
+                regions.append(region(name.strip(), boxes))  # type: ignore[union-attr]
+            else:
+                match = general(text, start)
+                if match is None:
+                    pos = start + 1
+                    continue
+                end = pos = match.end()  # never empty: a group holds a bracketed list
+                sep_start, name, sep = match.start("sep"), match.group("name"), match.group("sep")
+                boxes = self._boxes(_LIST_INNER.findall(match.group("boxes")), errors)
+                if boxes and name is None and regions and _CONTINUES.fullmatch(text, last_end, start):
+                    regions[-1].boxes.extend(boxes)  # "liver [..], [..]": more boxes of the same object
+                elif boxes:
+                    named = _trailing_name(text[last_end:start]) if name is None else name
+                    regions.append(region(named.strip(), boxes))
+            remaining += [text[cut:start], _left(text, start, end, name, sep)]
+            last_end, cut = sep_start, end
+        if not cut:
+            return Extraction(objects=regions, text=clean_text(text), errors=errors, format=self.name)
         remaining.append(text[cut:])
         return Extraction(objects=regions, text=clean_text("".join(remaining)), errors=errors, format=self.name)
+
+    def _boxes(self, lists: list[str], errors: list[str]) -> list[list[float]]:
+        """The 0–1 boxes of a group's lists (the text inside each one's brackets); each list with the
+        wrong count of numbers is reported in ``errors``."""
+        boxes = []
+        scale, dims = self.scale, self.dims
+        for inner in lists:
+            numbers = _list_numbers(inner)
+            if len(numbers) != dims:
+                box = None
+            elif dims == 4:
+                x1, y1, x2, y2 = numbers  # never NaN: no number the pattern reads is
+                box = _unit4(x1, y1, x2, y2, scale, scale)
+            else:
+                box = to_unit_box(numbers, scale)
+            if box is None:
+                errors.append(f"a {self.name} box needs {dims} numbers: {f'[{inner}]'[:80]}")
+            else:
+                boxes.append(box)
+        return boxes
 
     def write(self, box: Sequence[float], sample: Sample | None = None) -> str:
         if self.decimals is None:

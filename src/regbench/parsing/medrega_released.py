@@ -35,7 +35,7 @@ import numpy as np
 from regbench.parsing.base import BOX_FORMATS, Extraction, is_refusal, strip_reasoning
 from regbench.parsing.readings import ParsedColumns
 from regbench.parsing.text import clean_text
-from regbench.types import Parsed, Region, Sample, encodable
+from regbench.types import Parsed, Region, Sample, encodable, region
 
 NAME = "medrega_released"
 SCALE = 999
@@ -93,7 +93,7 @@ def released_boxes(text: str) -> tuple[list[list[float]], list[str]]:
 
 def _regions(text: str) -> list[Region]:
     """One region per box list, named by the text before it, lower-cased."""
-    return [Region(name=name.lower(), boxes=_boxes(box_list)) for name, box_list in released_groups(text)]
+    return [region(name.lower(), _boxes(box_list)) for name, box_list in released_groups(text)]
 
 
 def _without_lists(text: str) -> str:
