@@ -82,7 +82,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None
     """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
     chunk_size: int = field(default_factory=lambda: _chunk_size(os.environ.get("REGBENCH_CHUNK_SIZE")))
-    """Samples read, answered, scored and written at a time (default 50,000; the environment's
+    """Samples read, answered, scored and written at a time (default 25,000; the environment's
     ``REGBENCH_CHUNK_SIZE`` sets another): memory grows with this, not with the split, and the outputs do
     not depend on it."""
 
@@ -94,7 +94,7 @@ class RunOptions:
 
 def _chunk_size(value: str | None) -> int:
     if value is None or not value.strip():
-        return 50_000
+        return 25_000  # region scoring takes its compiled path from 25,000 samples a batch
     if not value.strip().isdigit() or int(value) < 1:
         raise SpecError("REGBENCH_CHUNK_SIZE", "value", f"must be a whole number of samples >= 1, not {value!r}")
     return int(value)
@@ -361,6 +361,7 @@ async def evaluate(
     try:
         runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
         chunk: Chunk | None = first
+        del first  # each chunk is let go before the next is read
         while chunk is not None:
             offset, known = chunk.offset, chunks.n_selected
 
@@ -375,6 +376,7 @@ async def evaluate(
                 scorer.add(chunk.samples, conversations, chunk.indices)
                 del conversations
                 seconds_scoring += time.perf_counter() - scoring
+                chunk, first_turns = None, []
                 chunk = chunks.next()
                 if chunk is not None:
                     for plugin in plugins:
@@ -441,6 +443,9 @@ class Chunks:
         self.n_selected = 0
         """Samples of the run read so far (the chunk read ahead included)."""
         self._ahead: Chunk | None = self._take()
+        self._first = True
+        self.exhausted = False
+        """Whether the first chunk is the whole run (known once it has been handed out)."""
 
     def _take(self) -> Chunk | None:
         samples = next(self._reader, None)
@@ -458,14 +463,16 @@ class Chunks:
         return chunk
 
     def next(self) -> Chunk | None:
-        """The next chunk, or None after the last."""
-        chunk, self._ahead = self._ahead, (self._take() if self._ahead is not None else None)
-        return chunk
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the chunk handed out last was the last."""
-        return self._ahead is None
+        """The next chunk, or None after the last. Only the first is followed by the next one read ahead
+        (so :attr:`exhausted` can tell whether it is the whole run); later chunks are read as they are
+        needed, so at most two chunks are held at once, and only at the start."""
+        if self._first:
+            self._first = False
+            chunk, self._ahead = self._ahead, self._take()
+            self.exhausted = self._ahead is None
+            return chunk
+        chunk, self._ahead = self._ahead, None
+        return chunk if chunk is not None else self._take()
 
     @property
     def n_skipped(self) -> int:
