@@ -17,12 +17,12 @@ from typing import Any
 
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
-from regbench.metrics import Metric, Stats
+from regbench.metrics import Joint, Metric, Stats
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord
 from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Sample
+from regbench.types import Sample, SampledAnswers
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,23 @@ class Aggregate:
 
 
 def score(
-    plugins: Sequence[Metric], readings: Readings, bootstrap: Bootstrap
+    plugins: Sequence[Metric],
+    readings: Readings,
+    bootstrap: Bootstrap,
+    *,
+    sampled: Sequence[SampledAnswers | None] | None = None,
 ) -> tuple[dict[str, list[Stats]], Aggregate]:
     """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), and the aggregates; the
-    plugins are closed after."""
+    plugins are closed after. Joint plugins come last and see the others' per-sample values and
+    ``sampled`` (each sample's answers under ``samples_per_question``)."""
     try:
-        stats = {plugin.name: plugin.stats_batch(readings.items(plugin.reads)) for plugin in plugins}
+        stats = {p.name: p.stats_batch(readings.items(p.reads)) for p in plugins if not p.joint}
+        joints = [p for p in plugins if p.joint]
+        if joints:
+            rows = [sample_scores([p for p in plugins if not p.joint], stats, i) for i in range(len(readings.samples))]
+            joint = Joint(scores=rows, sampled=sampled if sampled is not None else [None] * len(rows))
+            for plugin in joints:
+                stats[plugin.name] = plugin.stats_joint(readings.items(plugin.reads), joint)
         return stats, aggregate(plugins, stats, bootstrap)
     finally:
         for plugin in plugins:
