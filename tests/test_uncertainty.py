@@ -99,9 +99,7 @@ def scripted(equivalent: set[frozenset[str]], one_way: set[tuple[str, str]] = fr
 
     def entails(pairs: Sequence[tuple[str, str]]) -> list[str]:
         calls.append(len(pairs))
-        return [
-            "entailment" if frozenset(p) in equivalent or p in one_way else "neutral" for p in pairs
-        ]
+        return ["entailment" if frozenset(p) in equivalent or p in one_way else "neutral" for p in pairs]
 
     entails.calls = calls  # type: ignore[attr-defined]
     return entails
@@ -337,6 +335,7 @@ def test_kill_9_mid_run_then_resume_asks_no_sample_twice(tmp_path: Path, weights
     try:
         task, model = write_task(tmp_path, contradicting, questions=questions), write_model(tmp_path, slow.url)
         command = [sys.executable, "-m", "regbench", "run", "--model", str(model), "--task", str(task), "-c", "2"]
+        command += ["--bootstrap", "50"]
         env = {**os.environ, "REGBENCH_WEIGHTS_DIR": str(weights)}
         interrupted = subprocess.Popen(
             [*command, "-o", str(tmp_path / "resumed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
@@ -347,12 +346,13 @@ def test_kill_9_mid_run_then_resume_asks_no_sample_twice(tmp_path: Path, weights
         os.kill(interrupted.pid, signal.SIGKILL)
         interrupted.wait()
         assert 10 <= len(slow.requests()) < 40
-        subprocess.run([*command, "-o", str(tmp_path / "resumed")], check=True, capture_output=True, env=env)
+        code, text = run(task, model, tmp_path / "resumed")  # in this process: no second torch import
+        assert code == 0, text
         asked = [(r["text"], r["seed"]) for r in slow.requests()]
         # only requests in flight at the kill (at most the concurrency) may be asked twice
         assert len(asked) - 40 <= 2
         assert set(asked) == {(f"question {w}", 10 + k) for w in questions.values() for k in range(5)}
-        subprocess.run([*command, "-o", str(tmp_path / "fresh")], check=True, capture_output=True, env=env)
+        assert run(task, model, tmp_path / "fresh")[0] == 0
     finally:
         slow.stop()
     resumed = (tmp_path / "resumed/served/uncertain_vqa/results.json").read_text()

@@ -164,7 +164,9 @@ class Conversations:
         if failed is not None:  # the question is scored as an error; a rerun asks only the failed answers
             main.error = main.error or f"sample {failed[0]}: {failed[1]}"
         else:
-            main.sampled = SampledAnswers(texts=[c.outputs[-1] for c in held], token_logprobs=[c.logprobs for c in held])
+            main.sampled = SampledAnswers(
+                texts=[c.outputs[-1] for c in held], token_logprobs=[c.logprobs for c in held]
+            )
         return main
 
     async def hold(

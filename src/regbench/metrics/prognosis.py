@@ -132,7 +132,9 @@ class Prognosis(Metric):
 
     def finalize_weighted(self, stats: Sequence[Stats], weights: np.ndarray) -> dict[str, np.ndarray]:
         """AUC and accuracy of each resample; no interval for the log-rank p-value."""
-        rows = [self._auc_accuracy([stats[i] for i in np.repeat(np.arange(len(stats)), w.astype(int))]) for w in weights]
+        rows = [
+            self._auc_accuracy([stats[i] for i in np.repeat(np.arange(len(stats)), w.astype(int))]) for w in weights
+        ]
         return {k: np.array([row.get(k, np.nan) for row in rows]) for k in ("prognosis_auc", "prognosis_accuracy")}
 
     def survival(self, stats: Sequence[Stats]) -> list[Stats]:
@@ -169,7 +171,8 @@ class Prognosis(Metric):
         groups = {s["group"] for s in rows}
         if not rows:
             found.append(
-                f"prognosis: no sample has {self.opts.time} and {self.opts.event} with a readable score: logrank_p is absent"
+                f"prognosis: no sample has {self.opts.time} and {self.opts.event} with a readable score: "
+                "logrank_p is absent"
             )
         elif len(groups) < 2:
             empty = "low" if groups == {1} else "high"
