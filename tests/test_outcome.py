@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from regbench.cli import app
 from regbench.metrics.prognosis import kaplan_meier, read_score
-from tests.conftest import write_jsonl
+from tests.conftest import REPO, write_jsonl
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -185,3 +185,22 @@ def test_regbench_plot_draws_kaplan_meier_curves(tmp_path: Path) -> None:
     code, text = invoke("plot", str(tmp_path / "out"), "-o", str(tmp_path / "plots"))
     assert code == 0, text
     assert (tmp_path / "plots" / "km_preds_pfs.png").stat().st_size > 1000
+
+
+def test_the_bundled_prognosis_and_kendall_demos_run_on_their_recordings(tmp_path: Path) -> None:
+    code, text = invoke(
+        "run", "--model", "xmedgpt-demo", "--task", "demo_prognosis,demo_kendall_tau", "-o", str(tmp_path)
+    )
+    assert code == 0, text
+    prognosis = json.loads((tmp_path / "xmedgpt-demo/demo_prognosis/results.json").read_text())
+    rows = [
+        json.loads(line) for line in (REPO / "tasks/uncertainty/data/demo_prognosis.jsonl").read_text().splitlines()
+    ]
+    recorded = REPO / "models/recorded/xmedgpt/demo_prognosis.jsonl"
+    scores = [read_score(json.loads(line)["output"]) for line in recorded.read_text().splitlines()]
+    assert prognosis["n_samples"] == 16
+    expected = roc_auc_score([r["answer"] == "yes" for r in rows], scores)
+    assert prognosis["metrics"]["prognosis_auc"] == pytest.approx(expected)
+    assert "logrank_p" in prognosis["metrics"]
+    tau = json.loads((tmp_path / "xmedgpt-demo/demo_kendall_tau/results.json").read_text())
+    assert set(tau["metrics"]) >= {"kendall_tau", "kendall_tau_p", "token_f1"}

@@ -31,7 +31,7 @@ from regbench.metrics.uncertainty import (
     sequence_log_likelihood,
     xmedgpt_entropy,
 )
-from tests.conftest import write_jsonl
+from tests.conftest import REPO, write_jsonl
 from tests.helpers.tiny_nli import verdicts, write_nli
 from tests.servers import RunningServer, start_openai_server
 
@@ -358,3 +358,29 @@ def test_kill_9_mid_run_then_resume_asks_no_sample_twice(tmp_path: Path, weights
     resumed = (tmp_path / "resumed/served/uncertain_vqa/results.json").read_text()
     assert resumed == (tmp_path / "fresh/served/uncertain_vqa/results.json").read_text()
     assert "auroc_semantic_entropy" in json.loads(resumed)["metrics"]
+
+
+def test_the_bundled_demo_replays_five_recorded_samples_per_question(
+    tmp_path: Path, weights: Path, contradicting: Path
+) -> None:
+    bundled = REPO / "tasks" / "uncertainty" / "demo_semantic_entropy.yaml"
+    data = REPO / "tasks" / "uncertainty" / "data" / "demo_uncertainty.jsonl"
+    wrapper = {
+        "include": str(bundled),
+        "dataset": {"path": str(data)},
+        "metrics": ["vqa", {"name": "semantic_entropy", "nli": str(contradicting)}],
+    }
+    (tmp_path / "demo_semantic_entropy.yaml").write_text(json.dumps(wrapper))
+    code, text = invoke(
+        "run", "--model", "xmedgpt-demo", "--task", str(tmp_path / "demo_semantic_entropy.yaml"), "-o", str(tmp_path)
+    )
+    assert code == 0, text
+    directory = tmp_path / "xmedgpt-demo" / "demo_semantic_entropy"
+    results = json.loads((directory / "results.json").read_text())
+    samples = {s["id"]: s for s in map(json.loads, (directory / "samples.jsonl").read_text().splitlines())}
+    assert results["n_samples"] == 6
+    assert samples["u1"]["stats"]["semantic_entropy"]["cluster_ids"] == [0] * 5
+    assert samples["u3"]["stats"]["semantic_entropy"]["cluster_ids"] == [0, 1, 2, 0, 3]
+    assert samples["u3"]["output"] == "left lung"  # answer 0, scored by vqa
+    for key in ("semantic_entropy", "discrete_semantic_entropy", "semantic_entropy_xmedgpt"):
+        assert f"auroc_{key}" in results["metrics"] and f"aurac_{key}" in results["metrics"]
