@@ -384,3 +384,31 @@ def test_the_bundled_demo_replays_five_recorded_samples_per_question(
     assert samples["u3"]["output"] == "left lung"  # answer 0, scored by vqa
     for key in ("semantic_entropy", "discrete_semantic_entropy", "semantic_entropy_xmedgpt"):
         assert f"auroc_{key}" in results["metrics"] and f"aurac_{key}" in results["metrics"]
+
+
+def test_sharded_semantic_entropy_merges_into_the_unsharded_run(
+    tmp_path: Path, weights: Path, contradicting: Path
+) -> None:
+    wrapper = {
+        "include": str(REPO / "tasks" / "uncertainty" / "demo_semantic_entropy.yaml"),
+        "dataset": {"path": str(REPO / "tasks" / "uncertainty" / "data" / "demo_uncertainty.jsonl")},
+        "metrics": ["vqa", {"name": "semantic_entropy", "nli": str(contradicting)}],
+    }
+    task = tmp_path / "task.yaml"
+    task.write_text(json.dumps(wrapper))
+    for shard in ("0/2", "1/2"):
+        assert (
+            invoke("run", "--model", "xmedgpt-demo", "--task", str(task), "-o", str(tmp_path / "s"), "--shard", shard)[
+                0
+            ]
+            == 0
+        )
+    assert invoke("run", "--model", "xmedgpt-demo", "--task", str(task), "-o", str(tmp_path / "full"))[0] == 0
+    shards = sorted(str(p) for p in (tmp_path / "s" / "xmedgpt-demo" / "demo_semantic_entropy").glob("shard-*"))
+    code, text = invoke("merge", *shards, "-o", str(tmp_path / "merged"))
+    assert code == 0, text
+    full = tmp_path / "full" / "xmedgpt-demo" / "demo_semantic_entropy"
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    expected = json.loads((full / "results.json").read_text())
+    assert (merged["metrics"], merged["ci95"]) == (expected["metrics"], expected["ci95"])
+    assert (tmp_path / "merged" / "samples.jsonl").read_text() == (full / "samples.jsonl").read_text()
