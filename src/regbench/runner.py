@@ -31,8 +31,8 @@ from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
 from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
 from regbench.scoring import Bootstrap, build_results, reference, sample_scores, sample_stats, score
-from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Message, Parsed, Region, Response, Sample
+from regbench.spec import GenerationSpec, ModelSpec, TaskSpec
+from regbench.types import Message, Parsed, Region, Response, Sample, SampledAnswers
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (samples done, samples in all) as a task's conversations finish."""
@@ -74,6 +74,10 @@ class Conversation:
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
     cached_turns: int = 0
+    logprobs: list[float] | None = None
+    """The last answer's token log-probabilities, when asked for and sent."""
+    sampled: SampledAnswers | None = None
+    """The question's M answers under ``samples_per_question`` (answer 0 is ``outputs``)."""
 
     def record(
         self,
@@ -150,6 +154,29 @@ class Conversations:
         return list(await asyncio.gather(*(one(s, f) for s, f in pairs)))
 
     async def converse(self, sample: Sample, first_turn: list[Message] | None = None) -> Conversation:
+        """The sample's conversation; under ``samples_per_question: M`` it is held M times, answer ``k`` with
+        seed ``(generation.seed or 0) + k`` and log-probabilities, and answer 0 is the one scored."""
+        m = self.task.samples_per_question
+        if m is None:
+            return await self.hold(sample, first_turn, self.generation)
+        base = self.generation.seed or 0
+        generations = [self.generation.model_copy(update={"seed": base + k, "logprobs": True}) for k in range(m)]
+        held = await asyncio.gather(*(self.hold(sample, first_turn, g, k) for k, g in enumerate(generations)))
+        main = held[0]
+        main.cached_turns = sum(c.cached_turns for c in held)
+        failed = next(((k, c.error) for k, c in enumerate(held) if c.error is not None), None)
+        if failed is not None:  # the question is scored as an error; a rerun asks only the failed answers
+            main.error = main.error or f"sample {failed[0]}: {failed[1]}"
+        else:
+            main.sampled = SampledAnswers(
+                texts=[c.outputs[-1] for c in held], token_logprobs=[c.logprobs for c in held]
+            )
+        return main
+
+    async def hold(
+        self, sample: Sample, first_turn: list[Message] | None, generation: GenerationSpec, k: int = 0
+    ) -> Conversation:
+        """One conversation of the sample with the given generation settings (``k``: which sample it is)."""
         conversation = Conversation()
         previous_objects: list[Region] = []
         for turn in range(self.renderer.n_turns):
@@ -164,7 +191,7 @@ class Conversations:
                     conversation.error = f"turn {turn}: {exc}"
                     break
             request = Request(
-                sample_id=sample.id, task=self.task.task, turn=turn, messages=messages, generation=self.generation
+                sample_id=sample.id, task=self.task.task, turn=turn, sample=k, messages=messages, generation=generation
             )
             conversation.prompts.append([m.model_dump() for m in messages])
             response = await self.ask(request)
@@ -173,6 +200,7 @@ class Conversations:
                 break
             conversation.cached_turns += response.cached
             conversation.outputs.append(response.text)
+            conversation.logprobs = response.logprobs
             if turn + 1 < self.renderer.n_turns:
                 previous_objects = parse_output(response.text, box_format=self.box_format, sample=sample).objects
         return conversation
@@ -302,6 +330,12 @@ async def evaluate(
         if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
             check_images(task, model, samples)
     notes = built.notes + checked
+    generation = model.generation.merged(task.generation)
+    if task.samples_per_question is not None and generation.temperature == 0:
+        notes.append(
+            f"task {task.task}: samples_per_question is {task.samples_per_question} but the temperature is 0 "
+            "(greedy): the answers differ only if the backend samples anyway; set generation.temperature"
+        )
 
     # replayed outputs are their own record: no cache file is created for them
     use_cache = options.use_cache and adapter.cacheable
@@ -315,7 +349,7 @@ async def evaluate(
     generated = time.perf_counter()
 
     with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
-        results = score_and_write(
+        results, scoring_notes = score_and_write(
             task,
             model,
             samples,
@@ -328,6 +362,7 @@ async def evaluate(
             n_skipped=split.n_skipped,
             phase=phase,
         )
+    notes += scoring_notes
     elapsed = time.perf_counter() - started
     cache_hits = sum(c.cached_turns for c in conversations)
     write_run_info(
@@ -374,9 +409,10 @@ def score_and_write(
     directory: Path,
     n_skipped: int = 0,
     phase: PhaseCallback | None = None,
-) -> Results:
+) -> tuple[Results, list[str]]:
     """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset;
-    ``n_skipped``: the dataset's records its reader skipped; ``phase``: told each step)."""
+    ``n_skipped``: the dataset's records its reader skipped; ``phase``: told each step); return the results
+    and the plugins' notes."""
     if phase is not None:
         phase("reading the answers")
     readings = read_outputs(
@@ -386,7 +422,9 @@ def score_and_write(
         expect_boxes=task.boxes_expected,
         reads={plugin.reads for plugin in plugins},
     )
-    stats, totals = score(plugins, readings, options.bootstrap, phase=phase)
+    sampled = [c.sampled for c in conversations]
+    stats, totals = score(plugins, readings, options.bootstrap, phase=phase, sampled=sampled)
+    notes = [note for plugin in plugins for note in plugin.notes(stats[plugin.name])]
     records = [
         conversation.record(
             sample,
@@ -411,7 +449,7 @@ def score_and_write(
         phase("writing results")
     write_samples(directory, records)
     write_results(directory, results)
-    return results
+    return results, notes
 
 
 # ---------------------------------------------------------------- several tasks, one model

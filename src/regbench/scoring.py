@@ -17,12 +17,12 @@ from typing import Any
 
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
-from regbench.metrics import Metric, Stats
+from regbench.metrics import Joint, Metric, Stats
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord, sample_ids_digest
 from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Sample
+from regbench.types import Sample, SampledAnswers
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,29 @@ def score(
     bootstrap: Bootstrap,
     *,
     phase: Callable[[str], None] | None = None,
+    sampled: Sequence[SampledAnswers | None] | None = None,
 ) -> tuple[dict[str, list[Stats]], Aggregate]:
     """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), and the aggregates; the
-    plugins are closed after. ``phase`` is told each step (which plugin, and what it waits for)."""
+    plugins are closed after. Joint plugins come last and see the others' per-sample values and
+    ``sampled`` (each sample's answers under ``samples_per_question``). ``phase`` is told each step
+    (which plugin, and what it waits for)."""
     try:
         stats = {}
         for plugin in plugins:
+            if plugin.joint:
+                continue
             if phase is not None:
                 waiting = plugin.waiting_for()
                 phase(f"scoring {plugin.name}" + (f": waiting for {waiting}" if waiting else ""))
             stats[plugin.name] = plugin.stats_batch(readings.items(plugin.reads))
+        joints = [p for p in plugins if p.joint]
+        if joints:
+            rows = [sample_scores([p for p in plugins if not p.joint], stats, i) for i in range(len(readings.samples))]
+            joint = Joint(scores=rows, sampled=sampled if sampled is not None else [None] * len(rows))
+            for plugin in joints:
+                if phase is not None:
+                    phase(f"scoring {plugin.name}")
+                stats[plugin.name] = plugin.stats_joint(readings.items(plugin.reads), joint)
         if phase is not None and bootstrap.trials:
             phase("bootstrap intervals")
         return stats, aggregate(plugins, stats, bootstrap)
