@@ -28,6 +28,8 @@ _BUILTIN = {
     "chexbert": "regbench.metrics.chexbert:CheXbert",
     "radgraph": "regbench.metrics.radgraph:RadGraph",
     "radcliq": "regbench.metrics.radcliq:RadCliQ",
+    "llm_judge": "regbench.metrics.llm_judge:LLMJudge",
+    "green": "regbench.metrics.green:Green",
 }
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)

@@ -24,7 +24,12 @@ def build_plugins(task: TaskSpec) -> list[Metric]:
     """Instantiate the task's metric plugins (suites expanded), options validated, keys unique."""
     file = str(task.source or task.task)
     context = MetricContext(
-        task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
+        task=task.task,
+        family=task.family,
+        language=task.language,
+        modality=task.modality,
+        labels=task.labels,
+        source=str(task.source) if task.source is not None else None,
     )
     builders: list[Callable[[], Metric]] = []
     names: list[tuple[str, str]] = []
