@@ -264,9 +264,8 @@ def score(
         path=str(predictions.resolve()),
         box_format=box_format or "auto",
     )
-    options = RunOptions(
-        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
-    )
+    # the replayed outputs are not cached (their file is the record); judge answers are, in OUTPUT/cache.sqlite
+    options = RunOptions(output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format)
     _run_gated(
         model_spec,
         tasks,

@@ -58,6 +58,9 @@ class Judges:
     async def start(self, plugins: Iterable[JudgedMetric], *, task: str) -> None:
         """Start every judge ``plugins`` name that is not started yet; a judge that cannot be reached or
         does not serve its model is a RegbenchError (exit 2) naming it and the metric."""
+        plugins = list(plugins)
+        for plugin in plugins:  # every judge and prompt file first: no server is contacted for a typo
+            plugin.check()
         for plugin in plugins:
             spec = plugin.judge
             try:

@@ -214,9 +214,13 @@ class JudgedMetric(Metric):
             ("parser", self.prompt.parser),
         ]
 
-    def prepare(self, samples: Sequence[Sample] = ()) -> None:
-        """Resolve the judge and read the prompt: a missing file stops the run before any request."""
+    def check(self) -> None:
+        """Resolve the judge and read the prompt: a missing or unfit file is a SpecError (exit 2)."""
         _ = self.judge, self.prompt
+
+    def prepare(self, samples: Sequence[Sample] = ()) -> None:
+        """:meth:`check`, so a missing file stops the run before any request."""
+        self.check()
 
     # -- requests and answers ----------------------------------------------------------
     def request(self, sample: Sample, variables: Mapping[str, str], purpose: str | None = None) -> JudgeRequest:

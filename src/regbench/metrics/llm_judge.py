@@ -100,8 +100,8 @@ class LLMJudge(JudgedMetric):
             )
         return prompt
 
-    def prepare(self, samples: Sequence[Sample] = ()) -> None:
-        super().prepare(samples)
+    def check(self) -> None:
+        super().check()
         self._check(self.prompt)
 
     def judge_requests(self, parsed: Parsed | None, sample: Sample) -> list[JudgeRequest]:
