@@ -56,7 +56,8 @@ GREEN_EXAMPLES = [
     (
         _analysis(
             [
-                "(a) False report of a finding in the candidate: 2. Low lung volumes; Mild interstitial pulmonary edema.",
+                "(a) False report of a finding in the candidate: 2. Low lung volumes; "
+                "Mild interstitial pulmonary edema.",
                 "(b) Missing a finding present in the reference: 3. Increased opacification of the bilateral bases "
                 "to the mid lung fields; Stable cardiomegaly; Small-to-moderate bilateral pleural effusions.",
                 "(c) Misidentification of a finding's anatomic location/position: 0.",

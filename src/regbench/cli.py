@@ -155,7 +155,8 @@ def _print_scores(result: RunResult) -> None:
         low_high = res.ci95.get(key)
         ci = f"[{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
         arrow = "" if res.higher_is_better.get(key, True) else " ↓"
-        table.add_row(key + arrow, f"{value:.4f}", ci)
+        shown = str(value) if isinstance(value, int) else f"{value:.4f}"  # a count (judge_parse_failures)
+        table.add_row(key + arrow, shown, ci)
     out.print(table)
     out.print(f"[dim]{result.directory / 'results.json'}[/]")
 
