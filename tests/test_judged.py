@@ -540,3 +540,28 @@ def test_bundled_judged_tasks_run_against_a_loopback_judge(tmp_path: Path, monke
         server.stop()
     demo = (REPO / "tasks" / "demo.yaml").read_text()
     assert "judged" not in demo and "green" not in demo  # the demo group needs no server
+
+
+def test_judged_shards_merge_into_the_unsharded_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = start_openai_server(tmp_path, script=[{"match": 'Prediction: "Yes"', "reply": "Score: 1"}])
+    try:
+        monkeypatch.setenv("REGBENCH_JUDGE_URL", server.url)
+        monkeypatch.setenv("REGBENCH_JUDGE_MODEL", "test-model")
+        command = ["run", "--model", "medrega-demo", "--task", "judged_vqa_en", "--cache", str(tmp_path / "c.sqlite")]
+        for shard in ("0/2", "1/2"):
+            code, text = invoke(*command, "-o", str(tmp_path / "sh"), "--shard", shard)
+            assert code == 0, text
+        code, text = invoke(*command, "-o", str(tmp_path / "full"))
+        assert code == 0, text
+        assert len(server.requests()) == 6  # the unsharded run found every verdict in the shared cache
+    finally:
+        server.stop()
+    # merged elsewhere, where the judge variables are not set: the shards' judge is kept, not re-resolved
+    monkeypatch.delenv("REGBENCH_JUDGE_MODEL")
+    shards = sorted(str(p) for p in (tmp_path / "sh" / "medrega-demo" / "judged_vqa_en").glob("shard-*"))
+    code, text = invoke("merge", *shards, "-o", str(tmp_path / "merged"))
+    assert code == 0, text
+    full = tmp_path / "full" / "medrega-demo" / "judged_vqa_en"
+    for name in ("results.json", "samples.jsonl"):
+        assert (tmp_path / "merged" / name).read_bytes() == (full / name).read_bytes()
+    assert "|judge:test-model|" in json.loads((full / "results.json").read_text())["signatures"]["judge_accuracy"]

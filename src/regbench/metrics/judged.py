@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from regbench.errors import RegbenchError, SpecError
 from regbench.metrics.base import Metric, Stats
 from regbench.resolve import resolve_model
-from regbench.signature import Part
+from regbench.signature import Part, Signature
 from regbench.spec import GenerationSpec, ModelSpec
 from regbench.types import Message, Parsed, Sample
 
@@ -152,6 +152,19 @@ class JudgedMetric(Metric):
     def __init__(self, options: BaseModel | None = None, context: Any = None) -> None:
         super().__init__(options, context)
         self._answers: dict[AnswerKey, JudgeAnswer] = {}
+        self._recorded: dict[str, Signature] = {}
+
+    def use_recorded_signatures(self, signatures: Mapping[str, str]) -> None:
+        """Sign with the signatures a run wrote (``regbench merge``): the judge its shards were scored
+        by, not the one its name or path would resolve to now (an environment variable may differ)."""
+        self._recorded = {
+            key: Signature.parse(text).comparable() for key, text in signatures.items() if key in self.output_keys()
+        }
+
+    def signature(self, key: str | None = None) -> Signature:
+        if key is not None and key in self._recorded:
+            return self._recorded[key]
+        return super().signature(key)
 
     # -- the judge and its prompt ------------------------------------------------------
     @property
