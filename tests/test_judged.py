@@ -353,6 +353,36 @@ def test_judge_timeouts_are_errors_a_rerun_asks_again(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_xmedgpt3_rubric_scores_the_mean_of_three_criteria(tmp_path: Path) -> None:
+    replies = {
+        "Yes": "Fine.\nAccuracy: 8\nConsistency: 6\nClinical relevance: 10",  # (8 + 6 + 10) / 30
+        "No.": "**Accuracy:** 10/10\n**Consistency:** 10/10\n**Clinical relevance:** 7/10",  # 27 / 30
+        "Left lung": "Accuracy: 2\nConsistency: 0",  # a criterion missing: a failure, 0
+    }
+    script = [{"match": f'Model answer: "{p}"', "reply": r} for p, r in replies.items()]
+    server = start_openai_server(tmp_path, script=script)
+    try:
+        task, preds = _vqa_setup(tmp_path, server.url)
+        write_jsonl(preds, [{"id": i, "output": p} for i, _, _, p, _ in VQA[:3]])
+        write_jsonl(tmp_path / "vqa.jsonl", [{"id": i, "question": q, "answer": a} for i, q, a, _, _ in VQA[:3]])
+        task.write_text(task.read_text().replace("rubric: correctness", "rubric: xmedgpt3"))
+        code, text = invoke("score", "--task", str(task), "-p", str(preds), "-o", str(tmp_path / "out"))
+        assert code == 0, text
+        results = json.loads((tmp_path / "out" / "preds" / "judged" / "results.json").read_text())
+        assert results["metrics"]["judge_score"] == pytest.approx((24 / 30 + 27 / 30 + 0) / 3)
+        assert results["metrics"]["judge_parse_failures"] == 1 and "judge_accuracy" not in results["metrics"]
+        assert "|rubric:xmedgpt3|" in results["signatures"]["judge_score"]
+        assert "|parser:criteria0to10|" in results["signatures"]["judge_score"]
+        first = json.loads((tmp_path / "out" / "preds" / "judged" / "samples.jsonl").read_text().splitlines()[0])
+        assert first["judge"]["llm_judge"]["verdict"] == {
+            "Accuracy": 8.0,
+            "Consistency": 6.0,
+            "Clinical relevance": 10.0,
+        }
+    finally:
+        server.stop()
+
+
 REPORTS = [
     ("r1", "Heart normal. Nodule in the right upper lobe.", "alpha report", GREEN_EXAMPLES[1][0]),  # 1/6
     ("r2", "Lungs clear.", "beta report", GREEN_EXAMPLES[3][0]),  # 1/2
@@ -436,6 +466,7 @@ def test_kill_9_mid_judging_resumes_without_repeating_an_answered_request(tmp_pa
         texts = [r["text"] for r in server.requests()]
         assert len(texts) == asked_before + (n - cached)  # only the unanswered ones are asked again
         assert len(set(texts)) == n
+        assert max(r["in_flight"] for r in server.requests()) == 1  # the judge YAML's concurrency bounds it
         info = json.loads((tmp_path / "out" / "preds" / "judged" / "run.json").read_text())
         assert info["judge"]["cached"] == cached and info["judge"]["asked"] == n - cached
         results = json.loads((tmp_path / "out" / "preds" / "judged" / "results.json").read_text())

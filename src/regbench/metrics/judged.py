@@ -29,7 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from regbench.errors import RegbenchError, SpecError
-from regbench.metrics.base import Metric, Stats
+from regbench.metrics.base import Metric, MetricContext, Stats
 from regbench.resolve import resolve_model
 from regbench.signature import Part, Signature
 from regbench.spec import GenerationSpec, ModelSpec
@@ -149,7 +149,7 @@ class JudgedMetric(Metric):
     """The bundled prompt file's stem (``regbench/judges/<stem>.yaml``)."""
     purpose: ClassVar[str] = "verdict"
 
-    def __init__(self, options: BaseModel | None = None, context: Any = None) -> None:
+    def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:
         super().__init__(options, context)
         self._answers: dict[AnswerKey, JudgeAnswer] = {}
         self._recorded: dict[str, Signature] = {}
