@@ -2,7 +2,7 @@
 
 Both sides get the same inputs: for each sample, the model's output string (``Parsed.raw``) and
 the reference objects of the canonical sample. The reference loop is written the way MedRegA's
-released multi-region evaluator works (src/eval/regt2r, research/anchors-seed-code.md §1): per
+released multi-region evaluator works (github.com/xmed-lab/MedRegA, src/eval/regt2r): per
 sample, its regex over the output and ``ast.literal_eval`` of each ``[[...]]`` list, coordinates
 / 999 (the released per-axis image scaling cancels in IoU and is left out), a torch IoU matrix
 (torchvision's box_iou formula), one ``scipy.optimize.linear_sum_assignment(1 - IoU)``, matches

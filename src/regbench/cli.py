@@ -480,23 +480,89 @@ def list_models() -> None:
 
 @list_app.command("metrics")
 @user_errors
-def list_metrics() -> None:
-    """Metric plugins (with their keys) and metric suites."""
+def list_metrics(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A metric plugin or suite: show its keys and every option (type, default, meaning)."),
+    ] = None,
+) -> None:
+    """Metric plugins (keys, options with their defaults) and metric suites; NAME shows one in full."""
+    from rich.markup import escape
     from rich.table import Table
 
     from regbench.metrics import METRICS
-    from regbench.registry import describe
+    from regbench.registry import describe, describe_options
 
-    table = Table("metric", "keys (↓ = lower is better)", "description")
-    for name in METRICS.names():
+    if name is not None:
+        _show_metric(name)
+        return
+    table = Table("metric", "keys (↓ = lower is better)", "options (= default)", "description")
+    for plugin_name in METRICS.names():
         try:
-            plugin = METRICS.get(name)
+            plugin = METRICS.get(plugin_name)
             keys = ", ".join(k + ("" if up else " ↓") for k, up in plugin.keys.items())
-            table.add_row(name, keys, describe(plugin))
+            options = "\n".join(f"{o.name}={o.default}" for o in describe_options(plugin.Options)) or "-"
+            table.add_row(plugin_name, keys, escape(options), describe(plugin))
         except ImportError as exc:
-            table.add_row(name, "", f"[yellow]needs an optional extra: {exc}[/]")
+            table.add_row(plugin_name, "", "", f"[yellow]needs an optional extra: {exc}[/]")
     out.print(table)
     _spec_table("suite", ["suite", "metrics"], lambda s: [s.suite, ", ".join(m.name for m in s.metrics)])
+    out.print("`regbench list metrics NAME` shows a plugin's options with their types and meaning.")
+
+
+def _plugin_keys(name: str) -> dict[str, bool]:
+    """A registered plugin's keys, or none when it needs an extra that is not installed."""
+    from regbench.metrics import METRICS
+
+    try:
+        return dict(METRICS.get(name).keys)
+    except ImportError:
+        return {}
+
+
+def _show_metric(name: str) -> None:
+    """One metric plugin in full (keys with direction, scale and range; options), or a suite's members."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from regbench.errors import UnknownNameError
+    from regbench.metrics import METRICS
+    from regbench.registry import describe_options, find_spec, spec_index
+    from regbench.spec import SuiteSpec, load_spec
+
+    if name not in METRICS and name in spec_index("suite"):
+        suite: SuiteSpec = load_spec(find_spec("suite", name), SuiteSpec)
+        out.print(f"suite {name} ({suite.source}): {suite.description}".rstrip(": "), highlight=False)
+        for member in suite.metrics:
+            out.print(f"  - {member.name} {member.options or ''}".rstrip(), highlight=False)
+        for member_name in dict.fromkeys(m.name for m in suite.metrics):
+            out.print()
+            _show_metric(member_name)
+        return
+    if name not in METRICS:  # a key (bleu4) is looked up more often than its plugin (nlg)
+        owners = [n for n in METRICS.names() if name in _plugin_keys(n)]
+        if owners:
+            raise UnknownNameError(f"{name!r} is a metric key, not a plugin: it is reported by {', '.join(owners)}")
+    plugin = METRICS.get(name)  # an unknown name: exit 2 with did-you-mean
+    doc = " ".join((plugin.__doc__ or "").split())
+    out.print(f"[bold]{name}[/]: {escape(doc)}", highlight=False)
+    keys = Table("key", "direction", "scale", "range", title=f"{name}: keys")
+    for key in plugin.keys:
+        facts = plugin.facts(key)
+        low, high = facts.bounds
+        direction = "higher is better" if facts.higher_is_better else "lower is better"
+        scale = "fraction (x100 in tables)" if facts.scale == "fraction" else "raw"
+        span = f"{'-inf' if low is None else f'{low:g}'} to {'inf' if high is None else f'{high:g}'}"
+        keys.add_row(key, direction, scale, span)
+    out.print(keys)
+    options = describe_options(plugin.Options)
+    if not options:
+        out.print(f"{name} takes no options.")
+        return
+    table = Table("option", "type", "default", "meaning", title=f"{name}: options (in a task's metrics: entry)")
+    for option in options:
+        table.add_row(option.name, escape(option.type), escape(option.default), escape(option.description))
+    out.print(table)
 
 
 @list_app.command("formats")

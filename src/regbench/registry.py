@@ -16,14 +16,19 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import json
 import os
+import types
+import typing
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import yaml
+from pydantic import BaseModel
 
 from regbench.errors import RegbenchError, SpecError, UnknownNameError
 from regbench.spec import parse_yaml
@@ -281,3 +286,59 @@ def describe(obj: Any) -> str:
     """First line of an object's docstring, for ``regbench list``."""
     doc = (getattr(obj, "__doc__", None) or "").strip()
     return doc.splitlines()[0] if doc else ""
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """One option of a plugin's ``Options`` model, as ``regbench list`` shows it."""
+
+    name: str
+    type: str
+    """The accepted values: ``float (0 < x <= 1)``, ``standard | medrega``, ``int | null``."""
+    default: str
+    """The value used when the option is left out, written as in YAML (``required`` when there is none)."""
+    description: str
+
+
+def describe_options(model: type[BaseModel]) -> list[OptionInfo]:
+    """Every option of an ``Options`` model: name, accepted type, default, and its docstring."""
+    rows = []
+    for name, field in model.model_fields.items():
+        default = "required" if field.is_required() else _yaml_value(field.get_default(call_default_factory=True))
+        bounds = [_bound_text(item) for item in field.metadata]
+        kind = _type_text(field.annotation) + (f" ({', '.join(b for b in bounds if b)})" if any(bounds) else "")
+        description = " ".join((field.description or "").split()).replace("``", "`")
+        rows.append(OptionInfo(name, kind, default, description))
+    return rows
+
+
+def _type_text(annotation: Any) -> str:
+    """A type as a user writes its values: Literal choices joined with ``|``, ``None`` as ``null``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is type(None):
+        return "null"
+    if origin is typing.Literal:
+        return " | ".join(str(arg) for arg in args)
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(_type_text(arg) for arg in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_text(arg) for arg in args)}]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _bound_text(constraint: Any) -> str:
+    """``x > 0`` for an ``annotated_types`` bound of a pydantic ``Field`` (``gt=0``); '' for anything else."""
+    for attribute, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        value = getattr(constraint, attribute, None)
+        if value is not None:
+            return f"x {sign} {value}"
+    return ""
+
+
+def _yaml_value(value: Any) -> str:
+    """A default as it would be written in a task YAML (flow style: ``{}``, ``null``, ``true``)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, str):
+        return value if value else '""'
+    return json.dumps(value, ensure_ascii=False)

@@ -36,7 +36,7 @@ SCHEMA_VERSION = 1
 
 
 class Results(BaseModel):
-    """The contents of results.json (DESIGN.md, "The contract other tools rely on")."""
+    """The contents of results.json (docs/formats.md, "results.json")."""
 
     task: str
     """Task name (the task YAML's ``task:``)."""
@@ -53,7 +53,7 @@ class Results(BaseModel):
     n_errors: int = 0
     """Samples whose model call failed after all retries (scored as empty outputs)."""
     n_skipped: int = 0
-    """Malformed records of the dataset its reader skipped (DATASETS.md; with ``--limit``: among those read)."""
+    """Malformed records of the dataset its reader skipped (docs/datasets.md; with ``--limit``: among those read)."""
     metrics: dict[str, float | int]
     """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better); a count
     (``judge_parse_failures``) is an integer."""

@@ -1,7 +1,7 @@
 """One evaluation run: samples → prompts → model (cached) → parse → metrics → results.
 
 This is the only module that wires the pieces together; each step is a small function
-so the flow of DESIGN.md reads top to bottom in :func:`evaluate`. :func:`run_tasks` runs
+so the flow of docs/architecture.md reads top to bottom in :func:`evaluate`. :func:`run_tasks` runs
 several tasks on one model (``regbench run`` and ``score``, or a script). Aggregates and
 results.json are assembled by :mod:`regbench.scoring`, and written by :mod:`regbench.results`.
 """

@@ -41,7 +41,7 @@ class Region(BaseModel):
 
 
 class Sample(BaseModel):
-    """One evaluation item, as in the canonical dataset JSONL (see DESIGN.md)."""
+    """One evaluation item, as in the canonical dataset JSONL (docs/formats.md)."""
 
     model_config = ConfigDict(extra="forbid")
     id: str

@@ -3,7 +3,7 @@
 A reader is a :class:`Loader` subclass registered by name (:func:`register_loader`, or the
 ``regbench.loaders`` entry-point group of another package). Its ``Options`` pydantic model
 validates the task's ``dataset.options``: an unknown or invalid option is an error naming
-``dataset.options.<key>`` in the task YAML (DATASETS.md).
+``dataset.options.<key>`` in the task YAML (docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class LoadedSplit:
 
     samples: list[Sample]
     n_skipped: int = 0
-    """Records skipped as malformed (DATASETS.md; with ``limit``: among the records read)."""
+    """Records skipped as malformed (docs/datasets.md; with ``limit``: among the records read)."""
     skipped: list[str] = field(default_factory=list)
     """Each skipped record as ``file: line N: reason``."""
 

@@ -1,4 +1,4 @@
-"""`regbench data export`: the canonical JSONL of exactly what a task loads (DATASETS.md).
+"""`regbench data export`: the canonical JSONL of exactly what a task loads (docs/datasets.md).
 
 Every ``Sample`` field is written, in the contract's order (``id, image, question, answer, objects,
 labels, answer_type, language, width, height, depth, options, meta``), objects as ``{name, boxes,

@@ -1,4 +1,4 @@
-"""The canonical dataset JSONL of DESIGN.md: one sample per line, images relative to the file."""
+"""The canonical dataset JSONL (docs/formats.md): one sample per line, images relative to the file."""
 
 from __future__ import annotations
 

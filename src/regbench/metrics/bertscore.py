@@ -34,16 +34,23 @@ AUTO_MODEL = {"en": "microsoft/deberta-xlarge-mnli", "zh": "bert-base-multilingu
 
 
 class BERTScoreOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     model: str = "auto"
+    """A local directory or cached hub id; ``auto``: deberta-xlarge-mnli (en), bert-base-multilingual-cased (zh)."""
     layer: int | None = Field(None, ge=0)
     """Hidden layer to use; required unless the model is one bert-score knows."""
     idf: bool = False
+    """Weight tokens by inverse document frequency."""
     idf_on: Literal["references", "predictions"] = "references"
+    """Which texts the IDF weights are fitted on (with ``idf: true``)."""
     rescale: bool = False
+    """Rescale with a baseline file (needs ``baseline_path``)."""
     baseline_path: str | None = None
+    """A CSV of baselines (columns LAYER,P,R,F) for ``rescale``."""
     batch_size: int = Field(32, gt=0)
+    """Texts per forward pass."""
     device: str = "auto"
+    """``cpu``, ``cuda``, ``cuda:1``; ``auto``: cuda when available."""
 
 
 def model_label(name: str, model_dir: Path) -> str:

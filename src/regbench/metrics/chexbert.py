@@ -279,16 +279,19 @@ def label_f1(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 class CheXbertOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     checkpoint: str | None = None
     """Path to chexbert.pth; default: REGBENCH_WEIGHTS_DIR/chexbert.pth."""
     encoder: str = "bert-base-uncased"
     """Directory (or weights name / cached hub id) of the BERT config and tokenizer."""
     uncertain_as: Literal["negative", "positive"] = "negative"
+    """How an uncertain label counts in F1 (VividMed and M4CXR count it positive)."""
     batch_size: int = Field(32, gt=0)
     """Reports per forward pass (32 was fastest on a 2-core CPU: padding costs only attention; raise it on a GPU)."""
     device: str = "auto"
+    """``cpu``, ``cuda``, ``cuda:1``; ``auto``: cuda when available."""
     label_cache: bool = True
+    """Keep the labels of each report text in a SQLite file next to the weights directory (reused by later runs)."""
 
 
 @register_metric("chexbert")

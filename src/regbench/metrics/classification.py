@@ -31,8 +31,9 @@ from regbench.types import Parsed, Sample
 
 
 class ClassificationOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     match: Literal["exact", "substring", "bleu1"] = "substring"
+    """How a free-text answer maps onto a label: equal after normalisation, contains it, or nearest by BLEU-1."""
     multi_label: bool | None = None
     """Split answers into several labels; default: when any reference has more than one label."""
 

@@ -35,7 +35,7 @@ BLEU_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4")
 
 
 class NLGOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     tokenizer: Literal["auto", "ptb", "jieba", "char", "whitespace"] = "auto"
     """``auto``: PTB for English, jieba for Chinese (the task's language decides)."""
     agg: Literal["corpus", "sample"] = "corpus"
@@ -43,6 +43,7 @@ class NLGOptions(BaseModel):
     meteor: bool = True
     """METEOR needs a Java process (about 10 s to start); turn it off to skip it."""
     spice: bool = False
+    """Unavailable (``true`` is an error): SPICE needs CoreNLP jars pycocoevalcap downloads on first use."""
     user_dict: str | None = None
     """A jieba user dictionary of medical terms (recorded in the signature by content hash)."""
 

@@ -72,11 +72,15 @@ def bleu2(hyp: Sequence[str], ref: Sequence[str]) -> float:
 
 
 class RadCliQOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     chexbert_checkpoint: str | None = None
+    """chexbert.pth for the CheXbert similarity input; default: REGBENCH_WEIGHTS_DIR/chexbert.pth."""
     chexbert_encoder: str = "bert-base-uncased"
+    """The BERT config and tokenizer of CheXbert (as chexbert's ``encoder``)."""
     bertscore_model: str = "distilroberta-base"
+    """The BERTScore input's model (layer 5, rescaled with the bundled baseline, as RadCliQ was fitted)."""
     radgraph_model_dir: str | None = None
+    """The RadGraph F1 input's model directory; default REGBENCH_WEIGHTS_DIR/radgraph."""
 
 
 @register_metric("radcliq")

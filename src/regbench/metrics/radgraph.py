@@ -109,7 +109,7 @@ def radgraph_scores(pred: Annotation, ref: Annotation) -> dict[str, float]:
 
 
 class RadGraphOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     model_dir: str | None = None
     """The extracted RadGraph model directory; default REGBENCH_WEIGHTS_DIR/radgraph."""
 

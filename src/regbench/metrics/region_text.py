@@ -19,8 +19,9 @@ from regbench.types import Parsed, Sample
 
 
 class RegionToTextOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     mode: Literal["standard", "medrega"] = "standard"
+    """``medrega``: MedRegA's released region-to-text evaluator (docs/region-metrics.md)."""
     synonyms: dict[str, list[str]] = {}
     """Reference name -> other names accepted as exact matches (standard mode)."""
 

@@ -20,8 +20,9 @@ from regbench.types import Parsed, Sample
 
 
 class Rouge1Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     tokenizer: Literal["auto", "ptb", "jieba", "char", "whitespace"] = "auto"
+    """``auto``: PTB for English, jieba for Chinese (the task's language decides)."""
 
 
 def rouge1_f(hyp: Sequence[str], ref: Sequence[str]) -> float:

@@ -22,8 +22,9 @@ _YES_NO = {"yes", "no", "是", "否", "有", "无", "没有"}
 
 
 class VQAOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     mode: Literal["standard", "medrega"] = "standard"
+    """``medrega``: MedRegA's released VQA evaluator (its string cleaning and token rules; docs/text-metrics.md)."""
     closed_threshold: float = Field(0.8, gt=0, le=1)
     """A closed answer is correct when its token recall reaches this (MedRegA: 0.8)."""
     open_threshold: float = Field(0.75, gt=0, le=1)

@@ -1,4 +1,4 @@
-"""Box formats of the model families regbench evaluates (METRICS.md, "Box formats").
+"""Box formats of the model families regbench evaluates (docs/region-metrics.md, "Box formats").
 
 Every format turns untrusted text into (name, boxes) regions with 0–1 corner boxes and the
 text that remains once the boxes and their tags are gone, and never raises. Coordinates are

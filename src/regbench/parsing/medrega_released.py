@@ -1,7 +1,7 @@
 """MedRegA's released reading of model outputs: the ``medrega_released`` box format.
 
 MedRegA's released evaluators (xmed-lab/MedRegA ``src/eval/regt2r/evaluator_reg.py``,
-research/anchors-seed-code.md §1), which produced the paper's numbers, read a prediction with
+released with Wang et al. 2024, docs/seed-protocols.md), which produced the paper's numbers, read a prediction with
 one pattern over the whole output, ``PATTERN_REGCAP``: a run of text without brackets, then a
 double-bracketed list of four-integer boxes. Each box is its integers / 999, neither clipped
 nor reordered, named by all the text before its list (tags included), lower-cased. Single

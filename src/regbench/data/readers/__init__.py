@@ -1,4 +1,4 @@
-"""Readers of public medical datasets in their publishers' layouts (DATASETS.md).
+"""Readers of public medical datasets in their publishers' layouts (docs/datasets.md).
 
 ``READERS`` maps each loader name (``dataset.loader``) to ``"module:Class"``, so a registry can import a
 reader only when a task names it (pyarrow, Pillow and numpy stay unloaded otherwise). Each class

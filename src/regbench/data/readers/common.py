@@ -1,5 +1,5 @@
 """What every dataset reader shares: the reader base class, skip accounting, paths, box checks, the
-embedded-image cache and the errors (see DATASETS.md, "Rules for every reader").
+embedded-image cache and the errors (docs/datasets.md, "What every reader does").
 
 A reader turns a public dataset, in its publisher's layout, into canonical ``Sample``s. Two kinds of
 problem are kept apart:

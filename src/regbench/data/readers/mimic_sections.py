@@ -13,7 +13,7 @@
 
 The official parser's extra ``last_paragraph`` section (made when a report has neither findings nor
 impression) is not made: regbench never asks for it. Its per-study overrides
-(``create_section_files.py``) are not applied either (DATASETS.md).
+(``create_section_files.py``) are not applied either (docs/datasets.md).
 """
 
 from __future__ import annotations

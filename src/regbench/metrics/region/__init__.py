@@ -1,6 +1,6 @@
 """Region-centric metrics: MedRegA's Region-Aligned evaluation (2D and 3D), grounding, box regression.
 
-``region_aligned`` (MedRegA §5.2, Appendix D, Algorithm 1; METRICS.md) is one registered
+``region_aligned`` (MedRegA §5.2, Appendix D, Algorithm 1; docs/region-metrics.md) is one registered
 plugin whose ``mode`` option picks the metric (:class:`RegionAligned` builds the mode's class):
 
 - ``standard`` (default, :class:`StandardRegion`): threshold-aware one-to-one matching, names

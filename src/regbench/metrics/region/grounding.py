@@ -15,8 +15,9 @@ from regbench.types import Parsed, Sample
 
 
 class GroundingOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     mode: Literal["standard", "m3d"] = "standard"
+    """``m3d``: M3D's enclosing-box "IoU" for 3D boxes (docs/region-metrics.md)."""
     hit_threshold: float | None = Field(None, gt=0, le=1)
     """``hit_rate`` threshold: default 0.5 (>=); in m3d mode 0.2 (>), with M3D's enclosing-box IoU."""
 

@@ -1,6 +1,7 @@
 """``region_aligned`` in ``mode: medrega``: MedRegA's released evaluators, which produced the paper's numbers.
 
-research/anchors-seed-code.md §1 (xmed-lab/MedRegA ``src/eval/regt2r``):
+The evaluation code released with the MedRegA paper (Wang et al. 2024; github.com/xmed-lab/MedRegA,
+``src/eval/regt2r``):
 
 - outputs are read by the released parser, the ``medrega_released`` box format
   (:mod:`regbench.parsing.medrega_released`; ``MedregaRegion.reads``): only

@@ -27,8 +27,9 @@ Mode = Literal["standard", "medrega", "m3d"]
 
 
 class RegionOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     mode: Mode = "standard"
+    """``medrega``: MedRegA's released evaluator; ``m3d``: M3D's 3D rules (docs/region-metrics.md has each)."""
     iou_threshold: float | None = Field(None, gt=0, le=1)
     """Hit threshold; default 0.5 (standard), MedRegA's per-subtask values (medrega), 0.2 strict (m3d)."""
     subtask: Subtask | None = None

@@ -45,7 +45,7 @@ def precision_recall_f1(
 
     Notes
     -----
-    A count of 0 gives 0 for its ratio (never NaN), and F1 of P = R = 0 is 0 (METRICS.md).
+    A count of 0 gives 0 for its ratio (never NaN), and F1 of P = R = 0 is 0 (docs/metrics.md).
     MedRegA's released code names the two ratios the other way round ("precision" = matches /
     references); its plugin swaps the names, not the arithmetic.
     """

@@ -40,7 +40,7 @@ _COUNTS = ("hits", "aligned", "iou_sum", "names_pred", "names_ref", "names_both"
 
 
 class StandardRegion(RegionAligned, mode="standard"):
-    """Region / object / alignment P, R, F1, IoU and accuracy by threshold-aware matching (METRICS.md)."""
+    """Region / object / alignment P, R, F1, IoU and accuracy by threshold-aware matching (docs/region-metrics.md)."""
 
     enclosing_iou: ClassVar[bool] = False
     """M3D's enclosing-box IoU instead of the true IoU."""
