@@ -125,12 +125,15 @@ def load_prompt(path: Path, *, field: str, task_file: str) -> JudgePrompt:
 class JudgeOptions(BaseModel):
     """Options every judged metric takes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     judge: str
-    """A model name or a model YAML path (relative to the task YAML)."""
+    """The judge: a model name or a model YAML path (relative to the task YAML); its served name is in
+    the signature."""
     temperature: float = Field(0.0, ge=0)
+    """The judge's sampling temperature (0: greedy; VividMed used 0.1)."""
     prompt: str | None = None
-    """A judge prompt YAML (relative to the task YAML); default: the plugin's bundled prompt."""
+    """A judge prompt YAML (relative to the task YAML); default: the plugin's bundled prompt
+    (docs/judged-metrics.md)."""
 
 
 class JudgedMetric(Metric):

@@ -31,6 +31,8 @@ _ZERO_ONE = re.compile(r"([01])(?:\.0+)?")
 
 class LLMJudgeOptions(JudgeOptions):
     rubric: Literal["correctness", "xmedgpt3"] = "correctness"
+    """`correctness`: VividMed's 0/1 prompt (`judge_accuracy`); `xmedgpt3`: our three-criterion 0-10
+    rubric (`judge_score`)."""
 
 
 def parse_score01(text: str) -> tuple[int | None, str | None]:
