@@ -124,7 +124,8 @@ def write_task(root: Path, task: str, family: str, modality: str, table: Scores,
             "language": "en",
             "modality": modality,
             "n_samples": 4,
-            "n_parse_failures": 4 if model == "boxless" and family == "detection" else 0,
+            # half its outputs unreadable: at the failure rule's threshold (more than half), so still ranked
+            "n_parse_failures": 2 if model == "boxless" and family == "detection" else 0,
             "metrics": metrics,
             "ci95": ci95,
             "higher_is_better": {k: _higher_is_better(table[k][0], k) for k in metrics},
@@ -314,7 +315,7 @@ def test_every_table_compiles_and_fits_the_text_width(messy: Collection, tmp_pat
     if page == "article":  # 11 and 14 columns do not fit at footnote size: two parts each
         assert latex.count("(part 1 of 2)") == 2 and r"\begin{table*}" not in latex
     else:  # the 7-column table fits a column; the wider ones span both
-        assert r"\begin{table*}" in latex and "slake\\_vqa}" in latex.split(r"\begin{table}[tbp]")[-1]
+        assert r"\begin{table*}" in latex and r"\caption{slake\_vqa" in latex.split(r"\begin{table}[tbp]")[-1]
 
 
 def test_a_table_too_wide_to_split_in_two_turns_sideways(messy: Collection, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from regbench.console import err, out, user_errors
 from regbench.errors import RegbenchError
@@ -29,15 +30,31 @@ LabelsOpt = Annotated[
     Path | None, typer.Option("--labels", help="YAML or JSON mapping of model / task / metric names to labels.")
 ]
 DecimalsOpt = Annotated[int, typer.Option("--decimals", min=0, max=6, help="Decimals after x100.")]
+MaxFailureOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-failure-rate",
+        min=0.0,
+        max=1.0,
+        help="A run whose failed samples (request errors + parse failures) are more than this share of its "
+        "samples is ranked and shown nowhere (listed with why).",
+    ),
+]
+DEFAULT_MAX_FAILURE_RATE = 0.5  # the same as regbench.report.collect's (not imported: --help stays light)
 
 
-def _collect(directory: Path) -> Collection:
+def _collect(directory: Path, max_failure_rate: float) -> Collection:
     from regbench.report.collect import collect
 
-    collection = collect(directory)
+    collection = collect(directory, max_failure_rate=max_failure_rate)
     for note in collection.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if not collection.runs:
+        if collection.excluded:
+            raise RegbenchError(
+                f"every results.json under {directory} was set aside (more than {max_failure_rate:.0%} of its "
+                "samples failed); nothing to report (--max-failure-rate sets the threshold)"
+            )
         raise RegbenchError(f"no usable results.json under {directory}")
     return collection
 
@@ -60,11 +77,12 @@ def leaderboard(
     directory: DirArg,
     output: OutOpt,
     html: Annotated[bool, typer.Option("--html", help="Also write a self-contained page beside the JSON.")] = False,
+    max_failure_rate: MaxFailureOpt = DEFAULT_MAX_FAILURE_RATE,
 ) -> None:
     """Collect every results.json under DIR into one leaderboard JSON (and a web page)."""
     from regbench.report.leaderboard import build_leaderboard
 
-    collection = _collect(directory)
+    collection = _collect(directory, max_failure_rate)
     board = build_leaderboard(collection, source=str(directory))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(board, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -86,23 +104,29 @@ def export_latex(
     labels: LabelsOpt = None,
     decimals: DecimalsOpt = 2,
     standalone: Annotated[bool, typer.Option("--standalone", help="A compilable document, not only tables.")] = False,
+    max_failure_rate: MaxFailureOpt = DEFAULT_MAX_FAILURE_RATE,
 ) -> None:
     """booktabs tables: grouped headers, values x100, best bold, second underlined."""
     from regbench.report.tables import build_tables, to_latex
 
-    tables = build_tables(_collect(directory), preset=preset)
+    tables = build_tables(_collect(directory, max_failure_rate), preset=preset)
     _write(output, to_latex(tables, decimals=decimals, labels=_labels(labels), standalone=standalone), len(tables))
 
 
 @export_app.command("markdown")
 @user_errors
 def export_markdown(
-    directory: DirArg, output: OutOpt, preset: PresetOpt = "auto", labels: LabelsOpt = None, decimals: DecimalsOpt = 2
+    directory: DirArg,
+    output: OutOpt,
+    preset: PresetOpt = "auto",
+    labels: LabelsOpt = None,
+    decimals: DecimalsOpt = 2,
+    max_failure_rate: MaxFailureOpt = DEFAULT_MAX_FAILURE_RATE,
 ) -> None:
     """Markdown tables: best bold, second italic."""
     from regbench.report.tables import build_tables, to_markdown
 
-    tables = build_tables(_collect(directory), preset=preset)
+    tables = build_tables(_collect(directory, max_failure_rate), preset=preset)
     _write(output, to_markdown(tables, decimals=decimals, labels=_labels(labels)), len(tables))
 
 
@@ -117,13 +141,14 @@ def plot(
     directory: DirArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the charts.")] = Path("plots"),
     fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    max_failure_rate: MaxFailureOpt = DEFAULT_MAX_FAILURE_RATE,
 ) -> None:
     """Charts: metric bars with intervals, family radar, IoU distribution, parse-failure rates."""
     from regbench.report.plots import all_plots
 
     if fmt not in ("png", "svg"):
         raise RegbenchError(f"--format: expected png or svg, got {fmt!r}")
-    for path in all_plots(_collect(directory), output, fmt):
+    for path in all_plots(_collect(directory, max_failure_rate), output, fmt):
         out.print(str(path))
 
 

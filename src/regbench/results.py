@@ -15,6 +15,7 @@ their declared order, so a file read and written back is byte-identical.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -54,6 +55,9 @@ class Results(BaseModel):
     """Samples whose model call failed after all retries (scored as empty outputs)."""
     n_skipped: int = 0
     """Malformed records of the dataset its reader skipped (docs/datasets.md; with ``--limit``: among those read)."""
+    sample_ids: str = ""
+    """:func:`sample_ids_digest` of the scored samples' ids: two runs with the same value were scored on the
+    same samples (reports rank only those together). Empty in files of an older regbench."""
     metrics: dict[str, float | int]
     """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better); a count
     (``judge_parse_failures``) is an integer."""
@@ -71,6 +75,13 @@ class Results(BaseModel):
     """The fully resolved task and model specs (no secrets: API keys are read from env vars by name)."""
     regbench_version: str = ""
     schema_version: int = SCHEMA_VERSION
+
+
+def sample_ids_digest(ids: Iterable[str]) -> str:
+    """``sha256:`` and the hex digest of the sorted ids as a JSON list: the same set of ids, in any
+    order, gives the same value (a list, not joined text, so no id can run into the next)."""
+    text = json.dumps(sorted(ids), ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Reference(TypedDict):

@@ -20,7 +20,7 @@ from regbench.aggregate import bootstrap_ci
 from regbench.metrics import Metric, Stats
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
-from regbench.results import Reference, Results, SampleRecord
+from regbench.results import Reference, Results, SampleRecord, sample_ids_digest
 from regbench.spec import ModelSpec, TaskSpec
 from regbench.types import Sample
 
@@ -107,12 +107,14 @@ def reference(sample: Sample) -> Reference:
     }
 
 
-def counts(records: Sequence[SampleRecord]) -> dict[str, int]:
-    """``n_samples``, ``n_parse_failures`` and ``n_errors`` of results.json, from the records."""
+def counts(records: Sequence[SampleRecord]) -> dict[str, int | str]:
+    """``n_samples``, ``n_parse_failures``, ``n_errors`` and ``sample_ids`` (which samples) of results.json,
+    from the records."""
     return {
         "n_samples": len(records),
         "n_parse_failures": sum(record.parse_failed for record in records),
         "n_errors": sum(record.error is not None for record in records),
+        "sample_ids": sample_ids_digest(record.id for record in records),
     }
 
 

@@ -5,10 +5,13 @@ family, its rows in the order of the family's overall rank (a rank column; unran
 last, the reason in a tooltip), each value with its 95% interval drawn as a bar. Best and
 second values are marked as in the tables, among the models scored alike only; a value scored
 differently (another signature group) carries a † whose tooltip says how, and its row is
-marked; a missing value is a dash whose tooltip says why. Filters by task, language and
-modality; the family's overall ranking; and a per-sample browser for each run (the output, the
-parsed boxes drawn in red over the image with the reference in green, per-sample scores).
-Nothing is fetched when the page opens.
+marked; a missing value is a dash whose tooltip says why. Each row shows its run's sample count,
+failed requests and parse-failure rate; a run over another set of samples than the task's
+reference set is marked (‡, italic, no rank, values not marked) with why in a note column, and the
+runs set aside because most of their samples failed are listed under the family with why, in no
+table. Filters by task, language and modality; the family's overall ranking; and a per-sample
+browser for each run (the output, the parsed boxes drawn in red over the image with the
+reference in green, per-sample scores). Nothing is fetched when the page opens.
 """
 
 from __future__ import annotations
@@ -168,6 +171,8 @@ td.name, th.name { text-align: left; }
 td.best span.value { font-weight: 700; } td.second span.value { text-decoration: underline; }
 td.apart span.value { color: #8a5a00; } td.missing { color: #999; cursor: help; }
 tr.scored-differently td.name:first-of-type { font-style: italic; }
+tr.not-comparable td { font-style: italic; color: #666; }
+td.note-cell { white-space: normal; text-align: left; max-width: 22rem; font-size: .75rem; color: #8a5a00; }
 td.rank { font-weight: 600; } .dagger { color: #b36b00; cursor: help; }
 .sample { display: flex; gap: 1rem; border-bottom: 1px solid #eee; padding: .5rem 0; }
 .sample pre { white-space: pre-wrap; max-width: 40rem; margin: 0; font-size: .8rem; }
@@ -254,6 +259,11 @@ for (const [family, members] of Object.entries(families).sort()) {
     const unranked = overall.unranked.map(m => `${m} (${reasons[m] || "unranked"})`).join("; ");
     container.appendChild(el("p", {class: "overall note"}, "Unranked: " + unranked));
   }
+  const aside = members.flatMap(([name, t]) =>
+    Object.entries(t.excluded || {}).map(([m, e]) => `${m} · ${name}: ${e.reason}`));
+  if (aside.length) {
+    container.appendChild(el("p", {class: "overall note excluded"}, "Set aside, in no table: " + aside.join("; ")));
+  }
   const rankOf = Object.fromEntries(overall.overall.map(o => [o.model, o.rank]));
   const keys = [...new Set(members.flatMap(([, t]) => Object.keys(t.metrics)))];
   const header = key => {
@@ -262,7 +272,10 @@ for (const [family, members] of Object.entries(families).sort()) {
   };
   const table = el("table", {"data-family": family});
   const head = table.createTHead().insertRow();
-  const fixed = [["#", "rank"], ["model", "model"], ["task", "task"], ["n", "n"], ["parse fail.", "parse"]];
+  const fixed = [
+    ["#", "rank"], ["model", "model"], ["task", "task"], ["n", "n"], ["errors", "errors"], ["parse fail.", "parse"],
+    ["note", "note"],
+  ];
   fixed.concat(keys.map(k => [header(k), k])).forEach(([label, key], i) => {
     const metric = i >= fixed.length;
     const th = el("th", {class: i > 0 && i < 3 ? "name" : "", "data-key": key, title: metric ? key : ""}, label);
@@ -281,16 +294,28 @@ for (const [family, members] of Object.entries(families).sort()) {
     const row = body.insertRow();
     row.className = "run";
     Object.assign(row.dataset, {task: name, language: task.language, modality: task.modality || "", model: model});
-    const rank = rankOf[model];
-    const unranked = `unranked: ${reasons[model] || "not in this family's standing"}`;
+    const comparable = entry.comparable !== false;  // older leaderboards have no such field
+    const rank = comparable ? rankOf[model] : undefined;
+    const unranked = comparable ? `unranked: ${reasons[model] || "not in this family's standing"}`
+      : `not ranked: ${entry.note}`;
     const rankTitle = rank ? `overall rank in ${family}` : unranked;
     row.appendChild(el("td", {class: "rank", "data-value": rank ?? "", title: rankTitle}, rank ? String(rank) : "–"));
     const nameCell = el("td", {class: "name", "data-value": model}, model);
     row.appendChild(nameCell);
     row.appendChild(el("td", {class: "name", "data-value": name}, name));
     row.appendChild(el("td", {"data-value": entry.n_samples}, String(entry.n_samples)));
+    const errors = entry.n_errors ?? 0;
+    const errorsTitle = "model requests that failed after the retries";
+    row.appendChild(el("td", {"data-value": errors, title: errorsTitle}, String(errors)));
     const failures = (100 * entry.parse_failure_rate).toFixed(1) + "%";
     row.appendChild(el("td", {"data-value": entry.parse_failure_rate}, failures));
+    row.appendChild(el("td", {class: "note-cell", "data-value": entry.note || ""}, entry.note || ""));
+    if (!comparable) {
+      row.classList.add("not-comparable");
+      const note = `not ranked: ${entry.note}`;
+      nameCell.appendChild(el("span", {class: "dagger other-samples", title: note}, " ‡"));
+      nameCell.title = note;
+    }
     const differences = new Set();
     for (const key of keys) {
       const value = entry.values[key];

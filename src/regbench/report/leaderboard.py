@@ -11,6 +11,11 @@ ranked in within the first signature group, lower is better, equal means sharing
 ranked in fewer than half of the family's pairs (or in none, when every metric it has was scored
 differently) is listed as unranked, with the reason.
 
+Only runs that :func:`regbench.report.collect.screen` lets through are ranked: a run that mostly
+failed is listed under its task's ``excluded`` (with the counts and why) and nowhere else, and a
+run over another set of samples than the task's reference set is shown (``comparable: false`` and
+a ``note``) but not ranked.
+
 Tables and the page follow the same rules: :func:`signature_groups` says who is compared with
 whom, :func:`marks` which values are marked best and second, :func:`describe_difference` how a
 group was scored differently.
@@ -28,6 +33,7 @@ from typing import Any
 
 from regbench import __version__
 from regbench.report.collect import Collection
+from regbench.results import Results
 from regbench.signature import Signature
 
 SCHEMA_VERSION = 1
@@ -129,23 +135,38 @@ def _relative(path: Path, source: str) -> str:
         return str(path)
 
 
+def _task_entry(tasks: dict[str, dict[str, Any]], res: Results) -> dict[str, Any]:
+    return tasks.setdefault(
+        res.task,
+        {
+            "family": res.family,
+            "language": res.language,
+            "modality": res.modality,
+            "metrics": {},
+            "models": {},
+            "rankings": {},
+            "excluded": {},
+        },
+    )
+
+
+def failure_rule(max_failure_rate: float) -> str:
+    """The failure rule in words, as the leaderboard JSON states it."""
+    return (
+        "a run whose failed samples (model requests that failed after the retries + outputs that could not be "
+        f"read) are more than {max_failure_rate:.0%} of its samples is listed under its task's excluded and "
+        "shown and ranked nowhere; a run over another set of samples than most runs of its task (ties: the "
+        "larger set) is shown with comparable false and a note, and not ranked"
+    )
+
+
 def build_leaderboard(collection: Collection, *, source: str = "") -> dict[str, Any]:
     """The leaderboard document for a collection of runs."""
     tasks: dict[str, dict[str, Any]] = {}
     dropped: dict[tuple[str, str], dict[str, str]] = {}
     for run in collection.runs:
         res = run.results
-        task = tasks.setdefault(
-            res.task,
-            {
-                "family": res.family,
-                "language": res.language,
-                "modality": res.modality,
-                "metrics": {},
-                "models": {},
-                "rankings": {},
-            },
-        )
+        task = _task_entry(tasks, res)
         task["models"][res.model] = {
             "values": res.metrics,
             "ci95": res.ci95,
@@ -157,16 +178,30 @@ def build_leaderboard(collection: Collection, *, source: str = "") -> dict[str, 
             "regbench_version": res.regbench_version,
             "results_file": _relative(run.path, source),
             "missing": {},
+            "sample_ids": res.sample_ids or None,
+            "comparable": run.comparable,
         }
+        if run.note:
+            task["models"][res.model]["note"] = run.note
         dropped[res.task, res.model] = run.dropped
         for key in [*res.metrics, *run.dropped]:
             meta = task["metrics"].setdefault(key, {"higher_is_better": res.higher_is_better.get(key, True)})
             if not meta.get("plugin"):  # the first run that names one
                 meta["plugin"] = res.plugins.get(key, "")
+    for excluded in collection.excluded:
+        res = excluded.run.results
+        _task_entry(tasks, res)["excluded"][res.model] = {
+            "reason": excluded.reason,
+            "n_samples": res.n_samples,
+            "n_errors": res.n_errors,
+            "n_parse_failures": res.n_parse_failures,
+            "results_file": _relative(excluded.run.path, source),
+        }
     notes = list(collection.notes)
     for name, task in tasks.items():
         for key, meta in task["metrics"].items():
-            values = {m: e["values"][key] for m, e in task["models"].items() if key in e["values"]}
+            # only runs over the task's reference samples are ranked (collect.screen)
+            values = {m: e["values"][key] for m, e in task["models"].items() if key in e["values"] and e["comparable"]}
             groups = signature_groups(values, {m: task["models"][m]["signatures"].get(key, "") for m in values})
             task["rankings"][key] = [_ranking(group, groups[0], meta["higher_is_better"]) for group in groups]
             if len(groups) > 1:
@@ -174,7 +209,7 @@ def build_leaderboard(collection: Collection, *, source: str = "") -> dict[str, 
                     f"{name} · {key}: {len(groups)} different signatures (scored with different settings); "
                     "each group is ranked on its own"
                 )
-            missing = sorted(m for m in task["models"] if m not in values)
+            missing = sorted(m for m, e in task["models"].items() if key not in e["values"])
             for model in missing:
                 why = dropped[name, model].get(key, "no value in its results.json")
                 task["models"][model]["missing"][key] = why
@@ -188,6 +223,8 @@ def build_leaderboard(collection: Collection, *, source: str = "") -> dict[str, 
         "tasks": tasks,
         "families": _families(tasks),
         "overall_rule": OVERALL_RULE,
+        "max_failure_rate": collection.max_failure_rate,
+        "ranking_rule": failure_rule(collection.max_failure_rate),
         "notes": notes,
     }
 
@@ -208,10 +245,16 @@ def _families(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     families: dict[str, dict[str, Any]] = {}
     for name, task in tasks.items():
         family = families.setdefault(
-            task["family"], {"tasks": [], "pairs": 0, "models": set(), "ranks": defaultdict(list), "apart": {}}
+            task["family"],
+            {"tasks": [], "pairs": 0, "models": set(), "ranks": defaultdict(list), "apart": {}, "aside": {}},
         )
         family["tasks"].append(name)
-        family["models"].update(task["models"])
+        family["models"].update(task["models"], task["excluded"])
+        for model, entry in task["models"].items():
+            if not entry["comparable"]:
+                family["aside"].setdefault(model, []).append(f"{name}: {entry['note']}")
+        for model, entry in task["excluded"].items():
+            family["aside"].setdefault(model, []).append(f"{name}: set aside, {entry['reason']}")
         for groups in task["rankings"].values():
             if not groups:
                 continue
@@ -233,7 +276,9 @@ def _families(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "overall": _overall(means, ranks),
             "unranked": unranked,
             "unranked_reasons": {
-                m: _unranked_reason(len(ranks.get(m, [])), family["apart"].get(m, []), family["pairs"])
+                m: _unranked_reason(
+                    len(ranks.get(m, [])), family["apart"].get(m, []), family["pairs"], family["aside"].get(m, [])
+                )
                 for m in unranked
             },
         }
@@ -257,11 +302,16 @@ def _overall(means: dict[str, float], ranks: Mapping[str, list[float]]) -> list[
     return overall
 
 
-def _unranked_reason(ranked: int, apart: list[str], pairs: int) -> str:
-    """Why a model has no overall rank: how many pairs it was ranked in, scored differently in, lacks."""
+def _unranked_reason(ranked: int, apart: list[str], pairs: int, aside: list[str]) -> str:
+    """Why a model has no overall rank: how many pairs it was ranked in, scored differently in, lacks,
+    and which of its runs were not ranked (mostly failed, or over other samples) and why."""
+    if not ranked and not apart and aside:  # nothing of it was ranked: those runs are the whole reason
+        return f"no run ranked: {'; '.join(aside)}"
     text = f"ranked in {ranked} of the family's {pairs} (task, metric) pairs, fewer than half"
     if apart:
         text += f"; scored differently in {len(apart)} ({'; '.join(dict.fromkeys(apart))}), ranked apart there"
-    if pairs - ranked - len(apart):
+    if aside:
+        text += f"; runs not ranked: {'; '.join(aside)}"
+    elif pairs - ranked - len(apart):
         text += f"; no value in {pairs - ranked - len(apart)}"
     return text

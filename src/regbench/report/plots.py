@@ -4,6 +4,11 @@ IoU distributions, parse-failure rates. Each function writes one file and return
 The radar averages the keys whose plugin class bounds them to exactly [0, 1]
 (:meth:`regbench.metrics.Metric.facts`); a key whose plugin this installation does not know
 counts when its value lies in [0, 1].
+
+Only the runs :func:`regbench.report.collect.screen` keeps are drawn (a run that mostly failed is
+in no chart). A run over another set of samples than its task's reference set gets its bar, marked
+‡ and hatched, with a note under the chart, and is left out of the radar and the IoU histogram, which
+put runs side by side as if they were comparable. SVG text stays text (searchable, selectable).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as text, not paths: smaller, searchable
     import matplotlib.pyplot as plt
 
     return plt
@@ -30,18 +36,25 @@ def _pyplot() -> Any:
 def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") -> Path:
     """One panel per metric of a task: a bar per model, with its 95% interval."""
     plt = _pyplot()
-    runs = [r.results for r in collection.runs if r.results.task == task]
+    shown = [r for r in collection.runs if r.results.task == task]
+    runs = [r.results for r in shown]
+    apart = {r.results.model: r.note for r in shown if not r.comparable}
     keys = sorted({k for r in runs for k in r.metrics})
     cols = min(4, len(keys)) or 1
     rows = (len(keys) + cols - 1) // cols or 1
     figure, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=False):
         reporting = [r for r in runs if key in r.metrics]  # each bar's interval from its own run
-        models = [r.model for r in reporting]
+        models = [r.model + (" ‡" if r.model in apart else "") for r in reporting]
         values = [r.metrics[key] for r in reporting]
         spans = [_error_span(r, key) for r in reporting]
         errors = [[below for below, _ in spans], [above for _, above in spans]]
-        ax.bar(range(len(models)), values, yerr=errors, capsize=3, color="#4a7bd0")
+        bars = ax.bar(range(len(models)), values, yerr=errors, capsize=3, color="#4a7bd0")
+        for bar, run in zip(bars, reporting, strict=True):
+            if run.model in apart:  # shown, not comparable with the others
+                bar.set_facecolor("#dde5f5")
+                bar.set_edgecolor("#4a7bd0")  # the hatch is drawn in the edge colour
+                bar.set_hatch("//")
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=7)
         direction = "" if all(r.higher_is_better.get(key, True) for r in runs) else " (lower is better)"
         ax.set_title(key + direction, fontsize=9)
@@ -49,6 +62,10 @@ def metric_bars(collection: Collection, task: str, out: Path, fmt: str = "png") 
         ax.axis("off")
     figure.suptitle(task)
     figure.tight_layout()
+    if apart:
+        lines = [f"‡ {model}: {why}; not comparable with the other bars" for model, why in sorted(apart.items())]
+        figure.subplots_adjust(bottom=figure.subplotpars.bottom + 0.04 * len(lines))
+        figure.text(0.01, 0.01, "\n".join(lines), fontsize=7, ha="left", va="bottom", wrap=True)
     path = out / f"bars_{task}.{fmt}"
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -69,7 +86,7 @@ def radar_scores(collection: Collection) -> tuple[list[str], dict[str, list[floa
     """The task families, and per model its mean score on each (the mean over the family's tasks of
     the mean of its 0–1, higher-is-better metrics); ``None`` where it has no such score."""
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run in collection.runs:
+    for run in collection.ranked:  # a run over other samples is not comparable with the others
         res = run.results
         usable = [v for k, v in res.metrics.items() if res.higher_is_better.get(k, True) and _unit_bounded(res, k)]
         if usable:
@@ -112,7 +129,7 @@ def iou_distribution(collection: Collection, out: Path, fmt: str = "png") -> Pat
     """Histogram of per-sample IoU (``iou`` or ``miou``) per model, over every region task."""
     plt = _pyplot()
     per_model: dict[str, list[float]] = defaultdict(list)
-    for run in collection.runs:
+    for run in collection.ranked:
         if not run.samples_path.is_file():
             continue
         with run.samples_path.open(encoding="utf-8") as lines:

@@ -19,6 +19,13 @@ not also the last; a row alone in its signature group is compared with nothing a
 A row scored differently gets a symbol (†, ‡, ...) that the caption or the note under the table
 explains, e.g. "† IoU threshold 0.3 instead of 0.5".
 
+Only the runs :func:`regbench.report.collect.screen` keeps are rows (a run that mostly failed is
+left out and named on stderr). A run over another set of samples than the task's reference set is a
+row with its values, compared and marked with nothing, and a symbol whose note says why
+("scored on 5 samples (--limit 5), not the 6 samples the 2 ranked runs share"). Every table says
+each row's sample count, failed requests and parse failures (in the caption, or under the
+Markdown table).
+
 A LaTeX table is set at the largest of normal, small and footnote size at which its estimated
 width fits the column (character widths of Computer Modern's footnote-size fonts: close at
 that size, generous above it); else across both columns of a two-column page (``table*``);
@@ -379,6 +386,10 @@ class Table:
     """Keys of the task the preset does not show."""
     source: str = ""
     """The paper table the layout follows."""
+    not_comparable: dict[str, str] = field(default_factory=dict)
+    """Model -> why its run is not compared with the others (another sample set): shown, never marked."""
+    counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Model -> (samples, failed requests, parse failures) of its run."""
 
 
 def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]:
@@ -387,8 +398,11 @@ def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]
     if preset != "auto" and preset not in PRESETS:
         raise RegbenchError(f"unknown preset {preset!r}; choose auto or one of: {', '.join(sorted(PRESETS))}")
     by_task: dict[str, list[Results]] = {}
+    apart: dict[str, dict[str, str]] = {}
     for run in collection.runs:
         by_task.setdefault(run.results.task, []).append(run.results)
+        if not run.comparable:
+            apart.setdefault(run.results.task, {})[run.results.model] = run.note
     tables = []
     for task, runs in by_task.items():
         plugins: dict[str, str | None] = {}
@@ -412,6 +426,8 @@ def build_tables(collection: Collection, *, preset: str = "auto") -> list[Table]
                 {r.model: r.signatures for r in runs},
                 omitted,
                 layout.source if layout else "",
+                apart.get(task, {}),
+                {r.model: (r.n_samples, r.n_errors, r.n_parse_failures) for r in runs},
             )
         )
     if not tables and collection.runs and preset != "auto":
@@ -491,9 +507,11 @@ class _Marked:
 
 
 def _mark(table: Table, column: Column, decimals: int) -> _Marked:
-    """A column's cells, marked among the models of each signature group."""
+    """A column's cells, marked among the models of each signature group (runs over another sample set:
+    among none)."""
     values = {m: table.values[m][column.key] for m in table.models if column.key in table.values[m]}
-    found = signature_groups(values, {m: table.signatures.get(m, {}).get(column.key, "") for m in values})
+    compared = {m: v for m, v in values.items() if m not in table.not_comparable}
+    found = signature_groups(compared, {m: table.signatures.get(m, {}).get(column.key, "") for m in compared})
     places = marks([g.values for g in found], table.higher_is_better.get(column.key, True))
     apart: dict[str, str] = {}
     for group in found[1:]:
@@ -528,12 +546,36 @@ def _body(table: Table, groups: Sequence[Group], marked: Mapping[str, _Marked]) 
         notes.append((symbol, f"{how} ({where}); ranked apart, marked only among rows scored alike"))
         for model in models:
             symbols[model].append(symbol)
+    others: dict[str, list[str]] = {}  # why not comparable -> models
+    for model, why in table.not_comparable.items():
+        others.setdefault(why, []).append(model)
+    for i, (why, models) in enumerate(others.items(), start=len(differences)):
+        notes.append((_symbol(i), f"{why}: not compared with the other rows, not marked"))
+        for model in models:
+            symbols[model].append(_symbol(i))
     rows = [(m, symbols[m], [marked[c.key].cells[m] for _, c in columns]) for m in table.models]
     return _Body(rows, notes)
 
 
 def _label(mapping: Mapping[str, str], name: str) -> str:
     return mapping.get(name, name)
+
+
+def counts_note(table: Table, labels: Mapping[str, str]) -> str:
+    """Each row's samples, failed requests and parse failures, in one sentence (once when all agree)."""
+    counts = [table.counts[m] for m in table.models if m in table.counts]
+    if not counts:
+        return ""
+
+    def said(n: int, errors: int, unread: int) -> str:
+        return f"n = {n}, failed requests {errors}, parse failures {unread}"
+
+    if len(counts) == 1:
+        return said(*counts[0])
+    if len(set(counts)) == 1:
+        return "Every row: " + said(*counts[0])
+    rows = [f"{_label(labels, m)}: {said(*table.counts[m])}" for m in table.models if m in table.counts]
+    return "Per row: " + "; ".join(rows)
 
 
 # -- LaTeX ---------------------------------------------------------------------------------------------
@@ -622,6 +664,7 @@ _LATEX_REPLACEMENTS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "--": "-{}-",  # an option (--limit 5) as typed, not an en dash
 }
 _LATEX_SPECIAL = re.compile("|".join(map(re.escape, _LATEX_REPLACEMENTS)))
 
@@ -792,6 +835,8 @@ def _caption(table: Table, body: _Body, labels: Mapping[str, str], part: str) ->
     caption += part
     for symbol, meaning in body.notes:
         caption += ". " + "$^{" + LATEX_SYMBOLS.get(symbol, symbol) + "}$" + _latex_escape(meaning)
+    if counts := counts_note(table, labels):
+        caption += ". " + _latex_escape(counts)
     return caption
 
 
@@ -866,9 +911,12 @@ def to_markdown(tables: Sequence[Table], *, decimals: int = 2, labels: Mapping[s
                 for c in cells
             ]
             lines.append("| " + " | ".join([_md_cell(name), *texts]) + " |")
-        if body.notes or table.omitted:
+        counts = counts_note(table, labels)
+        if body.notes or table.omitted or counts:
             lines.append("")
         lines += [f"{symbol} {meaning}." for symbol, meaning in body.notes]
+        if counts:
+            lines.append(f"{counts}.")
         if table.omitted:
             lines.append(f"Not in this layout: {', '.join(table.omitted)}.")
         chunks.append("\n".join(lines))
