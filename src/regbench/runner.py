@@ -23,10 +23,12 @@ from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import load_split
 from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError, WeightsMissingError
+from regbench.judging import Judges, JudgeTally, judge_all, judged
 from regbench.metrics import Metric, Stats, build_plugins
+from regbench.metrics.judged import JudgedMetric
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
-from regbench.parsing.readings import read_outputs
+from regbench.parsing.readings import Readings, read_outputs
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
 from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
@@ -299,9 +301,13 @@ async def evaluate(
     progress: ProgressCallback | None = None,
     phase: PhaseCallback | None = None,
     built: TaskPlugins | None = None,
+    judges: Judges | None = None,
 ) -> RunResult:
-    """Run one task on one model and write results.json, samples.jsonl and run.json (``built``: the task's
-    plugins from :func:`build_all_plugins`, else built here)."""
+    """Run one task on one model and write results.json, samples.jsonl and run.json.
+
+    ``built``: the task's plugins from :func:`build_all_plugins`, else built here; ``judges``: the run's
+    started judge adapters (:func:`evaluate_tasks` starts them before the model); without them, the
+    task's judges are started here and closed at the end."""
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     if built is None:
@@ -337,16 +343,34 @@ async def evaluate(
             "(greedy): the answers differ only if the backend samples anyway; set generation.temperature"
         )
 
-    # replayed outputs are their own record: no cache file is created for them
-    use_cache = options.use_cache and adapter.cacheable
-    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
+    judged_plugins = judged(plugins)
+    own_judges = Judges() if judged_plugins and judges is None else None
     try:
-        runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
-        conversations = await runner.run_all(samples, progress, first_turns)
+        if judged_plugins:  # a missing or unreachable judge stops the run before the model is asked
+            judges = judges or own_judges
+            assert judges is not None
+            await judges.start(judged_plugins, task=task.task)
+        # replayed outputs are their own record: no cache file is created for them
+        use_cache = options.use_cache and adapter.cacheable
+        cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
+        try:
+            runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
+            conversations = await runner.run_all(samples, progress, first_turns)
+        finally:
+            if cache is not None:
+                cache.close()
+        generated = time.perf_counter()
+        readings = read_outputs(
+            [None if c.error is not None else c.outputs[-1] for c in conversations],
+            samples,
+            box_format=box_format,
+            expect_boxes=task.boxes_expected,
+            reads={plugin.reads for plugin in plugins},
+        )
+        tally = await ask_judges(judged_plugins, readings, conversations, judges, options) if judges else None
     finally:
-        if cache is not None:
-            cache.close()
-    generated = time.perf_counter()
+        if own_judges is not None:
+            await own_judges.close()
 
     with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
         results, scoring_notes = score_and_write(
@@ -361,6 +385,7 @@ async def evaluate(
             directory=directory,
             n_skipped=split.n_skipped,
             phase=phase,
+            readings=readings,
         )
     notes += scoring_notes
     elapsed = time.perf_counter() - started
@@ -372,6 +397,7 @@ async def evaluate(
             "seconds_generation": round(generated - started, 3),
             "seconds_scoring": round(elapsed - (generated - started), 3),
             "cache_hits": cache_hits,
+            **({"judge": vars(tally)} if tally is not None else {}),
             "notes": notes,
             "regbench_version": __version__,
             "python": platform.python_version(),
@@ -381,6 +407,30 @@ async def evaluate(
     if phase is not None:
         phase(None)
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
+
+
+async def ask_judges(
+    plugins: Sequence[JudgedMetric],
+    readings: Readings,
+    conversations: Sequence[Conversation],
+    judges: Judges,
+    options: RunOptions,
+) -> JudgeTally | None:
+    """Hand every judged plugin its judge's answers about the samples the model answered (cached under
+    their own keys in the run's cache file, in ``run`` and ``score`` alike)."""
+    if not plugins:
+        return None
+    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
+
+    def items(plugin: Metric) -> list[tuple[Parsed | None, Sample]]:
+        pairs = zip(readings.items(plugin.reads), conversations, strict=True)
+        return [(None if c.error is not None else parsed, sample) for (parsed, sample), c in pairs]
+
+    try:
+        return await judge_all(plugins, items, judges, cache)
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def check_images(task: TaskSpec, model: ModelSpec, samples: Sequence[Sample]) -> None:
@@ -409,19 +459,21 @@ def score_and_write(
     directory: Path,
     n_skipped: int = 0,
     phase: PhaseCallback | None = None,
+    readings: Readings | None = None,
 ) -> tuple[Results, list[str]]:
     """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset;
-    ``n_skipped``: the dataset's records its reader skipped; ``phase``: told each step); return the results
-    and the plugins' notes."""
+    ``n_skipped``: the dataset's records its reader skipped; ``phase``: told each step; ``readings``: the
+    answers already read); return the results and the plugins' notes."""
     if phase is not None:
         phase("reading the answers")
-    readings = read_outputs(
-        [None if c.error is not None else c.outputs[-1] for c in conversations],
-        samples,
-        box_format=box_format,
-        expect_boxes=task.boxes_expected,
-        reads={plugin.reads for plugin in plugins},
-    )
+    if readings is None:
+        readings = read_outputs(
+            [None if c.error is not None else c.outputs[-1] for c in conversations],
+            samples,
+            box_format=box_format,
+            expect_boxes=task.boxes_expected,
+            reads={plugin.reads for plugin in plugins},
+        )
     sampled = [c.sampled for c in conversations]
     stats, totals = score(plugins, readings, options.bootstrap, phase=phase, sampled=sampled)
     notes = [note for plugin in plugins for note in plugin.notes(stats[plugin.name])]
@@ -438,6 +490,7 @@ def score_and_write(
             zip(samples, conversations, readings.parsed, indices, strict=True)
         )
     ]
+    add_judge_records(judged(plugins), samples, stats, records)
     run = {
         "limit": options.limit,
         "seed": options.seed,
@@ -450,6 +503,28 @@ def score_and_write(
     write_samples(directory, records)
     write_results(directory, results)
     return results, notes
+
+
+def add_judge_records(
+    plugins: Sequence[JudgedMetric],
+    samples: Sequence[Sample],
+    stats: dict[str, list[Stats]],
+    records: Sequence[SampleRecord],
+) -> None:
+    """Each record's ``judge`` entries (raw answer, verdict, parse error); a judge that could not be asked
+    after its retries is the sample's ``error`` (counted in n_errors: the run is incomplete, a rerun asks it
+    again) unless the model's own call failed."""
+    if not plugins:
+        return
+    for i, (sample, record) in enumerate(zip(samples, records, strict=True)):
+        record.judge = {}
+        for plugin in plugins:
+            entry = plugin.judge_record(sample, stats[plugin.name][i])
+            if entry is None:
+                continue
+            record.judge[plugin.name] = entry
+            if "error" in entry and record.error is None:
+                record.error = f"judge {plugin.judge.model} (metric {plugin.name}): {entry['error']}"
 
 
 # ---------------------------------------------------------------- several tasks, one model
@@ -488,15 +563,24 @@ async def evaluate_tasks(
     """
     results = []
     built = build_all_plugins(tasks)
-    await adapter.start()
+    judges = Judges()
     try:
-        with progress if progress is not None else nullcontext(None) as task_progress:
-            for task, plugins in zip(tasks, built, strict=True):
-                update = task_progress(task) if task_progress is not None else None
-                phase = getattr(update, "phase", None)
-                results.append(
-                    await evaluate(task, model, adapter, options, progress=update, phase=phase, built=plugins)
-                )
+        for task, plugins in zip(tasks, built, strict=True):  # every judge answers before the model is asked
+            if needed := judged(plugins.plugins):
+                await judges.start(needed, task=task.task)
+        await adapter.start()
+        try:
+            with progress if progress is not None else nullcontext(None) as task_progress:
+                for task, plugins in zip(tasks, built, strict=True):
+                    update = task_progress(task) if task_progress is not None else None
+                    phase = getattr(update, "phase", None)
+                    results.append(
+                        await evaluate(
+                            task, model, adapter, options, progress=update, phase=phase, built=plugins, judges=judges
+                        )
+                    )
+        finally:
+            await adapter.close()
     finally:
-        await adapter.close()
+        await judges.close()
     return results

@@ -38,7 +38,7 @@ class Bootstrap:
 class Aggregate:
     """The aggregate part of results.json, from per-plugin stats lists."""
 
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | int] = field(default_factory=dict)
     ci95: dict[str, list[float]] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     signatures: dict[str, str] = field(default_factory=dict)
@@ -91,7 +91,8 @@ def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], bootstra
         for key, higher in plugin.output_keys().items():
             if key not in values:
                 continue
-            result.metrics[key] = float(values[key])
+            value = values[key]
+            result.metrics[key] = int(value) if key in plugin.count_keys else float(value)
             result.higher_is_better[key] = higher
             result.signatures[key] = _signature(plugin, key, bootstrap)
             result.plugins[key] = plugin.name

@@ -32,6 +32,8 @@ _BUILTIN = {
     "semantic_entropy": "regbench.metrics.uncertainty:SemanticEntropy",
     "kendall_tau": "regbench.metrics.agreement:KendallTau",
     "prognosis": "regbench.metrics.prognosis:Prognosis",
+    "llm_judge": "regbench.metrics.llm_judge:LLMJudge",
+    "green": "regbench.metrics.green:Green",
 }
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)

@@ -68,6 +68,9 @@ class MetricContext(BaseModel):
     modality: str | None = None
     labels: list[str] | None = None
     samples_per_question: int | None = None
+    source: str | None = None
+    """The task YAML's path, when it came from a file (judged metrics find their judge and prompt
+    files relative to it)."""
 
 
 class Metric(ABC):
@@ -95,6 +98,8 @@ class Metric(ABC):
     """The range of every key's values (``key_bounds`` overrides it per key)."""
     key_scale: ClassVar[Mapping[str, Scale]] = {}
     key_bounds: ClassVar[Mapping[str, Bounds]] = {}
+    count_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys whose aggregate is a count, written to results.json as an integer (``judge_parse_failures``)."""
     reads: ClassVar[str | None] = None
     """The box format this plugin reads model outputs with, when it needs its own reading (the runner
     reads each output once per distinct reading, :func:`regbench.parsing.readings.read_outputs`), or

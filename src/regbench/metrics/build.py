@@ -33,6 +33,7 @@ def build_plugins(task: TaskSpec, *, started: Callable[[Metric], None] | None = 
         modality=task.modality,
         labels=task.labels,
         samples_per_question=task.samples_per_question,
+        source=str(task.source) if task.source is not None else None,
     )
     builders: list[Callable[[], Metric]] = []
     names: list[tuple[str, str]] = []

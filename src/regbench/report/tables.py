@@ -128,6 +128,19 @@ CATALOG: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "radcliq": ("Clinical efficacy", {"radcliq_v0": "RadCliQ-v0", "radcliq_v1": "RadCliQ-v1"}),
+    "llm_judge": (
+        "Judged",
+        {"judge_accuracy": "Judge Acc", "judge_score": "Judge score", "judge_parse_failures": "Judge parse fail."},
+    ),
+    "green": (
+        "Judged",
+        {
+            "green": "GREEN",
+            **{f"green_errors_{c}": f"GREEN err. ({c})" for c in "abcdef"},
+            "green_matched": "GREEN matched",
+            "judge_parse_failures": "Judge parse fail.",
+        },
+    ),
     "vqa": (
         "VQA",
         {
