@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("regbench.metrics",),
     ("regbench.aggregate", "regbench.results"),
     ("regbench.scoring", "regbench.stats", "regbench.merge", "regbench.gate"),
-    ("regbench.runner", "regbench.executor"),
+    ("regbench.runner", "regbench.judging", "regbench.executor"),
     ("regbench.report", "regbench.export_lmeval", "regbench.lmeval_hooks"),
     ("regbench.console", "regbench.cli_report", "regbench.cli_gate", "regbench.cli", "regbench.__main__"),
 ]

@@ -78,7 +78,7 @@ def _record(sample_id: str, **changes: Any) -> SampleRecord:
 
 def test_a_record_is_written_with_its_fields_in_order() -> None:
     record = _record("s0")
-    written = [name for name in SampleRecord.__dataclass_fields__ if name != "reading_errors"]
+    written = [name for name in SampleRecord.__dataclass_fields__ if name not in ("reading_errors", "judge")]
     assert list(record.to_dict()) == written  # reading_errors only when a plugin's own reading failed
     assert record.to_dict() == {name: getattr(record, name) for name in written}
     assert not record.parse_failed and _record("s1", parsed={"ok": False}).parse_failed
@@ -86,6 +86,8 @@ def test_a_record_is_written_with_its_fields_in_order() -> None:
     failed_reading = _record("s3", reading_errors={"medrega_released": "no box"})
     assert failed_reading.parse_failed
     assert list(failed_reading.to_dict())[-2:] == ["reading_errors", "index"]
+    judged = _record("s4", judge={"llm_judge": {"raw": "Score: 1", "verdict": 1, "parse_error": None}})
+    assert list(judged.to_dict())[-3:] == ["stats", "judge", "index"]  # judge only for judged metrics
 
 
 def test_samples_read_and_written_back_are_byte_identical(tmp_path: Path) -> None:

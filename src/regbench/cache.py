@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
     text TEXT NOT NULL,
     usage TEXT NOT NULL DEFAULT '{}',
+    logprobs TEXT,
     created REAL NOT NULL DEFAULT (julianday('now'))
 )
 """
@@ -34,22 +35,27 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "logprobs" not in columns:  # a cache written before token log-probabilities were kept
+            self._db.execute("ALTER TABLE responses ADD COLUMN logprobs TEXT")
         self.hits = 0
         self.writes = 0
 
     def get(self, key: str) -> Response | None:
-        row = self._db.execute("SELECT text, usage FROM responses WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT text, usage, logprobs FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         self.hits += 1
-        return Response(text=row[0], usage=json.loads(row[1]), cached=True)
+        logprobs = None if row[2] is None else json.loads(row[2])
+        return Response(text=row[0], usage=json.loads(row[1]), cached=True, logprobs=logprobs)
 
     def put(self, key: str, response: Response) -> None:
         if response.error is not None:
             return
+        logprobs = None if response.logprobs is None else json.dumps(response.logprobs)
         self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, text, usage) VALUES (?, ?, ?)",
-            (key, response.text, json.dumps(response.usage)),
+            "INSERT OR REPLACE INTO responses (key, text, usage, logprobs) VALUES (?, ?, ?, ?)",
+            (key, response.text, json.dumps(response.usage), logprobs),
         )
         self.writes += 1
 

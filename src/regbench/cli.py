@@ -198,7 +198,8 @@ def _print_scores(result: RunResult) -> None:
         low_high = res.ci95.get(key)
         ci = f"[{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
         arrow = "" if res.higher_is_better.get(key, True) else " ↓"
-        table.add_row(key + arrow, f"{value:.4f}", ci)
+        shown = str(value) if isinstance(value, int) else f"{value:.4f}"  # a count (judge_parse_failures)
+        table.add_row(key + arrow, shown, ci)
     out.print(table)
     out.print(f"[dim]{result.directory / 'results.json'}[/]")
 
@@ -321,9 +322,8 @@ def score(
         path=str(predictions.resolve()),
         box_format=box_format or "auto",
     )
-    options = RunOptions(
-        output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format, use_cache=False
-    )
+    # the replayed outputs are not cached (their file is the record); judge answers are, in OUTPUT/cache.sqlite
+    options = RunOptions(output=output, limit=limit, seed=seed, bootstrap_trials=bootstrap, box_format=box_format)
     _run_gated(
         model_spec,
         tasks,

@@ -13,6 +13,7 @@ from pathlib import Path
 from regbench.collector import gc_paused
 from regbench.errors import DataError
 from regbench.metrics import build_plugins
+from regbench.metrics.judged import JudgedMetric
 from regbench.results import Results, read_results, read_samples, write_results, write_samples
 from regbench.scoring import Bootstrap, aggregate, counts, sample_scores, sample_stats
 from regbench.spec import TaskSpec
@@ -55,6 +56,15 @@ def _merge_shards(directories: Sequence[Path], destination: Path) -> Results:
     task = TaskSpec.model_validate(first.config["task"])
     bootstrap = Bootstrap(trials=first.bootstrap.get("trials", 1000), seed=first.bootstrap.get("seed", 1234))
     plugins = build_plugins(task)
+    for plugin in (p for p in plugins if isinstance(p, JudgedMetric)):  # the judge the shards were scored by
+        keys = plugin.output_keys()
+        for (results, _), directory in zip(shards, directories, strict=True):
+            if any(results.signatures.get(k) != first.signatures.get(k) for k in keys):
+                raise DataError(
+                    f"{directory}: its {plugin.name} signatures differ from those of {directories[0]}: "
+                    "shards judged by different judges or prompts do not merge"
+                )
+        plugin.use_recorded_signatures(first.signatures)
     try:
         stats = {p.name: p.rejoin([r.stats[p.name] for r in records]) for p in plugins}
         totals = aggregate(plugins, stats, bootstrap)

@@ -58,8 +58,9 @@ class Results(BaseModel):
     sample_ids: str = ""
     """:func:`sample_ids_digest` of the scored samples' ids: two runs with the same value were scored on the
     same samples (reports rank only those together). Empty in files of an older regbench."""
-    metrics: dict[str, float]
-    """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better)."""
+    metrics: dict[str, float | int]
+    """Metric key -> value, fractions in 0-1 (RadCliQ is unbounded and lower-is-better); a count
+    (``judge_parse_failures``) is an integer."""
     ci95: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(default_factory=dict)
     """Metric key -> [low, high], percentile bootstrap over samples."""
     higher_is_better: dict[str, bool] = Field(default_factory=dict)
@@ -125,6 +126,9 @@ class SampleRecord:
     reading_errors: dict[str, str] | None = None
     """Box format -> why a plugin's own reading of the output failed (``Metric.reads``), where the task's
     parse did not fail; the key is written only when set, before ``index``."""
+    judge: dict[str, Any] | None = None
+    """Judged metric plugin -> ``{"raw": answer, "verdict": ..., "parse_error": ...}`` (and ``error`` when the
+    judge could not be asked); written only for a task with judged metrics, after ``stats``."""
 
     @property
     def parse_failed(self) -> bool:
@@ -145,6 +149,8 @@ class SampleRecord:
             "scores": self.scores,
             "stats": self.stats,
         }
+        if self.judge is not None:
+            line["judge"] = self.judge
         if self.reading_errors:
             line["reading_errors"] = self.reading_errors
         line["index"] = self.index
@@ -152,7 +158,7 @@ class SampleRecord:
 
 
 _RECORD_KEYS = [f.name for f in fields(SampleRecord)]
-_OPTIONAL_KEYS = {"reading_errors"}
+_OPTIONAL_KEYS = {"reading_errors", "judge"}
 
 
 def _record_problem(data: Any) -> str:

@@ -26,10 +26,12 @@ from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
 from regbench.data import SplitChunks
 from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError, WeightsMissingError
+from regbench.judging import Judges, JudgeTally, judge_all, judged
 from regbench.metrics import Metric, Stats, build_plugins
+from regbench.metrics.judged import JudgedMetric
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.parsing import get_box_format, parse_output
-from regbench.parsing.readings import read_outputs
+from regbench.parsing.readings import Readings, read_outputs
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
 from regbench.results import (
@@ -53,8 +55,8 @@ from regbench.scoring import (
     sample_stats,
     stats_of,
 )
-from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Message, Parsed, Region, Response, Sample
+from regbench.spec import GenerationSpec, ModelSpec, TaskSpec
+from regbench.types import Message, Parsed, Region, Response, Sample, SampledAnswers
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (samples done, samples in all) as a task's conversations finish."""
@@ -108,6 +110,10 @@ class Conversation:
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
     cached_turns: int = 0
+    logprobs: list[float] | None = None
+    """The last answer's token log-probabilities, when asked for and sent."""
+    sampled: SampledAnswers | None = None
+    """The question's M answers under ``samples_per_question`` (answer 0 is ``outputs``)."""
 
     def record(
         self,
@@ -184,6 +190,29 @@ class Conversations:
         return list(await asyncio.gather(*(one(s, f) for s, f in pairs)))
 
     async def converse(self, sample: Sample, first_turn: list[Message] | None = None) -> Conversation:
+        """The sample's conversation; under ``samples_per_question: M`` it is held M times, answer ``k`` with
+        seed ``(generation.seed or 0) + k`` and log-probabilities, and answer 0 is the one scored."""
+        m = self.task.samples_per_question
+        if m is None:
+            return await self.hold(sample, first_turn, self.generation)
+        base = self.generation.seed or 0
+        generations = [self.generation.model_copy(update={"seed": base + k, "logprobs": True}) for k in range(m)]
+        held = await asyncio.gather(*(self.hold(sample, first_turn, g, k) for k, g in enumerate(generations)))
+        main = held[0]
+        main.cached_turns = sum(c.cached_turns for c in held)
+        failed = next(((k, c.error) for k, c in enumerate(held) if c.error is not None), None)
+        if failed is not None:  # the question is scored as an error; a rerun asks only the failed answers
+            main.error = main.error or f"sample {failed[0]}: {failed[1]}"
+        else:
+            main.sampled = SampledAnswers(
+                texts=[c.outputs[-1] for c in held], token_logprobs=[c.logprobs for c in held]
+            )
+        return main
+
+    async def hold(
+        self, sample: Sample, first_turn: list[Message] | None, generation: GenerationSpec, k: int = 0
+    ) -> Conversation:
+        """One conversation of the sample with the given generation settings (``k``: which sample it is)."""
         conversation = Conversation()
         previous_objects: list[Region] = []
         for turn in range(self.renderer.n_turns):
@@ -198,7 +227,7 @@ class Conversations:
                     conversation.error = f"turn {turn}: {exc}"
                     break
             request = Request(
-                sample_id=sample.id, task=self.task.task, turn=turn, messages=messages, generation=self.generation
+                sample_id=sample.id, task=self.task.task, turn=turn, sample=k, messages=messages, generation=generation
             )
             conversation.prompts.append([m.model_dump() for m in messages])
             response = await self.ask(request)
@@ -207,6 +236,7 @@ class Conversations:
                 break
             conversation.cached_turns += response.cached
             conversation.outputs.append(response.text)
+            conversation.logprobs = response.logprobs
             if turn + 1 < self.renderer.n_turns:
                 previous_objects = parse_output(response.text, box_format=self.box_format, sample=sample).objects
         return conversation
@@ -305,9 +335,12 @@ async def evaluate(
     progress: ProgressCallback | None = None,
     phase: PhaseCallback | None = None,
     built: TaskPlugins | None = None,
+    judges: Judges | None = None,
 ) -> RunResult:
     """Run one task on one model and write results.json, samples.jsonl and run.json (``built``: the task's
-    plugins from :func:`build_all_plugins`, else built here; ``phase``: told each scoring step).
+    plugins from :func:`build_all_plugins`, else built here; ``phase``: told each scoring step; ``judges``:
+    the run's started judge adapters (:func:`evaluate_tasks` starts them before the model); without them,
+    the task's judges are started here and closed at the end).
 
     The split goes through in chunks of ``options.chunk_size`` samples: each is rendered, answered, parsed,
     scored and written before the next is read, and what stays for the whole split is what the aggregates
@@ -321,8 +354,11 @@ async def evaluate(
     if built is None:
         built = build_all_plugins([task])[0]
     plugins = built.plugins
+    # joint plugins read the others' per-sample values: with a plugin whose values need the whole split, the
+    # split is one chunk
+    whole = any(p.joint for p in plugins) and any(rejoins(p) for p in plugins if not p.joint)
     with gc_paused():
-        chunks = Chunks(task, options)
+        chunks = Chunks(task, options, whole=whole)
         first = chunks.next()
         assert first is not None  # an empty dataset is a DataError
         for plugin in plugins:
@@ -342,12 +378,73 @@ async def evaluate(
         if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
             check_images(task, model, first.samples)
     notes = list(built.notes)
+    generation = model.generation.merged(task.generation)
+    if task.samples_per_question is not None and generation.temperature == 0:
+        notes.append(
+            f"task {task.task}: samples_per_question is {task.samples_per_question} but the temperature is 0 "
+            "(greedy): the answers differ only if the backend samples anyway; set generation.temperature"
+        )
+    judged_plugins = judged(plugins)
+    own_judges = Judges() if judged_plugins and judges is None else None
+    try:
+        if judged_plugins:  # a missing or unreachable judge stops the run before the model is asked
+            judges = judges or own_judges
+            assert judges is not None
+            await judges.start(judged_plugins, task=task.task)
+        return await _stream(
+            task,
+            model,
+            adapter,
+            options,
+            plugins,
+            renderer,
+            chunks,
+            first,
+            first_turns,
+            notes=notes,
+            checked=checked,
+            subset=subset,
+            box_format=box_format,
+            directory=directory,
+            started=started,
+            progress=progress,
+            phase=phase,
+            judges=judges if judged_plugins else None,
+        )
+    finally:
+        if own_judges is not None:
+            await own_judges.close()
+
+
+async def _stream(
+    task: TaskSpec,
+    model: ModelSpec,
+    adapter: ModelAdapter,
+    options: RunOptions,
+    plugins: list[Metric],
+    renderer: PromptRenderer,
+    chunks: Chunks,
+    first: Chunk,
+    first_turns: list[list[Message]],
+    *,
+    notes: list[str],
+    checked: list[str] | None,
+    subset: bool,
+    box_format: str,
+    directory: Path,
+    started: float,
+    progress: ProgressCallback | None,
+    phase: PhaseCallback | None,
+    judges: Judges | None,
+) -> RunResult:
+    """:func:`evaluate` from its first chunk on: each chunk answered, judged, scored and written in turn."""
 
     # replayed outputs are their own record: no cache file is created for them
     use_cache = options.use_cache and adapter.cacheable
     cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
     seconds_scoring = 0.0
     cache_hits = 0
+    tally = JudgeTally() if judges is not None else None
     ids: list[str] = list(first.ids) if checked is None else []
     run = {
         "limit": options.limit,
@@ -372,8 +469,15 @@ async def evaluate(
             conversations = await runner.run_all(chunk.samples, update if progress else None, first_turns)
             cache_hits += sum(c.cached_turns for c in conversations)
             scoring = time.perf_counter()
+            with gc_paused():
+                readings = scorer.read(chunk.samples, conversations)
+            if judges is not None and tally is not None:
+                found = await ask_judges(judged(plugins), readings, conversations, judges, options)
+                if found is not None:
+                    _add_tally(tally, found)
             with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
-                scorer.add(chunk.samples, conversations, chunk.indices)
+                scorer.add(chunk.samples, conversations, chunk.indices, readings)
+                del readings
                 del conversations
                 seconds_scoring += time.perf_counter() - scoring
                 chunk, first_turns = None, []
@@ -397,7 +501,7 @@ async def evaluate(
         scorer.close()
         if cache is not None:
             cache.close()
-    notes += checked
+    notes += checked + scorer.notes
     elapsed = time.perf_counter() - started
     write_run_info(
         directory,
@@ -406,6 +510,7 @@ async def evaluate(
             "seconds_generation": round(elapsed - seconds_scoring, 3),
             "seconds_scoring": round(seconds_scoring, 3),
             "cache_hits": cache_hits,
+            **({"judge": vars(tally)} if tally is not None else {}),
             "notes": notes,
             "regbench_version": __version__,
             "python": platform.python_version(),
@@ -435,8 +540,9 @@ class Chunks:
     """The run's samples chunk by chunk (``--shard``: its samples only), one chunk read ahead so the last one
     is known as the last."""
 
-    def __init__(self, task: TaskSpec, options: RunOptions) -> None:
-        self.split = SplitChunks(task, size=options.chunk_size, limit=options.limit, validate=True)
+    def __init__(self, task: TaskSpec, options: RunOptions, *, whole: bool = False) -> None:
+        size = options.chunk_size if not whole else 2**62
+        self.split = SplitChunks(task, size=size, limit=options.limit, validate=True)
         self._reader = iter(self.split)
         self._shard = options.shard
         self._read = 0
@@ -527,19 +633,32 @@ class SplitScorer:
         self._lines: TextIO | None = None
         self._spool: IO[bytes] | None = None
         self._closed = False
+        self.notes: list[str] = []
+        """The plugins' notes about the split's aggregates (:meth:`Metric.notes`), once finished."""
 
-    def add(self, samples: Sequence[Sample], conversations: Sequence[Conversation], indices: Sequence[int]) -> None:
-        """Parse the chunk's last answers, score them, and write (or keep) its samples.jsonl records."""
+    def read(self, samples: Sequence[Sample], conversations: Sequence[Conversation]) -> Readings:
+        """The chunk's last answers, read once per reading the plugins need."""
         if self.phase is not None:
             self.phase("reading the answers")
-        readings = read_outputs(
+        return read_outputs(
             [None if c.error is not None else c.outputs[-1] for c in conversations],
             samples,
             box_format=self.box_format,
             expect_boxes=self.task.boxes_expected,
             reads={plugin.reads for plugin in self.plugins},
         )
-        stats = stats_of(self.plugins, readings, phase=self.phase)
+
+    def add(
+        self,
+        samples: Sequence[Sample],
+        conversations: Sequence[Conversation],
+        indices: Sequence[int],
+        readings: Readings,
+    ) -> None:
+        """Score the chunk's answers (:meth:`read`, judged where a plugin is) and write (or keep) its
+        samples.jsonl records."""
+        sampled = [c.sampled for c in conversations]
+        stats = stats_of(self.plugins, readings, phase=self.phase, sampled=sampled)
         if self.phase is not None:
             self.phase("writing samples")
         records = [
@@ -555,6 +674,7 @@ class SplitScorer:
                 zip(samples, conversations, readings.parsed, indices, strict=True)
             )
         ]
+        add_judge_records(judged(self.plugins), samples, stats, records)
         for plugin in self.plugins:
             self.parts[plugin.name].append(stats[plugin.name])
         self.counts["n_samples"] += len(records)
@@ -580,6 +700,7 @@ class SplitScorer:
         try:
             stats = {plugin.name: joined(plugin, self.parts[plugin.name]) for plugin in self.plugins}
             self.parts.clear()
+            self.notes = [note for plugin in self.plugins for note in plugin.notes(stats[plugin.name])]
             if self.phase is not None and self.options.bootstrap.trials:
                 self.phase("bootstrap intervals")
             totals = aggregate(self.plugins, stats, self.options.bootstrap)
@@ -630,6 +751,61 @@ class SplitScorer:
             self._files.__exit__(RuntimeError, RuntimeError("run stopped"), None)
 
 
+async def ask_judges(
+    plugins: Sequence[JudgedMetric],
+    readings: Readings,
+    conversations: Sequence[Conversation],
+    judges: Judges,
+    options: RunOptions,
+) -> JudgeTally | None:
+    """Hand every judged plugin its judge's answers about the samples the model answered (cached under
+    their own keys in the run's cache file, in ``run`` and ``score`` alike)."""
+    if not plugins:
+        return None
+    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if options.use_cache else None
+
+    def items(plugin: Metric) -> list[tuple[Parsed | None, Sample]]:
+        pairs = zip(readings.items(plugin.reads), conversations, strict=True)
+        return [(None if c.error is not None else parsed, sample) for (parsed, sample), c in pairs]
+
+    try:
+        return await judge_all(plugins, items, judges, cache)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _add_tally(tally: JudgeTally, chunk: JudgeTally) -> None:
+    """Add a chunk's judge tally to the run's."""
+    tally.cached += chunk.cached
+    tally.asked += chunk.asked
+    tally.failed += chunk.failed
+    for judge, n in chunk.by_judge.items():
+        tally.by_judge[judge] = tally.by_judge.get(judge, 0) + n
+
+
+def add_judge_records(
+    plugins: Sequence[JudgedMetric],
+    samples: Sequence[Sample],
+    stats: dict[str, list[Stats]],
+    records: Sequence[SampleRecord],
+) -> None:
+    """Each record's ``judge`` entries (raw answer, verdict, parse error); a judge that could not be asked
+    after its retries is the sample's ``error`` (counted in n_errors: the run is incomplete, a rerun asks it
+    again) unless the model's own call failed."""
+    if not plugins:
+        return
+    for i, (sample, record) in enumerate(zip(samples, records, strict=True)):
+        record.judge = {}
+        for plugin in plugins:
+            entry = plugin.judge_record(sample, stats[plugin.name][i])
+            if entry is None:
+                continue
+            record.judge[plugin.name] = entry
+            if "error" in entry and record.error is None:
+                record.error = f"judge {plugin.judge.model} (metric {plugin.name}): {entry['error']}"
+
+
 # ---------------------------------------------------------------- several tasks, one model
 
 
@@ -666,15 +842,24 @@ async def evaluate_tasks(
     """
     results = []
     built = build_all_plugins(tasks)
-    await adapter.start()
+    judges = Judges()
     try:
-        with progress if progress is not None else nullcontext(None) as task_progress:
-            for task, plugins in zip(tasks, built, strict=True):
-                update = task_progress(task) if task_progress is not None else None
-                phase = getattr(update, "phase", None)
-                results.append(
-                    await evaluate(task, model, adapter, options, progress=update, phase=phase, built=plugins)
-                )
+        for task, plugins in zip(tasks, built, strict=True):  # every judge answers before the model is asked
+            if needed := judged(plugins.plugins):
+                await judges.start(needed, task=task.task)
+        await adapter.start()
+        try:
+            with progress if progress is not None else nullcontext(None) as task_progress:
+                for task, plugins in zip(tasks, built, strict=True):
+                    update = task_progress(task) if task_progress is not None else None
+                    phase = getattr(update, "phase", None)
+                    results.append(
+                        await evaluate(
+                            task, model, adapter, options, progress=update, phase=phase, built=plugins, judges=judges
+                        )
+                    )
+        finally:
+            await adapter.close()
     finally:
-        await adapter.close()
+        await judges.close()
     return results

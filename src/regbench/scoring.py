@@ -17,13 +17,13 @@ from typing import Any
 
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
-from regbench.metrics import Metric, Stats
+from regbench.metrics import Joint, Metric, Stats
 from regbench.metrics.base import StatsColumns
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord, sample_ids_digest
 from regbench.spec import ModelSpec, TaskSpec
-from regbench.types import Sample
+from regbench.types import Sample, SampledAnswers
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Bootstrap:
 class Aggregate:
     """The aggregate part of results.json, from per-plugin stats lists."""
 
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | int] = field(default_factory=dict)
     ci95: dict[str, list[float]] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     signatures: dict[str, str] = field(default_factory=dict)
@@ -52,11 +52,14 @@ def score(
     bootstrap: Bootstrap,
     *,
     phase: Callable[[str], None] | None = None,
+    sampled: Sequence[SampledAnswers | None] | None = None,
 ) -> tuple[dict[str, list[Stats]], Aggregate]:
     """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), and the aggregates; the
-    plugins are closed after. ``phase`` is told each step (which plugin, and what it waits for)."""
+    plugins are closed after. Joint plugins come last and see the others' per-sample values and
+    ``sampled`` (each sample's answers under ``samples_per_question``). ``phase`` is told each step
+    (which plugin, and what it waits for)."""
     try:
-        stats = stats_of(plugins, readings, phase=phase)
+        stats = stats_of(plugins, readings, phase=phase, sampled=sampled)
         if phase is not None and bootstrap.trials:
             phase("bootstrap intervals")
         return stats, aggregate(plugins, stats, bootstrap)
@@ -66,17 +69,31 @@ def score(
 
 
 def stats_of(
-    plugins: Sequence[Metric], readings: Readings, *, phase: Callable[[str], None] | None = None
+    plugins: Sequence[Metric],
+    readings: Readings,
+    *,
+    phase: Callable[[str], None] | None = None,
+    sampled: Sequence[SampledAnswers | None] | None = None,
 ) -> dict[str, list[Stats]]:
-    """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`): of the whole split, or of a
-    chunk of it (the chunks' stats put together are the split's, :func:`joined`); ``phase`` is told which
-    plugin scores, and what it waits for."""
+    """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), of the whole split or of a
+    chunk of it (the chunks' stats put together are the split's, :func:`joined`). Joint plugins come last
+    and see the others' per-sample values and ``sampled``; ``phase`` is told which plugin scores."""
     stats = {}
     for plugin in plugins:
+        if plugin.joint:
+            continue
         if phase is not None:
             waiting = plugin.waiting_for()
             phase(f"scoring {plugin.name}" + (f": waiting for {waiting}" if waiting else ""))
         stats[plugin.name] = plugin.stats_batch(readings.items(plugin.reads))
+    joints = [p for p in plugins if p.joint]
+    if joints:
+        rows = [sample_scores([p for p in plugins if not p.joint], stats, i) for i in range(len(readings.samples))]
+        joint = Joint(scores=rows, sampled=sampled if sampled is not None else [None] * len(rows))
+        for plugin in joints:
+            if phase is not None:
+                phase(f"scoring {plugin.name}")
+            stats[plugin.name] = plugin.stats_joint(readings.items(plugin.reads), joint)
     return stats
 
 
@@ -107,7 +124,8 @@ def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], bootstra
         for key, higher in plugin.output_keys().items():
             if key not in values:
                 continue
-            result.metrics[key] = float(values[key])
+            value = values[key]
+            result.metrics[key] = int(value) if key in plugin.count_keys else float(value)
             result.higher_is_better[key] = higher
             result.signatures[key] = _signature(plugin, key, bootstrap)
             result.plugins[key] = plugin.name

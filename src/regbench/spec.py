@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from regbench.errors import SpecError
 
@@ -47,6 +56,16 @@ class GenerationSpec(_Spec):
     top_p: float | None = Field(None, gt=0, le=1)
     stop: list[str] | None = None
     seed: int | None = None
+    logprobs: bool | None = None
+    """Ask for the answer's token log-probabilities (``samples_per_question`` sets it on its requests)."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_logprobs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unset, so cache keys and results.json of runs without it stay as they were.
+        data: dict[str, Any] = handler(self)
+        if self.logprobs is None:
+            data.pop("logprobs", None)
+        return data
 
     def merged(self, override: GenerationSpec | None) -> GenerationSpec:
         """This spec with every field that ``override`` sets explicitly replaced."""
@@ -112,6 +131,17 @@ class TaskSpec(_Spec):
     generation: GenerationSpec | None = None
     metrics: MetricList
     tags: list[str] = Field(default_factory=list)
+    samples_per_question: int | None = Field(None, ge=1)
+    """Ask each question M times, answer ``k`` with seed ``(generation.seed or 0) + k`` and token
+    log-probabilities (uncertainty metrics); answer 0 is the one every metric scores."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_sampling(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unset, so results.json of tasks without it stays byte-identical.
+        data: dict[str, Any] = handler(self)
+        if self.samples_per_question is None:
+            data.pop("samples_per_question", None)
+        return data
 
     @property
     def turns(self) -> list[str]:

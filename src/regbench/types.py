@@ -151,8 +151,20 @@ class Response(BaseModel):
     error: str | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
     cached: bool = False
+    logprobs: list[float] | None = None
+    """The answer's token log-probabilities (natural log), when the request asked for them and the
+    backend sent them; ``None`` otherwise."""
 
     @field_validator("text", "error")
     @classmethod
     def _encodable(cls, value: str | None) -> str | None:
         return None if value is None else encodable(value)
+
+
+class SampledAnswers(BaseModel):
+    """A question's M answers under ``samples_per_question``: answer ``k`` was sampled with seed
+    ``(generation.seed or 0) + k``; answer 0 is also the output the other metrics score."""
+
+    texts: list[str]
+    token_logprobs: list[list[float] | None]
+    """Per answer its token log-probabilities, ``None`` where the backend sent none."""

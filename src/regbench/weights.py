@@ -130,6 +130,12 @@ REQUIREMENTS: dict[str, Requirement] = {
             hub_id="microsoft/deberta-xlarge-mnli",
         ),
         Requirement(
+            "deberta-large-mnli",
+            "semantic_entropy (the NLI model that clusters sampled answers, as XMedGPT)",
+            "the Hugging Face repository microsoft/deberta-large-mnli",
+            hub_id="microsoft/deberta-large-mnli",
+        ),
+        Requirement(
             "bert-base-multilingual-cased",
             "bertscore (MedRegA's Chinese BERTScore; layer 9)",
             "the Hugging Face repository bert-base-multilingual-cased",

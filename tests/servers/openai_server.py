@@ -12,7 +12,11 @@ A ``--script`` JSON file holds rules ``{"match": TEXT, "reply": TEXT, "chaos": K
 "times": N}`` for prompts that cannot carry a chaos word (bundled task YAMLs): the first
 rule whose ``match`` occurs in the last user text answers ``reply`` instead of the echo
 and/or misbehaves like ``chaos`` on the first N attempts; a rule's ``content`` (any JSON
-value) replaces the answer's whole ``content``. Every request is logged as a JSON line to
+value) replaces the answer's whole ``content``; a rule's ``replies`` (a list) answers
+``replies[seed % len(replies)]`` (sampling with a seed). A request with ``logprobs: true`` gets
+``choices[0].logprobs.content``, one entry per whitespace-separated token of the answer with
+logprob ``rule["logprob"]`` (default -0.25), unless the rule says ``"no_logprobs": true`` (a
+backend that sends none). Every request is logged as a JSON line to
 ``--log``: the text, the status sent, how many images it carried, the Authorization header,
 and how many requests were in flight when it arrived. ``--redirect URL`` makes every
 request answer 301 to URL + its path. The API lives under ``/v1`` (anything else is a 404, as
@@ -174,6 +178,9 @@ class Handler(BaseHTTPRequestHandler):
             "model": body.get("model"),
             "max_tokens": body.get("max_tokens"),
             "temperature": body.get("temperature"),
+            "top_p": body.get("top_p"),
+            "seed": body.get("seed"),
+            "logprobs": body.get("logprobs"),
             "messages": len(body["messages"]),
             "roles": [m["role"] for m in body["messages"]],
             "assistant": [m["content"] for m in body["messages"] if m["role"] == "assistant"],
@@ -217,10 +224,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(307, b"", {"Location": "https://elsewhere.example/v1/chat/completions"})
         else:
             content = rule["content"] if "content" in rule else rule.get("reply", f"echo: {text}")
+            if "replies" in rule:
+                content = rule["replies"][int(body.get("seed") or 0) % len(rule["replies"])]
+            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": content}}
+            if body.get("logprobs") and not rule.get("no_logprobs") and isinstance(content, str):
+                logprob = rule.get("logprob", -0.25)
+                choice["logprobs"] = {"content": [{"token": t, "logprob": logprob} for t in content.split()]}
             reply = {
                 "id": "x",
                 "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                "choices": [choice],
                 "usage": {"prompt_tokens": len(text.split()), "completion_tokens": 2},
             }
             self.send_json(200, json.dumps(reply).encode())

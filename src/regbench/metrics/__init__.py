@@ -4,6 +4,7 @@ regbench does not import torch, jieba or a JVM wrapper until a task asks for the
 from regbench.metrics.base import (
     METRICS,
     Bounds,
+    Joint,
     KeyFacts,
     Metric,
     MetricContext,
@@ -28,6 +29,11 @@ _BUILTIN = {
     "chexbert": "regbench.metrics.chexbert:CheXbert",
     "radgraph": "regbench.metrics.radgraph:RadGraph",
     "radcliq": "regbench.metrics.radcliq:RadCliQ",
+    "semantic_entropy": "regbench.metrics.uncertainty:SemanticEntropy",
+    "kendall_tau": "regbench.metrics.agreement:KendallTau",
+    "prognosis": "regbench.metrics.prognosis:Prognosis",
+    "llm_judge": "regbench.metrics.llm_judge:LLMJudge",
+    "green": "regbench.metrics.green:Green",
 }
 for _name, _target in _BUILTIN.items():
     METRICS.add(_name, _target)
@@ -35,6 +41,7 @@ for _name, _target in _BUILTIN.items():
 __all__ = [
     "METRICS",
     "Bounds",
+    "Joint",
     "KeyFacts",
     "Metric",
     "MetricContext",

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from regbench.registry import Registry
 from regbench.signature import Part, Signature
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Sample, SampledAnswers
 
 Stats = dict[str, Any]
 Scale = Literal["fraction", "raw"]
@@ -48,6 +48,16 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class Joint:
+    """What a joint plugin (``Metric.joint``) sees besides its reading of the outputs, per sample."""
+
+    scores: Sequence[Mapping[str, Any]]
+    """Each sample's per-sample values from the task's other (not joint) plugins (``token_f1``, ...)."""
+    sampled: Sequence[SampledAnswers | None]
+    """Each sample's M answers under ``samples_per_question`` (``None``: not sampled, or its model call failed)."""
+
+
 class MetricContext(BaseModel):
     """What a plugin may know about the task it scores (never the model or its outputs)."""
 
@@ -57,6 +67,10 @@ class MetricContext(BaseModel):
     language: str = "en"
     modality: str | None = None
     labels: list[str] | None = None
+    samples_per_question: int | None = None
+    source: str | None = None
+    """The task YAML's path, when it came from a file (judged metrics find their judge and prompt
+    files relative to it)."""
 
 
 class Metric(ABC):
@@ -84,6 +98,8 @@ class Metric(ABC):
     """The range of every key's values (``key_bounds`` overrides it per key)."""
     key_scale: ClassVar[Mapping[str, Scale]] = {}
     key_bounds: ClassVar[Mapping[str, Bounds]] = {}
+    count_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys whose aggregate is a count, written to results.json as an integer (``judge_parse_failures``)."""
     reads: ClassVar[str | None] = None
     """The box format this plugin reads model outputs with, when it needs its own reading (the runner
     reads each output once per distinct reading, :func:`regbench.parsing.readings.read_outputs`), or
@@ -91,6 +107,11 @@ class Metric(ABC):
     ``Parsed.raw``, read where a text rule is defined on the raw output: ``region_to_text`` and
     ``vqa`` in ``mode: medrega`` (MedRegA's released token rules) and ``classification``'s
     multi-label split (its line breaks)."""
+
+    joint: ClassVar[bool] = False
+    """Whether the plugin's stats need more than one output and its sample: the other plugins'
+    per-sample values or the question's sampled answers. Such a plugin is scored after the others,
+    through :meth:`stats_joint`."""
 
     def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -119,6 +140,19 @@ class Metric(ABC):
     def stats_batch(self, items: Sequence[tuple[Parsed, Sample]]) -> list[Stats]:
         """Stats for many samples at once (neural metrics override this to batch)."""
         return [self.stats(parsed, sample) for parsed, sample in items]
+
+    def requires(self) -> list[str]:
+        """Per-sample keys of the task's other plugins this (joint) plugin reads; checked when the task is built."""
+        return []
+
+    def stats_joint(self, items: Sequence[tuple[Parsed, Sample]], joint: Joint) -> list[Stats]:
+        """Stats of a joint plugin (``joint = True``), given what :class:`Joint` holds for each sample."""
+        return self.stats_batch(items)
+
+    def notes(self, stats: Sequence[Stats]) -> list[str]:
+        """What the user should know about these stats' aggregate (a key withheld, a degenerate input),
+        shown with the run's notes and kept in run.json."""
+        return []
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
         """The per-sample values shown in samples.jsonl (and averaged by the default finalize)."""

@@ -27,7 +27,13 @@ def build_plugins(task: TaskSpec, *, started: Callable[[Metric], None] | None = 
     before the next plugin's imports)."""
     file = str(task.source or task.task)
     context = MetricContext(
-        task=task.task, family=task.family, language=task.language, modality=task.modality, labels=task.labels
+        task=task.task,
+        family=task.family,
+        language=task.language,
+        modality=task.modality,
+        labels=task.labels,
+        samples_per_question=task.samples_per_question,
+        source=str(task.source) if task.source is not None else None,
     )
     builders: list[Callable[[], Metric]] = []
     names: list[tuple[str, str]] = []
@@ -56,6 +62,16 @@ def build_plugins(task: TaskSpec, *, started: Callable[[Metric], None] | None = 
             if key in owner:
                 raise SpecError(file, field_name, f"metric key {key!r} is produced by both {owner[key]} and {name}")
             owner[key] = name
+    per_sample = {key for plugin in plugins if not plugin.joint for key in plugin.output_keys()}
+    for plugin, (field_name, name) in zip(plugins, names, strict=True):
+        for key in plugin.requires():
+            if key not in per_sample:
+                raise SpecError(
+                    file,
+                    field_name,
+                    f"the {name} metric reads the per-sample key {key!r}, which no other metric of this task "
+                    "produces (e.g. add `vqa` for token_f1)",
+                )
     return plugins
 
 

@@ -22,6 +22,9 @@ class Request(BaseModel):
     sample_id: str
     task: str
     turn: int = 0
+    sample: int = 0
+    """Which of the question's ``samples_per_question`` answers this asks for (0 without sampling);
+    the seed in ``generation`` already tells the cache key apart, this tells a recording which to replay."""
     messages: list[Message]
     generation: GenerationSpec
 

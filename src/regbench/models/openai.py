@@ -204,6 +204,8 @@ class OpenAIAdapter(ModelAdapter):
             body["stop"] = gen.stop
         if gen.seed is not None:
             body["seed"] = gen.seed
+        if gen.logprobs:
+            body["logprobs"] = True
         body.update(self.spec.options.get("extra_body", {}))
         return body
 
@@ -279,7 +281,8 @@ class OpenAIAdapter(ModelAdapter):
             raise _Retryable(f"unreadable response from {shown} ({type(exc).__name__}){self._excerpt(reply)}") from None
         usage = data.get("usage")
         self._answered = True
-        return Response(text=text, usage=usage if isinstance(usage, dict) else {})
+        logprobs = _token_logprobs(data["choices"][0]) if body.get("logprobs") else None
+        return Response(text=text, usage=usage if isinstance(usage, dict) else {}, logprobs=logprobs)
 
     def _excerpt(self, reply: httpx.Response) -> str:
         """The start of a body that is not an answer (the server's reason), for the sample's error.
@@ -383,6 +386,19 @@ def _content_text(content: Any) -> str:
         if all(isinstance(text, str) for text in texts):
             return "".join(texts)
     raise TypeError(f"message content of type {type(content).__name__}")
+
+
+def _token_logprobs(choice: Any) -> list[float] | None:
+    """The answer's token log-probabilities from ``choice.logprobs.content[*].logprob``, or ``None`` when
+    the server sent none or sent them in another shape (the likelihood-based metrics then say so)."""
+    found = choice.get("logprobs") if isinstance(choice, dict) else None
+    content = found.get("content") if isinstance(found, dict) else None
+    if not isinstance(content, list):
+        return None
+    values = [entry.get("logprob") if isinstance(entry, dict) else None for entry in content]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in values):
+        return None
+    return [float(v) for v in values]
 
 
 async def _within(request: Awaitable[httpx.Response], seconds: float) -> httpx.Response:

@@ -5,6 +5,9 @@ list with one answer per turn. A line lm-eval's ``--log_samples`` wrote for a ta
 ``regbench export lm-eval`` is read too: the id of its ``doc``, its ``filtered_resps`` (the answer
 its metrics were computed on). The model YAML's ``path`` may contain ``{task}``, so one
 model YAML serves recordings of several tasks. Relative paths resolve against the YAML.
+For a task with ``samples_per_question: M`` a line also holds ``"samples": [{"output": ..., "logprobs":
+[...]}, ...]``, answer ``k`` of the question replayed from entry ``k`` (``logprobs``, the answer's token
+log-probabilities, may be left out or null).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class ReplayAdapter(ModelAdapter):
         if not spec.path:
             raise SpecError(spec_file(spec), "path", "the replay adapter needs `path` (a predictions JSONL file)")
         self._recordings: dict[str, dict[str, str | list[str]]] = {}
+        self._sampled: dict[str, dict[str, list[Response]]] = {}
 
     def file_for(self, task: str) -> Path:
         assert self.spec.path is not None
@@ -43,6 +47,12 @@ class ReplayAdapter(ModelAdapter):
         if task not in self._recordings:
             self._recordings[task] = read_predictions(self.file_for(task))
         return self._recordings[task]
+
+    def sampled(self, task: str) -> dict[str, list[Response]]:
+        """Per sample id its recorded ``samples`` (answers of a ``samples_per_question`` task)."""
+        if task not in self._sampled:
+            self._sampled[task] = read_sampled(self.file_for(task))
+        return self._sampled[task]
 
     def check(self, task: str, sample_ids: Sequence[str], *, subset: bool, turns: int = 1) -> list[str]:
         """Read the predictions now, so a malformed or empty file stops the run with its line number."""
@@ -74,6 +84,13 @@ class ReplayAdapter(ModelAdapter):
         return notes
 
     async def generate(self, request: Request) -> Response:
+        if request.generation.logprobs:  # a sampled answer (samples_per_question)
+            if request.turn > 0:
+                return Response(error="recorded samples answer single-turn tasks only")
+            answers = self.sampled(request.task).get(request.sample_id, [])
+            if request.sample >= len(answers):
+                return Response(error=f"no recorded sample {request.sample} for sample {request.sample_id!r}")
+            return answers[request.sample]
         recorded = self.recordings(request.task).get(request.sample_id)
         if recorded is None:
             return Response(error=f"no recorded output for sample {request.sample_id!r}")
@@ -147,3 +164,29 @@ def _lm_eval_sample(record: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(answer, str):
         raise DataError(f"{where}: filtered_resps holds no single answer: {json.dumps(answer)[:200]}")
     return {"id": doc["id"], "output": answer}
+
+
+def read_sampled(path: Path) -> dict[str, list[Response]]:
+    """The ``samples`` lists of a predictions JSONL (already checked line by line by :func:`read_predictions`)."""
+    found: dict[str, list[Response]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if "samples" not in record:
+            continue
+        entries = record["samples"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "output" in e for e in entries):
+            raise DataError(f'{path}:{number}: samples must be a list of {{"output": ..., "logprobs": [...]}}')
+        answers = []
+        for entry in entries:
+            logprobs = entry.get("logprobs")
+            numbers = isinstance(logprobs, list) and all(isinstance(v, int | float) for v in logprobs)
+            if logprobs is not None and not numbers:
+                raise DataError(f"{path}:{number}: a sample's logprobs must be a list of numbers or null")
+            output = entry["output"]
+            if not isinstance(output, str):
+                raise DataError(f"{path}:{number}: a sample's output must be a string")
+            answers.append(Response(text=output, logprobs=None if logprobs is None else [float(v) for v in logprobs]))
+        found[str(record["id"])] = answers
+    return found

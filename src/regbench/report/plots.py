@@ -174,6 +174,48 @@ def parse_failures(collection: Collection, out: Path, fmt: str = "png") -> Path:
     return path
 
 
+def km_curves(collection: Collection, out: Path, fmt: str = "png") -> list[Path]:
+    """Kaplan-Meier curves of the predicted groups of every run with the ``prognosis`` metric (from the
+    per-sample ``time``, ``event`` and ``group`` in its samples.jsonl), the log-rank P in the title."""
+    from regbench.metrics.prognosis import kaplan_meier
+
+    paths = []
+    for run in collection.runs:
+        res = run.results
+        if "prognosis" not in res.plugins.values() or not run.samples_path.is_file():
+            continue
+        groups: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        with run.samples_path.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    stats = json.loads(line).get("stats", {}).get("prognosis", {})
+                except json.JSONDecodeError:
+                    continue
+                if all(isinstance(stats.get(k), int | float) for k in ("group", "time", "event")):
+                    groups[int(stats["group"])].append((float(stats["time"]), int(stats["event"])))
+        if not groups:
+            continue
+        plt = _pyplot()
+        figure, ax = plt.subplots(figsize=(5, 3.5))
+        for group, label in ((1, "predicted positive"), (0, "predicted negative")):
+            if groups.get(group):
+                times, survival = kaplan_meier([t for t, _ in groups[group]], [bool(e) for _, e in groups[group]])
+                ax.step(times, survival, where="post", label=f"{label} (n={len(groups[group])})")
+        p = res.metrics.get("logrank_p")
+        ax.set_title(f"{res.model} · {res.task}" + (f" (log-rank P = {p:.3g})" if p is not None else ""), fontsize=9)
+        ax.set_xlabel("time")
+        ax.set_ylabel("survival")
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize=8)
+        figure.tight_layout()
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{res.model}_{res.task}")
+        path = out / f"km_{safe}.{fmt}"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
 def _unit_bounded(results: Results, key: str) -> bool:
     """Whether a key's values lie in [0, 1] by its plugin's declaration (else by this value)."""
     facts = metric_facts(results.plugins.get(key), key)
@@ -186,5 +228,6 @@ def all_plots(collection: Collection, out: Path, fmt: str = "png") -> list[Path]
     out.mkdir(parents=True, exist_ok=True)
     paths = [metric_bars(collection, task, out, fmt) for task in sorted({r.results.task for r in collection.runs})]
     paths += [family_radar(collection, out, fmt), parse_failures(collection, out, fmt)]
+    paths += km_curves(collection, out, fmt)
     iou = iou_distribution(collection, out, fmt)
     return [*paths, iou] if iou else paths

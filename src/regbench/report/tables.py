@@ -128,6 +128,19 @@ CATALOG: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "radcliq": ("Clinical efficacy", {"radcliq_v0": "RadCliQ-v0", "radcliq_v1": "RadCliQ-v1"}),
+    "llm_judge": (
+        "Judged",
+        {"judge_accuracy": "Judge Acc", "judge_score": "Judge score", "judge_parse_failures": "Judge parse fail."},
+    ),
+    "green": (
+        "Judged",
+        {
+            "green": "GREEN",
+            **{f"green_errors_{c}": f"GREEN err. ({c})" for c in "abcdef"},
+            "green_matched": "GREEN matched",
+            "judge_parse_failures": "Judge parse fail.",
+        },
+    ),
     "vqa": (
         "VQA",
         {
@@ -160,9 +173,25 @@ CATALOG: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "grounding": ("Grounding", {"acc_iou50": "Acc@0.5", "miou": "mIoU", "hit_rate": "Hit"}),
     "box_regression": ("Box regression", {"l1": "ℓ1", "giou": "GIoU", "giou_loss": "1−GIoU"}),
+    "semantic_entropy": (
+        "Uncertainty",
+        {
+            "semantic_entropy": "SE",
+            "discrete_semantic_entropy": "DSE",
+            "semantic_entropy_xmedgpt": "SE (XMedGPT)",
+            "auroc_semantic_entropy": "AUROC SE",
+            "auroc_discrete_semantic_entropy": "AUROC DSE",
+            "auroc_semantic_entropy_xmedgpt": "AUROC SE (XMedGPT)",
+            "aurac_semantic_entropy": "AURAC SE",
+            "aurac_discrete_semantic_entropy": "AURAC DSE",
+            "aurac_semantic_entropy_xmedgpt": "AURAC SE (XMedGPT)",
+        },
+    ),
+    "kendall_tau": ("Agreement", {"kendall_tau": "Kendall τ-b", "kendall_tau_p": "τ-b P"}),
+    "prognosis": ("Prognosis", {"prognosis_auc": "AUC", "prognosis_accuracy": "Acc", "logrank_p": "Log-rank P"}),
 }
 CONDITION_LABELS = {f"chexbert_f1_{slug(c)}": c for c in CONDITIONS}
-LATEX_LABELS = {"ℓ1": r"$\ell_1$", "1−GIoU": r"1$-$GIoU"}
+LATEX_LABELS = {"ℓ1": r"$\ell_1$", "1−GIoU": r"1$-$GIoU", "Kendall τ-b": r"Kendall $\tau_b$", "τ-b P": r"$\tau_b$ P"}
 """Labels pdflatex cannot set as text."""
 _HOME: dict[str, str] = {}
 """Key -> the first plugin that reports it (for results.json files that name no plugin)."""
