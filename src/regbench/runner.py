@@ -391,6 +391,8 @@ async def evaluate(
             judges = judges or own_judges
             assert judges is not None
             await judges.start(judged_plugins, task=task.task)
+        start = [(first, first_turns)]  # handed over so that no frame here keeps the first chunk alive
+        del first, first_turns
         return await _stream(
             task,
             model,
@@ -399,8 +401,7 @@ async def evaluate(
             plugins,
             renderer,
             chunks,
-            first,
-            first_turns,
+            start,
             notes=notes,
             checked=checked,
             subset=subset,
@@ -424,8 +425,7 @@ async def _stream(
     plugins: list[Metric],
     renderer: PromptRenderer,
     chunks: Chunks,
-    first: Chunk,
-    first_turns: list[list[Message]],
+    start: list[tuple[Chunk, list[list[Message]]]],
     *,
     notes: list[str],
     checked: list[str] | None,
@@ -445,6 +445,7 @@ async def _stream(
     seconds_scoring = 0.0
     cache_hits = 0
     tally = JudgeTally() if judges is not None else None
+    first, first_turns = start.pop()
     ids: list[str] = list(first.ids) if checked is None else []
     run = {
         "limit": options.limit,
