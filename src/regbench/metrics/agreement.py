@@ -21,10 +21,11 @@ from regbench.types import Parsed, Sample
 
 
 class KendallTauOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     x: str
     """A per-sample metric key of this task, or ``meta.FIELD``."""
     y: str
+    """The other column, as ``x``."""
 
 
 def column_value(column: str, sample: Sample, scores: dict[str, Any] | Any) -> float | None:

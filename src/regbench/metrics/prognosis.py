@@ -68,13 +68,15 @@ def kaplan_meier(times: Sequence[float], events: Sequence[bool]) -> tuple[list[f
 
 
 class PrognosisOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     positive: str = "yes"
     """The reference answer of the positive endpoint (compared in lower case, punctuation out)."""
     threshold: float = Field(0.5, ge=0, le=1)
     """Predicted positive (the high-score group) when the score is at least this."""
     time: str = "meta.time"
+    """The survival time of each sample (``meta.FIELD``), for the Kaplan-Meier curves and the log-rank test."""
     event: str = "meta.event"
+    """Whether the event was observed (1) or the time is censored (0) (``meta.FIELD``)."""
 
 
 @register_metric("prognosis")

@@ -181,7 +181,7 @@ def aurac(correct: Sequence[bool], uncertainty: Sequence[float]) -> float | None
 
 
 class CorrectIf(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     metric: str = "token_f1"
     """A per-sample key of the task's other metrics, scored on answer 0."""
     threshold: float = 0.5
@@ -189,14 +189,17 @@ class CorrectIf(BaseModel):
 
 
 class SemanticEntropyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     nli: str = "deberta-large-mnli"
     """A local NLI checkpoint: a directory, a name in ``regbench weights``, or a hub id in the local cache."""
     correct_if: CorrectIf = Field(default_factory=CorrectIf)
+    """What makes answer 0 wrong: a per-sample key of the task's other metrics below a threshold."""
     length_normalised: bool = False
     """ln P(answer) as the mean of its token log-probabilities instead of their sum."""
     batch_size: int = Field(32, gt=0)
+    """Premise-hypothesis pairs per NLI forward pass."""
     device: str = "auto"
+    """Where the NLI model runs: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda:0``, ..."""
     nli_cache: bool = True
     """Keep NLI verdicts in ``<weights dir>/../nli-verdicts.sqlite`` (a rerun classifies nothing again)."""
 
