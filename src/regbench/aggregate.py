@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from regbench.metrics.base import Metric, Stats, weighted_means
+from regbench.metrics.base import Metric, Stats, StatsColumns, weighted_means
 
 _CHUNK = 64  # bootstrap trials per vectorised block (bounds memory at 64 x n_samples)
 
@@ -53,9 +53,12 @@ def resample_blocks(n: int, *, trials: int, seed: int) -> Iterator[tuple[slice, 
     generator's 32-bit stream, whose state (half-used 64-bit words included) carries over between calls.
     """
     rng = np.random.default_rng(seed)
-    for start in range(0, trials, _CHUNK):
+    for start in range(0, trials, _CHUNK):  # (the block's size is part of the numbers: BLAS sums by blocks)
         rows = min(_CHUNK, trials - start)
-        yield slice(start, start + rows), draw_counts(rng.integers(0, n, size=(rows, n)), n)
+        counts = np.empty((rows, n))
+        for row in counts:  # drawn row by row: no (rows, n) index array beside the counts (512 MB at 1M samples)
+            row[:] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        yield slice(start, start + rows), counts
 
 
 def weight_blocks(indices: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
@@ -77,13 +80,22 @@ def draw_counts(block: np.ndarray, n: int) -> np.ndarray:
 def _mean_draws(
     plugin: Metric, stats: Sequence[Stats], blocks: Iterable[tuple[slice, np.ndarray]], trials: int
 ) -> dict[str, np.ndarray]:
-    rows = [plugin.sample_scores(s) for s in stats]
-    keys = sorted({k for row in rows for k, v in row.items() if v is not None})
-    if not keys:
-        return {}
-    values = np.array(
-        [[np.nan if row.get(k) is None else float(row[k]) for k in keys] for row in rows], dtype=np.float64
-    )
+    if isinstance(stats, StatsColumns) and type(plugin).sample_scores is Metric.sample_scores:
+        # the default sample_scores reads the output keys as they are: read them from the columns
+        keys = sorted(
+            k for k in plugin.output_keys() if k in stats.columns and (k not in stats.present or stats.present[k].any())
+        )
+        if not keys:
+            return {}
+        values = np.column_stack([stats.column(k) for k in keys])
+    else:
+        rows = [plugin.sample_scores(s) for s in stats]
+        keys = sorted({k for row in rows for k, v in row.items() if v is not None})
+        if not keys:
+            return {}
+        values = np.array(
+            [[np.nan if row.get(k) is None else float(row[k]) for k in keys] for row in rows], dtype=np.float64
+        )
     out = np.empty((trials, len(keys)))
     for block, weights in blocks:
         out[block] = weighted_means(values, weights)

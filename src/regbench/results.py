@@ -211,12 +211,12 @@ def write_results(directory: Path, results: Results) -> Path:
 
 # json.dumps(row, ensure_ascii=False) with one reused encoder; rows are trees (no cycles to look for),
 # so the circular-reference check, a measurable part of encoding, is skipped
-_JSON_LINE = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+SAMPLE_LINE = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 
 def write_json_lines(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write one ``json.dumps(row, ensure_ascii=False)`` per line, atomically (no rows: one empty line)."""
-    lines = map(_JSON_LINE.encode, rows)
+    lines = map(SAMPLE_LINE.encode, rows)
     with atomic_open(path) as handle:  # in chunks of lines, not all 100,000 in one string
         chunk = list(islice(lines, 1000))
         handle.write("\n".join(chunk) + "\n")

@@ -9,19 +9,22 @@ results.json are assembled by :mod:`regbench.scoring`, and written by :mod:`regb
 from __future__ import annotations
 
 import asyncio
+import os
+import pickle
 import platform
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TextIO
 
 from regbench import __version__
 from regbench.cache import ResponseCache
 from regbench.collector import gc_paused
-from regbench.data import load_split
+from regbench.data import SplitChunks
 from regbench.errors import DataError, RegbenchError, SpecError, UnknownNameError, WeightsMissingError
 from regbench.judging import Judges, JudgeTally, judge_all, judged
 from regbench.metrics import Metric, Stats, build_plugins
@@ -31,8 +34,27 @@ from regbench.parsing import get_box_format, parse_output
 from regbench.parsing.readings import Readings, read_outputs
 from regbench.prompts import PromptRenderer
 from regbench.redact import api_key, without_secret
-from regbench.results import Results, SampleRecord, write_results, write_run_info, write_samples
-from regbench.scoring import Bootstrap, build_results, reference, sample_scores, sample_stats, score
+from regbench.results import (
+    SAMPLE_LINE,
+    SAMPLES_FILE,
+    Results,
+    SampleRecord,
+    atomic_open,
+    sample_ids_digest,
+    write_results,
+    write_run_info,
+)
+from regbench.scoring import (
+    Bootstrap,
+    aggregate,
+    build_results,
+    joined,
+    reference,
+    rejoins,
+    sample_scores,
+    sample_stats,
+    stats_of,
+)
 from regbench.spec import GenerationSpec, ModelSpec, TaskSpec
 from regbench.types import Message, Parsed, Region, Response, Sample, SampledAnswers
 
@@ -61,11 +83,23 @@ class RunOptions:
     use_cache: bool = True
     shard: tuple[int, int] | None = None
     """``(i, n)``: evaluate samples ``i, i+n, i+2n, ...`` only (merge the shards with ``regbench merge``)."""
+    chunk_size: int = field(default_factory=lambda: _chunk_size(os.environ.get("REGBENCH_CHUNK_SIZE")))
+    """Samples read, answered, scored and written at a time (default 25,000; the environment's
+    ``REGBENCH_CHUNK_SIZE`` sets another): memory grows with this, not with the split, and the outputs do
+    not depend on it."""
 
     @property
     def bootstrap(self) -> Bootstrap:
         """The bootstrap settings of the intervals (``bootstrap_trials`` and ``seed``)."""
         return Bootstrap(trials=self.bootstrap_trials, seed=self.seed)
+
+
+def _chunk_size(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 25_000  # region scoring takes its compiled path from 25,000 samples a batch
+    if not value.strip().isdigit() or int(value) < 1:
+        raise SpecError("REGBENCH_CHUNK_SIZE", "value", f"must be a whole number of samples >= 1, not {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -303,46 +337,53 @@ async def evaluate(
     built: TaskPlugins | None = None,
     judges: Judges | None = None,
 ) -> RunResult:
-    """Run one task on one model and write results.json, samples.jsonl and run.json.
+    """Run one task on one model and write results.json, samples.jsonl and run.json (``built``: the task's
+    plugins from :func:`build_all_plugins`, else built here; ``phase``: told each scoring step; ``judges``:
+    the run's started judge adapters (:func:`evaluate_tasks` starts them before the model); without them,
+    the task's judges are started here and closed at the end).
 
-    ``built``: the task's plugins from :func:`build_all_plugins`, else built here; ``judges``: the run's
-    started judge adapters (:func:`evaluate_tasks` starts them before the model); without them, the
-    task's judges are started here and closed at the end."""
+    The split goes through in chunks of ``options.chunk_size`` samples: each is rendered, answered, parsed,
+    scored and written before the next is read, and what stays for the whole split is what the aggregates
+    need (the plugins' stats, the counts), so memory stays nearly flat as the split grows. A split within
+    one chunk is checked whole before any model call (template, images, the adapter's check); a larger one
+    chunk by chunk, and the adapter's check of every id comes after the last chunk (nothing is written
+    before it passes).
+    """
     started = time.perf_counter()
     directory = output_dir(options, model.model, task.task)
     if built is None:
         built = build_all_plugins([task])[0]
     plugins = built.plugins
+    # joint plugins read the others' per-sample values: with a plugin whose values need the whole split, the
+    # split is one chunk
+    whole = any(p.joint for p in plugins) and any(rejoins(p) for p in plugins if not p.joint)
     with gc_paused():
-        split = load_split(task, limit=options.limit, validate=True)
-        samples = split.samples
-        indices = list(range(len(samples)))
-        if options.shard is not None:
-            indices = indices[options.shard[0] :: options.shard[1]]
-            samples = [samples[i] for i in indices]
+        chunks = Chunks(task, options, whole=whole)
+        first = chunks.next()
+        assert first is not None  # an empty dataset is a DataError
         for plugin in plugins:
-            plugin.prepare(samples)
+            plugin.prepare(first.samples)
         box_format = options.box_format or task.box_format or model.box_format
         try:
             write_box = get_box_format(box_format).write
         except UnknownNameError as exc:  # --box-format and the model's are checked before; this is the task's
             raise SpecError(str(task.source or task.task), "box_format", str(exc)) from None
         renderer = PromptRenderer(task, model, write_box=write_box)
-        # all first turns before any model call, so a template error surfaces first (reused in run_all)
-        first_turns = [renderer.messages(sample, 0, []) for sample in samples]
+        # a chunk's first turns before any of its model calls, so a template error surfaces first (reused in run_all)
+        first_turns = [renderer.messages(sample, 0, []) for sample in first.samples]
         subset = options.limit is not None or options.shard is not None
-        ids = [s.id for s in samples]
-        checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)  # replay reads its file
+        checked = None
+        if chunks.exhausted:  # every id is known: the adapter checks them before it is asked anything
+            checked = adapter.check(task.task, first.ids, subset=subset, turns=renderer.n_turns)
         if adapter.sends_images:  # a missing file would fail every retry and every rerun of its sample
-            check_images(task, model, samples)
-    notes = built.notes + checked
+            check_images(task, model, first.samples)
+    notes = list(built.notes)
     generation = model.generation.merged(task.generation)
     if task.samples_per_question is not None and generation.temperature == 0:
         notes.append(
             f"task {task.task}: samples_per_question is {task.samples_per_question} but the temperature is 0 "
             "(greedy): the answers differ only if the backend samples anyway; set generation.temperature"
         )
-
     judged_plugins = judged(plugins)
     own_judges = Judges() if judged_plugins and judges is None else None
     try:
@@ -350,52 +391,125 @@ async def evaluate(
             judges = judges or own_judges
             assert judges is not None
             await judges.start(judged_plugins, task=task.task)
-        # replayed outputs are their own record: no cache file is created for them
-        use_cache = options.use_cache and adapter.cacheable
-        cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
-        try:
-            runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
-            conversations = await runner.run_all(samples, progress, first_turns)
-        finally:
-            if cache is not None:
-                cache.close()
-        generated = time.perf_counter()
-        readings = read_outputs(
-            [None if c.error is not None else c.outputs[-1] for c in conversations],
-            samples,
+        start = [(first, first_turns)]  # handed over so that no frame here keeps the first chunk alive
+        del first, first_turns
+        return await _stream(
+            task,
+            model,
+            adapter,
+            options,
+            plugins,
+            renderer,
+            chunks,
+            start,
+            notes=notes,
+            checked=checked,
+            subset=subset,
             box_format=box_format,
-            expect_boxes=task.boxes_expected,
-            reads={plugin.reads for plugin in plugins},
+            directory=directory,
+            started=started,
+            progress=progress,
+            phase=phase,
+            judges=judges if judged_plugins else None,
         )
-        tally = await ask_judges(judged_plugins, readings, conversations, judges, options) if judges else None
     finally:
         if own_judges is not None:
             await own_judges.close()
 
-    with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
-        results, scoring_notes = score_and_write(
-            task,
-            model,
-            samples,
-            conversations,
-            plugins,
-            options,
-            box_format=box_format,
-            indices=indices,
-            directory=directory,
-            n_skipped=split.n_skipped,
-            phase=phase,
-            readings=readings,
-        )
-    notes += scoring_notes
+
+async def _stream(
+    task: TaskSpec,
+    model: ModelSpec,
+    adapter: ModelAdapter,
+    options: RunOptions,
+    plugins: list[Metric],
+    renderer: PromptRenderer,
+    chunks: Chunks,
+    start: list[tuple[Chunk, list[list[Message]]]],
+    *,
+    notes: list[str],
+    checked: list[str] | None,
+    subset: bool,
+    box_format: str,
+    directory: Path,
+    started: float,
+    progress: ProgressCallback | None,
+    phase: PhaseCallback | None,
+    judges: Judges | None,
+) -> RunResult:
+    """:func:`evaluate` from its first chunk on: each chunk answered, judged, scored and written in turn."""
+
+    # replayed outputs are their own record: no cache file is created for them
+    use_cache = options.use_cache and adapter.cacheable
+    cache = ResponseCache(options.cache or options.output / "cache.sqlite") if use_cache else None
+    seconds_scoring = 0.0
+    cache_hits = 0
+    tally = JudgeTally() if judges is not None else None
+    first, first_turns = start.pop()
+    ids: list[str] = list(first.ids) if checked is None else []
+    run = {
+        "limit": options.limit,
+        "seed": options.seed,
+        "box_format": box_format,
+        "shard": list(options.shard) if options.shard else None,
+    }
+    scorer = SplitScorer(
+        task, model, plugins, options, box_format=box_format, directory=directory, run=run, phase=phase
+    )
+    try:
+        runner = Conversations(task, model, adapter, renderer, box_format=box_format, cache=cache)
+        chunk: Chunk | None = first
+        del first  # each chunk is let go before the next is read
+        while chunk is not None:
+            offset, known = chunk.offset, chunks.n_selected
+
+            def update(done: int, total: int, offset: int = offset, known: int = known) -> None:
+                assert progress is not None
+                progress(offset + done, max(known, offset + total))
+
+            conversations = await runner.run_all(chunk.samples, update if progress else None, first_turns)
+            cache_hits += sum(c.cached_turns for c in conversations)
+            scoring = time.perf_counter()
+            with gc_paused():
+                readings = scorer.read(chunk.samples, conversations)
+            if judges is not None and tally is not None:
+                found = await ask_judges(judged(plugins), readings, conversations, judges, options)
+                if found is not None:
+                    _add_tally(tally, found)
+            with gc_paused():  # the parsed outputs and records die inside, before a collection would traverse them
+                scorer.add(chunk.samples, conversations, chunk.indices, readings)
+                del readings
+                del conversations
+                seconds_scoring += time.perf_counter() - scoring
+                chunk, first_turns = None, []
+                chunk = chunks.next()
+                if chunk is not None:
+                    for plugin in plugins:
+                        plugin.prepare(chunk.samples)
+                    first_turns = [renderer.messages(sample, 0, []) for sample in chunk.samples]
+                    if checked is None:
+                        ids += chunk.ids
+                    if adapter.sends_images:
+                        check_images(task, model, chunk.samples)
+        if checked is None:  # a split of several chunks: every id is known now, before anything is written
+            checked = adapter.check(task.task, ids, subset=subset, turns=renderer.n_turns)
+        del ids
+        scoring = time.perf_counter()
+        with gc_paused():
+            results = scorer.finish(n_skipped=chunks.n_skipped)
+        seconds_scoring += time.perf_counter() - scoring
+    finally:
+        scorer.close()
+        if cache is not None:
+            cache.close()
+    notes += checked + scorer.notes
     elapsed = time.perf_counter() - started
-    cache_hits = sum(c.cached_turns for c in conversations)
     write_run_info(
         directory,
         {
             "seconds_total": round(elapsed, 3),
-            "seconds_generation": round(generated - started, 3),
-            "seconds_scoring": round(elapsed - (generated - started), 3),
+            "seconds_generation": round(elapsed - seconds_scoring, 3),
+            "seconds_scoring": round(seconds_scoring, 3),
             "cache_hits": cache_hits,
             **({"judge": vars(tally)} if tally is not None else {}),
             "notes": notes,
@@ -407,6 +521,235 @@ async def evaluate(
     if phase is not None:
         phase(None)
     return RunResult(results=results, directory=directory, seconds=elapsed, cache_hits=cache_hits, notes=notes)
+
+
+@dataclass
+class Chunk:
+    """Consecutive samples of the run (of its shard), with their positions in the dataset."""
+
+    samples: list[Sample]
+    indices: list[int]
+    offset: int
+    """Samples of the run before this chunk."""
+
+    @property
+    def ids(self) -> list[str]:
+        return [sample.id for sample in self.samples]
+
+
+class Chunks:
+    """The run's samples chunk by chunk (``--shard``: its samples only), one chunk read ahead so the last one
+    is known as the last."""
+
+    def __init__(self, task: TaskSpec, options: RunOptions, *, whole: bool = False) -> None:
+        size = options.chunk_size if not whole else 2**62
+        self.split = SplitChunks(task, size=size, limit=options.limit, validate=True)
+        self._reader = iter(self.split)
+        self._shard = options.shard
+        self._read = 0
+        self.n_selected = 0
+        """Samples of the run read so far (the chunk read ahead included)."""
+        self._ahead: Chunk | None = self._take()
+        self._first = True
+        self.exhausted = False
+        """Whether the first chunk is the whole run (known once it has been handed out)."""
+
+    def _take(self) -> Chunk | None:
+        samples = next(self._reader, None)
+        if samples is None:
+            return None
+        start = self._read
+        self._read += len(samples)
+        indices = list(range(start, self._read))
+        if self._shard is not None:  # samples i, i+n, i+2n, ... of the dataset
+            i, n = self._shard
+            indices = indices[(i - start) % n :: n]
+            samples = [samples[index - start] for index in indices]
+        chunk = Chunk(samples, indices, self.n_selected)
+        self.n_selected += len(samples)
+        return chunk
+
+    def next(self) -> Chunk | None:
+        """The next chunk, or None after the last. Only the first is followed by the next one read ahead
+        (so :attr:`exhausted` can tell whether it is the whole run); later chunks are read as they are
+        needed, so at most two chunks are held at once, and only at the start."""
+        if self._first:
+            self._first = False
+            chunk, self._ahead = self._ahead, self._take()
+            self.exhausted = self._ahead is None
+            return chunk
+        chunk, self._ahead = self._ahead, None
+        return chunk if chunk is not None else self._take()
+
+    @property
+    def n_skipped(self) -> int:
+        """The dataset's records its reader skipped (final once the chunks are exhausted)."""
+        return self.split.n_skipped
+
+
+def check_images(task: TaskSpec, model: ModelSpec, samples: Sequence[Sample]) -> None:
+    """Raise a DataError naming the first sample whose image file does not exist."""
+    for sample in samples:
+        for image in sample.image:
+            if not Path(image).is_file():
+                data = f" (dataset.path: {task.dataset.path})" if task.dataset.path else ""
+                raise DataError(
+                    f"task {task.task}: sample {sample.id!r}: image not found: {image}{data}; the {model.adapter} "
+                    f"adapter of model {model.model} sends each sample's images, so every one must exist "
+                    f"(`regbench data check {task.task}` lists them all; scoring recorded outputs needs none)"
+                )
+
+
+class SplitScorer:
+    """Parses, scores and writes a run's samples chunk by chunk (:meth:`add`), then aggregates and writes
+    results.json (:meth:`finish`); :meth:`close` after, in any case (an unfinished samples.jsonl is dropped).
+
+    Kept across the split: each plugin's stats of every chunk (columns where the plugin makes them) and the
+    counts. Each chunk's samples.jsonl lines are written as the chunk is scored, unless a plugin's per-sample
+    values depend on the whole split (:func:`regbench.scoring.rejoins`): then the chunks' records wait in a
+    temporary file and are written once those values are known, byte for byte as from one pass.
+    """
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        model: ModelSpec,
+        plugins: Sequence[Metric],
+        options: RunOptions,
+        *,
+        box_format: str,
+        directory: Path,
+        run: dict[str, Any],
+        phase: PhaseCallback | None = None,
+    ) -> None:
+        self.task, self.model, self.plugins, self.options = task, model, plugins, options
+        self.phase = phase
+        self.box_format, self.directory, self.run = box_format, directory, run
+        self.parts: dict[str, list[Sequence[Stats]]] = {plugin.name: [] for plugin in plugins}
+        self.counts = {"n_samples": 0, "n_parse_failures": 0, "n_errors": 0}
+        self.ids: list[str] = []
+        """The samples' ids (results.json's ``sample_ids`` digest)."""
+        self.n_chunks = 0
+        self._files = ExitStack()
+        self._lines: TextIO | None = None
+        self._spool: IO[bytes] | None = None
+        self._closed = False
+        self.notes: list[str] = []
+        """The plugins' notes about the split's aggregates (:meth:`Metric.notes`), once finished."""
+
+    def read(self, samples: Sequence[Sample], conversations: Sequence[Conversation]) -> Readings:
+        """The chunk's last answers, read once per reading the plugins need."""
+        if self.phase is not None:
+            self.phase("reading the answers")
+        return read_outputs(
+            [None if c.error is not None else c.outputs[-1] for c in conversations],
+            samples,
+            box_format=self.box_format,
+            expect_boxes=self.task.boxes_expected,
+            reads={plugin.reads for plugin in self.plugins},
+        )
+
+    def add(
+        self,
+        samples: Sequence[Sample],
+        conversations: Sequence[Conversation],
+        indices: Sequence[int],
+        readings: Readings,
+    ) -> None:
+        """Score the chunk's answers (:meth:`read`, judged where a plugin is) and write (or keep) its
+        samples.jsonl records."""
+        sampled = [c.sampled for c in conversations]
+        stats = stats_of(self.plugins, readings, phase=self.phase, sampled=sampled)
+        if self.phase is not None:
+            self.phase("writing samples")
+        records = [
+            conversation.record(
+                sample,
+                parse,
+                index=index,
+                scores=sample_scores(self.plugins, stats, i),
+                stats=sample_stats(self.plugins, stats, i),
+                reading_errors=readings.errors.get(i),
+            )
+            for i, (sample, conversation, parse, index) in enumerate(
+                zip(samples, conversations, readings.parsed, indices, strict=True)
+            )
+        ]
+        add_judge_records(judged(self.plugins), samples, stats, records)
+        for plugin in self.plugins:
+            self.parts[plugin.name].append(stats[plugin.name])
+        self.counts["n_samples"] += len(records)
+        self.counts["n_parse_failures"] += sum(record.parse_failed for record in records)
+        self.counts["n_errors"] += sum(record.error is not None for record in records)
+        self.ids += [record.id for record in records]
+        self.n_chunks += 1
+        if any(rejoins(plugin) for plugin in self.plugins):
+            if self._spool is None:
+                self._spool = self._files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by the stack)
+            pickle.dump(records, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            self._write(records)
+
+    def _write(self, records: Sequence[SampleRecord]) -> None:
+        if self._lines is None:
+            self._lines = self._files.enter_context(atomic_open(self.directory / SAMPLES_FILE))
+        if records:  # as write_samples writes them: one line per record
+            self._lines.write("\n".join(map(SAMPLE_LINE.encode, map(SampleRecord.to_dict, records))) + "\n")
+
+    def finish(self, *, n_skipped: int = 0) -> Results:
+        """The aggregates of the whole split; samples.jsonl, then results.json, written."""
+        try:
+            stats = {plugin.name: joined(plugin, self.parts[plugin.name]) for plugin in self.plugins}
+            self.parts.clear()
+            self.notes = [note for plugin in self.plugins for note in plugin.notes(stats[plugin.name])]
+            if self.phase is not None and self.options.bootstrap.trials:
+                self.phase("bootstrap intervals")
+            totals = aggregate(self.plugins, stats, self.options.bootstrap)
+        finally:
+            for plugin in self.plugins:
+                plugin.close()
+        if self.phase is not None:
+            self.phase("writing results")
+        if self._spool is not None:  # the records again, with the values of the whole split
+            self._spool.seek(0)
+            again = [plugin for plugin in self.plugins if rejoins(plugin)]
+            position = 0
+            for _ in range(self.n_chunks):
+                records: list[SampleRecord] = pickle.load(self._spool)
+                for record in records:
+                    for plugin in again:
+                        record.stats[plugin.name] = stats[plugin.name][position]
+                    record.scores = {
+                        key: value
+                        for plugin in self.plugins
+                        for key, value in plugin.sample_scores(record.stats[plugin.name]).items()
+                        if value is not None
+                    }
+                    position += 1
+                self._write(records)
+        if self.counts["n_samples"] == 0:
+            self._write([])
+            assert self._lines is not None
+            self._lines.write("\n")  # as write_samples writes no records: one empty line
+        results = build_results(
+            self.task,
+            self.model,
+            {**self.counts, "sample_ids": sample_ids_digest(self.ids)},
+            totals,
+            bootstrap=self.options.bootstrap,
+            run=self.run,
+            n_skipped=n_skipped,
+        )
+        self._files.close()  # samples.jsonl replaces the old one here
+        self._closed = True
+        write_results(self.directory, results)
+        return results
+
+    def close(self) -> None:
+        """Drop what :meth:`finish` did not complete (the temporary samples.jsonl, the kept records)."""
+        if not self._closed:
+            self._closed = True
+            self._files.__exit__(RuntimeError, RuntimeError("run stopped"), None)
 
 
 async def ask_judges(
@@ -433,76 +776,13 @@ async def ask_judges(
             cache.close()
 
 
-def check_images(task: TaskSpec, model: ModelSpec, samples: Sequence[Sample]) -> None:
-    """Raise a DataError naming the first sample whose image file does not exist."""
-    for sample in samples:
-        for image in sample.image:
-            if not Path(image).is_file():
-                data = f" (dataset.path: {task.dataset.path})" if task.dataset.path else ""
-                raise DataError(
-                    f"task {task.task}: sample {sample.id!r}: image not found: {image}{data}; the {model.adapter} "
-                    f"adapter of model {model.model} sends each sample's images, so every one must exist "
-                    f"(`regbench data check {task.task}` lists them all; scoring recorded outputs needs none)"
-                )
-
-
-def score_and_write(
-    task: TaskSpec,
-    model: ModelSpec,
-    samples: Sequence[Sample],
-    conversations: Sequence[Conversation],
-    plugins: Sequence[Metric],
-    options: RunOptions,
-    *,
-    box_format: str,
-    indices: Sequence[int],
-    directory: Path,
-    n_skipped: int = 0,
-    phase: PhaseCallback | None = None,
-    readings: Readings | None = None,
-) -> tuple[Results, list[str]]:
-    """Parse the last answers, score them, write samples.jsonl and results.json (``indices``: in the dataset;
-    ``n_skipped``: the dataset's records its reader skipped; ``phase``: told each step; ``readings``: the
-    answers already read); return the results and the plugins' notes."""
-    if phase is not None:
-        phase("reading the answers")
-    if readings is None:
-        readings = read_outputs(
-            [None if c.error is not None else c.outputs[-1] for c in conversations],
-            samples,
-            box_format=box_format,
-            expect_boxes=task.boxes_expected,
-            reads={plugin.reads for plugin in plugins},
-        )
-    sampled = [c.sampled for c in conversations]
-    stats, totals = score(plugins, readings, options.bootstrap, phase=phase, sampled=sampled)
-    notes = [note for plugin in plugins for note in plugin.notes(stats[plugin.name])]
-    records = [
-        conversation.record(
-            sample,
-            parse,
-            index=index,
-            scores=sample_scores(plugins, stats, i),
-            stats=sample_stats(plugins, stats, i),
-            reading_errors=readings.errors.get(i),
-        )
-        for i, (sample, conversation, parse, index) in enumerate(
-            zip(samples, conversations, readings.parsed, indices, strict=True)
-        )
-    ]
-    add_judge_records(judged(plugins), samples, stats, records)
-    run = {
-        "limit": options.limit,
-        "seed": options.seed,
-        "box_format": box_format,
-        "shard": list(options.shard) if options.shard else None,
-    }
-    results = build_results(task, model, records, totals, bootstrap=options.bootstrap, run=run, n_skipped=n_skipped)
-    if phase is not None:
-        phase("writing results")
-    write_samples(directory, records)
-    write_results(directory, results)
-    return results, notes
+def _add_tally(tally: JudgeTally, chunk: JudgeTally) -> None:
+    """Add a chunk's judge tally to the run's."""
+    tally.cached += chunk.cached
+    tally.asked += chunk.asked
+    tally.failed += chunk.failed
+    for judge, n in chunk.by_judge.items():
+        tally.by_judge[judge] = tally.by_judge.get(judge, 0) + n
 
 
 def add_judge_records(

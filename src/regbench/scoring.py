@@ -18,6 +18,7 @@ from typing import Any
 from regbench import __version__
 from regbench.aggregate import bootstrap_ci
 from regbench.metrics import Joint, Metric, Stats
+from regbench.metrics.base import StatsColumns
 from regbench.parsing.readings import Readings
 from regbench.redact import model_config
 from regbench.results import Reference, Results, SampleRecord, sample_ids_digest
@@ -58,28 +59,60 @@ def score(
     ``sampled`` (each sample's answers under ``samples_per_question``). ``phase`` is told each step
     (which plugin, and what it waits for)."""
     try:
-        stats = {}
-        for plugin in plugins:
-            if plugin.joint:
-                continue
-            if phase is not None:
-                waiting = plugin.waiting_for()
-                phase(f"scoring {plugin.name}" + (f": waiting for {waiting}" if waiting else ""))
-            stats[plugin.name] = plugin.stats_batch(readings.items(plugin.reads))
-        joints = [p for p in plugins if p.joint]
-        if joints:
-            rows = [sample_scores([p for p in plugins if not p.joint], stats, i) for i in range(len(readings.samples))]
-            joint = Joint(scores=rows, sampled=sampled if sampled is not None else [None] * len(rows))
-            for plugin in joints:
-                if phase is not None:
-                    phase(f"scoring {plugin.name}")
-                stats[plugin.name] = plugin.stats_joint(readings.items(plugin.reads), joint)
+        stats = stats_of(plugins, readings, phase=phase, sampled=sampled)
         if phase is not None and bootstrap.trials:
             phase("bootstrap intervals")
         return stats, aggregate(plugins, stats, bootstrap)
     finally:
         for plugin in plugins:
             plugin.close()
+
+
+def stats_of(
+    plugins: Sequence[Metric],
+    readings: Readings,
+    *,
+    phase: Callable[[str], None] | None = None,
+    sampled: Sequence[SampledAnswers | None] | None = None,
+) -> dict[str, list[Stats]]:
+    """Every plugin's stats of its reading of the outputs (:attr:`Metric.reads`), of the whole split or of a
+    chunk of it (the chunks' stats put together are the split's, :func:`joined`). Joint plugins come last
+    and see the others' per-sample values and ``sampled``; ``phase`` is told which plugin scores."""
+    stats = {}
+    for plugin in plugins:
+        if plugin.joint:
+            continue
+        if phase is not None:
+            waiting = plugin.waiting_for()
+            phase(f"scoring {plugin.name}" + (f": waiting for {waiting}" if waiting else ""))
+        stats[plugin.name] = plugin.stats_batch(readings.items(plugin.reads))
+    joints = [p for p in plugins if p.joint]
+    if joints:
+        rows = [sample_scores([p for p in plugins if not p.joint], stats, i) for i in range(len(readings.samples))]
+        joint = Joint(scores=rows, sampled=sampled if sampled is not None else [None] * len(rows))
+        for plugin in joints:
+            if phase is not None:
+                phase(f"scoring {plugin.name}")
+            stats[plugin.name] = plugin.stats_joint(readings.items(plugin.reads), joint)
+    return stats
+
+
+def joined(plugin: Metric, parts: Sequence[Sequence[Stats]]) -> Sequence[Stats]:
+    """A plugin's stats of a split from those of its consecutive chunks: columns stay columns, and a plugin
+    whose per-sample values depend on the whole split recomputes them (:meth:`Metric.rejoin`, as a merge of
+    shards does)."""
+    whole: Sequence[Stats]
+    if parts and all(isinstance(part, StatsColumns) for part in parts):
+        whole = StatsColumns.concat(parts)  # type: ignore[arg-type]
+    else:
+        whole = [row for part in parts for row in part]
+    return plugin.rejoin(whole) if len(parts) > 1 and rejoins(plugin) else whole
+
+
+def rejoins(plugin: Metric) -> bool:
+    """Whether the plugin's per-sample values depend on the other samples of the split (CIDEr-D's document
+    frequencies): it overrides :meth:`Metric.rejoin`."""
+    return type(plugin).rejoin is not Metric.rejoin
 
 
 def aggregate(plugins: Sequence[Metric], stats: dict[str, list[Stats]], bootstrap: Bootstrap) -> Aggregate:
@@ -145,21 +178,22 @@ def counts(records: Sequence[SampleRecord]) -> dict[str, int | str]:
 def build_results(
     task: TaskSpec,
     model: ModelSpec,
-    records: Sequence[SampleRecord],
+    records: Sequence[SampleRecord] | dict[str, int | str],
     totals: Aggregate,
     *,
     bootstrap: Bootstrap,
     run: dict[str, Any],
     n_skipped: int = 0,
 ) -> Results:
-    """results.json of one run: the aggregates, the counts, and the config (``run``: the run's settings)."""
+    """results.json of one run: the aggregates, the counts (``records``: the records, or their
+    :func:`counts`), and the config (``run``: the run's settings)."""
     return Results(
         task=task.task,
         model=model.model,
         family=task.family,
         language=task.language,
         modality=task.modality,
-        **counts(records),
+        **(records if isinstance(records, dict) else counts(records)),
         n_skipped=n_skipped,
         **vars(totals),
         bootstrap=asdict(bootstrap),

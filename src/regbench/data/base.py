@@ -142,8 +142,53 @@ def load_split(task: TaskSpec, *, limit: int | None = None, validate: bool = Fal
     return LoadedSplit(samples, loader.n_skipped, loader.skipped)
 
 
-def _validate_references(samples: list[Sample], loader: Loader, task: TaskSpec, base: Path) -> None:
-    for number, sample in enumerate(samples, start=1):
+class SplitChunks:
+    """A task's samples read in chunks of ``size`` (the first ``limit`` of them), for a run that never holds
+    the whole split: each chunk is checked as :func:`load_split` checks the split (ids unique across the
+    split, references with ``validate``), and the skip counts are final once the chunks are exhausted."""
+
+    def __init__(self, task: TaskSpec, *, size: int, limit: int | None = None, validate: bool = False) -> None:
+        self.task, self.size, self.limit, self.validate = task, max(1, size), limit, validate
+        self.n_skipped = 0
+        self.skipped: list[str] = []
+        self.n_read = 0
+
+    def __iter__(self) -> Iterator[list[Sample]]:
+        task, base = self.task, self.task.source.parent if self.task.source else Path.cwd()
+        loader = build_loader(task)
+        seen: dict[str, int] = {}
+        where = base / task.dataset.path if task.dataset.path else f"the {task.dataset.loader} dataset"
+        chunk: list[Sample] = []
+        try:
+            for number, sample in enumerate(loader.load(task.dataset, base=base), start=1):
+                if (first := seen.setdefault(sample.id, number)) != number:
+                    raise DataError(
+                        f"{where}: sample id {sample.id!r} appears twice (samples {first} and {number}; "
+                        f"task {task.task})"
+                    )
+                chunk.append(sample)
+                if len(chunk) >= self.size or (self.limit is not None and number >= self.limit):
+                    yield self._checked(chunk, loader, base)
+                    chunk = []
+                    if self.limit is not None and number >= self.limit:
+                        break
+            if chunk or not self.n_read:
+                yield self._checked(chunk, loader, base)
+        finally:
+            loader.finish()
+            self.n_skipped, self.skipped = loader.n_skipped, loader.skipped
+
+    def _checked(self, chunk: list[Sample], loader: Loader, base: Path) -> list[Sample]:
+        if not chunk and not self.n_read:
+            raise DataError(f"task {self.task.task}: the dataset has no samples")
+        if self.validate:
+            _validate_references(chunk, loader, self.task, base, start=self.n_read + 1)
+        self.n_read += len(chunk)
+        return chunk
+
+
+def _validate_references(samples: list[Sample], loader: Loader, task: TaskSpec, base: Path, start: int = 1) -> None:
+    for number, sample in enumerate(samples, start=start):
         problems = reference_problems(task.family, sample)
         if not problems:
             continue

@@ -228,6 +228,25 @@ class StatsColumns(Sequence[Stats]):
         self._size = len(next(iter(self.columns.values()))) if self.columns else 0
         self._records: list[Stats] | None = None
 
+    @classmethod
+    def concat(cls, parts: Sequence[StatsColumns]) -> StatsColumns:
+        """The columns of consecutive chunks of a split as one (a run scores a split chunk by chunk)."""
+        if len(parts) == 1:
+            return parts[0]
+        keys = list(parts[0].columns)
+        masked = {key for part in parts for key in part.present}
+        columns: dict[str, np.ndarray | list[Any]] = {}
+        for key in keys:
+            pieces = [part.columns[key] for part in parts]
+            if all(isinstance(p, np.ndarray) for p in pieces):
+                columns[key] = np.concatenate(pieces)  # type: ignore[arg-type]
+            else:
+                columns[key] = [v for p in pieces for v in (p.tolist() if isinstance(p, np.ndarray) else p)]
+        present = {
+            key: np.concatenate([p.present.get(key, np.ones(len(p), dtype=bool)) for p in parts]) for key in masked
+        }
+        return cls(columns, present)
+
     def column(self, key: str) -> np.ndarray:
         """The numbers of ``key`` as floats, NaN where a record has no value."""
         values = np.asarray(self.columns[key], dtype=np.float64)

@@ -13,7 +13,7 @@ log-probabilities, may be left out or null).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -113,7 +113,7 @@ def read_predictions(path: Path) -> dict[str, str | list[str]]:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is fine
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 may sit in a string
+    for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -137,6 +137,16 @@ def read_predictions(path: Path) -> dict[str, str | list[str]]:
             raise DataError(f"{path}:{number}: id {key!r} appears twice")
         outputs[key] = output
     return outputs
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text.split("\\n")`` one line at a time (no list of a million lines beside the text); not
+    splitlines: U+2028 may sit in a string."""
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
 
 
 def _lm_eval_sample(record: dict[str, Any], where: str) -> dict[str, Any]:
