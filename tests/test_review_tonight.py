@@ -26,3 +26,13 @@ def test_lm_eval_export_skips_judged_and_joint_metrics_instead_of_scoring_them_0
     code, text = invoke("export", "lm-eval", str(tmp_path / "both"), "--task", "judged_vqa_en,demo_vqa_en")
     assert code == 0, text
     assert (tmp_path / "both" / "demo_vqa_en").is_dir() and not (tmp_path / "both" / "judged_vqa_en").exists()
+
+
+def test_prognosis_does_not_read_a_duration_or_a_negative_number_as_a_probability() -> None:
+    from regbench.metrics.prognosis import read_score
+
+    # XMedGPT's endpoints are "OS > 1 year", "OS > 2 years": "1" was read as probability 1.0 (group: positive)
+    assert read_score("No, OS beyond 1 year is unlikely") == 0.0
+    assert read_score("Yes, 1 year or more: 0.7") == 0.7
+    assert read_score("-0.3") is None and read_score("1e-3") is None
+    assert read_score("Probability: 1") == 1.0 and read_score("0") == 0.0 and read_score("40 %") == 0.4
