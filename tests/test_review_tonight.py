@@ -36,3 +36,15 @@ def test_prognosis_does_not_read_a_duration_or_a_negative_number_as_a_probabilit
     assert read_score("Yes, 1 year or more: 0.7") == 0.7
     assert read_score("-0.3") is None and read_score("1e-3") is None
     assert read_score("Probability: 1") == 1.0 and read_score("0") == 0.0 and read_score("40 %") == 0.4
+
+
+def test_a_wrong_base_url_entry_is_named_not_called_a_non_string(tmp_path: Path) -> None:
+    model = tmp_path / "m.yaml"
+    for entry, says in (
+        ("{url: 'http://127.0.0.1:9/v1', concurrency: 0}", "entry 0: concurrency: input should be greater than 0"),
+        ("{url: 'http://127.0.0.1:9/v1', concurency: 2}", "entry 0: concurency: extra inputs are not permitted"),
+        ("{concurrency: 2}", "entry 0: url: field required"),
+    ):
+        model.write_text(f"model: m\nadapter: openai\nmodel_name: x\nbase_url: [{entry}]\n")
+        code, text = invoke("run", "--model", str(model), "--task", "demo_vqa_en", "--output", str(tmp_path))
+        assert code == 2 and says in text and "valid string" not in text and "Traceback" not in text, text
