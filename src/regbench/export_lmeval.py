@@ -43,6 +43,7 @@ from regbench.data.export import canonical_record
 from regbench.errors import DataError, RegbenchError
 from regbench.lmeval_hooks import MANIFEST
 from regbench.metrics import Metric, build_plugins
+from regbench.metrics.judged import JudgedMetric
 from regbench.models.images import count_images
 from regbench.models.lmeval import IMAGE_PLACEHOLDER, gen_kwargs
 from regbench.parsing import get_box_format
@@ -89,7 +90,16 @@ def export_tasks(
                 "or through lm-eval's models with `adapter: lm-eval`)"
             )
             continue
-        result.written += export_task(task, out_dir, box_format=box_format, image_placeholder=image_placeholder)
+        if (task.samples_per_question or 1) > 1:
+            result.skipped.append(
+                f"{task.task}: samples_per_question {task.samples_per_question}; lm-eval asks each question once "
+                "(run it with regbench, or through lm-eval's models with `adapter: lm-eval`)"
+            )
+            continue
+        try:
+            result.written += export_task(task, out_dir, box_format=box_format, image_placeholder=image_placeholder)
+        except _NotExportable as exc:
+            result.skipped.append(str(exc))
     if not result.written:
         raise RegbenchError("nothing to export: " + "; ".join(result.skipped))
     result.groups = write_groups(out_dir)
@@ -214,11 +224,23 @@ def write_groups(out_dir: Path) -> list[str]:
     return groups
 
 
+class _NotExportable(RegbenchError):
+    """A task whose metrics lm-eval's one-answer-per-document scoring cannot compute (skipped, with why)."""
+
+
 def _plugins(task: TaskSpec) -> list[Metric]:
     """The task's plugins; one whose statistics need the whole split at once cannot be exported."""
     plugins = build_plugins(task)
     try:
         for plugin in plugins:
+            # inside lm-eval nobody asks a judge and no plugin sees the others' values: such a key would
+            # score 0 (judge) or nothing (joint) while looking like a result
+            if isinstance(plugin, JudgedMetric) or plugin.joint:
+                why = "asks a judge model" if isinstance(plugin, JudgedMetric) else "reads the other metrics' values"
+                raise _NotExportable(
+                    f"{task.task}: metric {plugin.name} {why}, which lm-eval's scoring cannot do (run it with "
+                    "regbench, or through lm-eval's models with `adapter: lm-eval`)"
+                )
             try:  # stats from one sample at a time must rejoin into the split's (Metric.rejoin)
                 plugin.rejoin([])
             except DataError as exc:

@@ -27,6 +27,7 @@ from pydantic import (
     PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
+    field_validator,
     model_serializer,
 )
 
@@ -192,6 +193,24 @@ class ModelSpec(_Spec):
     """The ``lm-eval`` adapter: the lm-evaluation-harness model name (``hf-multimodal``, ``vllm-vlm``, ...)."""
     model_args: dict[str, Any] | None = None
     """The ``lm-eval`` adapter: that model's keyword arguments (lm-eval's ``--model_args``)."""
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _endpoint_entries(cls, value: Any) -> Any:
+        """A wrong ``{url, concurrency}`` entry named as such (the union's errors began with "should be a string")."""
+        if not isinstance(value, list):
+            return value
+        entries: list[Any] = []
+        for index, entry in enumerate(value):
+            if isinstance(entry, dict):
+                try:
+                    entry = EndpointSpec.model_validate(entry)
+                except ValidationError as exc:
+                    error = exc.errors()[0]
+                    where = ".".join(str(part) for part in error["loc"]) or "entry"
+                    raise ValueError(f"entry {index}: {where}: {error['msg']}") from None
+            entries.append(entry)
+        return entries
 
     @property
     def base_urls(self) -> list[str]:

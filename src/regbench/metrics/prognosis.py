@@ -33,14 +33,18 @@ from regbench.metrics.base import Metric, Stats, register_metric
 from regbench.metrics.uncertainty import auroc
 from regbench.types import Parsed, Sample
 
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?|\.\d+)\s*(%?)")
+_NUMBER = re.compile(r"(?<![\w.\-])(\d+(?:\.\d+)?|\.\d+)\s*(%?)")
 
 
 def read_score(text: str) -> float | None:
     """A probability from a model's answer: the first number in 0-1 (``73%`` is 0.73), else a leading
-    yes / no as 1 / 0, else ``None``."""
+    yes / no as 1 / 0, else ``None``. A negative number is none, and a whole number without ``%`` counts
+    only at the end of the answer (``Probability: 1``), not in ``No, OS > 1 year is unlikely``."""
     for match in _NUMBER.finditer(text):
-        value = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
+        number, percent = match.group(1), match.group(2)
+        if not percent and "." not in number and text[match.end(1) :].strip(" .!\n\t"):
+            continue  # "1 year", "14 months": a duration, not a probability
+        value = float(number) / (100.0 if percent else 1.0)
         if 0.0 <= value <= 1.0:
             return value
     words = re.findall(r"[a-z]+", text.lower())
