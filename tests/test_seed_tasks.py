@@ -344,6 +344,7 @@ PINNED = {
     "vividmed_slake_en": 1061, "medrega_slake_zh": 1033, "m4cxr_slake_cxr_closed": 114,
     "medrega_vqa_rad": 451, "xmedgpt_vqa_rad": 451, "vividmed_vqa_rad": 451,
     "medrega_path_vqa": 6719, "xmedgpt_path_vqa": 6719,
+    "xmedgpt_uncertainty_slake_en": 1061, "xmedgpt_uncertainty_vqa_rad": 451, "xmedgpt_uncertainty_path_vqa": 6719,
     "medrega_pneumoniamnist": 624, "xmedgpt_pneumoniamnist": 624, "medrega_octmnist": 1000,
     "xmedgpt_octmnist": 1000, "medrega_breastmnist": 156, "xmedgpt_breastmnist": 156,
     "medrega_chestmnist": 22433, "xmedgpt_chestmnist": 22433, "medrega_organamnist": 17778,
