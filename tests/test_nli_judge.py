@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -45,8 +51,9 @@ JUDGE_SCRIPT = [{"match": pair(*key), "reply": reply} for key, reply in VERDICTS
 _ASKED = re.compile(r'Question: "question (\w+)"\nAnswer A: "(.*)"\nAnswer B: "(.*)"')
 
 
-def write_judge(directory: Path, url: str) -> Path:
+def write_judge(directory: Path, url: str, **more: Any) -> Path:
     spec = {"model": "nli-judge", "adapter": "openai", "base_url": url, "model_name": "nli-model", "max_retries": 0}
+    spec.update(more)
     (directory / "judge.yaml").write_text(json.dumps(spec))
     return directory / "judge.yaml"
 
@@ -140,6 +147,45 @@ def test_an_nli_judge_named_by_model_name(
     assert code == 0, text
     assert len(asked_pairs(judge)) == 10
     assert "|nli:nli-model|" in read_run(tmp_path / "out")[0]["signatures"]["discrete_semantic_entropy"]
+
+
+def test_kill_9_mid_nli_judging_resumes_without_asking_an_answered_pair_again(tmp_path: Path) -> None:
+    # four questions of three distinct answers each (no yes maybe yes no): 6 pairs each, 24 in all; the
+    # judge echoes the prompt, which names all three labels: every answer is unreadable
+    questions = {f"q{i}": f"gamma{i}" for i in range(4)}
+    model = start_openai_server(tmp_path, script=SCRIPT)
+    judge = start_openai_server(tmp_path, latency=0.15, name="judge", served=["nli-model"])
+    try:
+        write_judge(tmp_path, judge.url, concurrency=1)
+        task, spec = write_task(tmp_path, "judge.yaml", questions=questions), write_model(tmp_path, model.url)
+        command = [sys.executable, "-m", "regbench", "run", "--model", str(spec), "--task", str(task)]
+        killed = subprocess.Popen(
+            [*command, "-o", str(tmp_path / "out"), "--bootstrap", "50"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
+        deadline = time.monotonic() + 60
+        while len(judge.requests()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        asked_before = len(judge.requests())
+        assert 6 <= asked_before < 24 and len(model.requests()) == 20
+        code, text = run(task, spec, tmp_path / "out")
+        assert code == 0, text
+        asked = asked_pairs(judge)
+        assert len(set(asked)) == 24 and len(model.requests()) == 20
+        info = json.loads((tmp_path / "out/served/uncertain_vqa/run.json").read_text())
+        tally = info["judge"]
+        assert tally["cached"] + tally["asked"] == 24 and tally["cached"] >= asked_before - 1  # one in flight
+        assert len(asked) == asked_before + tally["asked"]  # only the unanswered pairs were asked again
+        results, samples = read_run(tmp_path / "out")
+        assert results["metrics"]["nli_parse_failures"] == 24
+        assert {tuple(s["stats"]["semantic_entropy"]["cluster_ids"]) for s in samples} == {(0, 1, 2, 1, 0)}
+    finally:
+        model.stop()
+        judge.stop()
 
 
 @pytest.mark.parametrize("case", ["missing", "unreachable"])
