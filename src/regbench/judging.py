@@ -23,12 +23,12 @@ from regbench.metrics.judged import AnswerKey, JudgeAnswer, JudgedMetric, JudgeR
 from regbench.models import ModelAdapter, Request, build_adapter
 from regbench.redact import api_key, without_secret
 from regbench.spec import ModelSpec
-from regbench.types import Parsed, Response, Sample
+from regbench.types import Parsed, Response, Sample, SampledAnswers
 
 
 def judged(plugins: Iterable[Metric]) -> list[JudgedMetric]:
     """The plugins among ``plugins`` that need a judge."""
-    return [plugin for plugin in plugins if isinstance(plugin, JudgedMetric)]
+    return [plugin for plugin in plugins if isinstance(plugin, JudgedMetric) and plugin.needs_judge]
 
 
 @dataclass
@@ -132,11 +132,20 @@ async def judge_all(
     items: Callable[[JudgedMetric], Iterable[tuple[Parsed | None, Sample]]],
     judges: Judges,
     cache: ResponseCache | None,
+    *,
+    sampled: Sequence[SampledAnswers | None] | None = None,
 ) -> JudgeTally:
     """Ask every plugin's requests about its ``items(plugin)`` (a parsed answer, ``None`` when the model gave
-    none, and its sample) and hand each plugin its answers. The judges must be started (:meth:`Judges.start`)."""
+    none, and its sample; ``sampled``: each item's M answers under ``samples_per_question``, in the same
+    order) and hand each plugin its answers. The judges must be started (:meth:`Judges.start`)."""
     tally = JudgeTally()
     for plugin in plugins:
-        requests = [request for parsed, sample in items(plugin) for request in plugin.judge_requests(parsed, sample)]
+        pairs = list(items(plugin))
+        answers = sampled if sampled is not None else [None] * len(pairs)
+        requests = [
+            request
+            for (parsed, sample), many in zip(pairs, answers, strict=True)
+            for request in plugin.judge_requests(parsed, sample, many)
+        ]
         plugin.receive(await judges.ask(plugin, requests, cache, tally))
     return tally

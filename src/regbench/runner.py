@@ -770,7 +770,7 @@ async def ask_judges(
         return [(None if c.error is not None else parsed, sample) for (parsed, sample), c in pairs]
 
     try:
-        return await judge_all(plugins, items, judges, cache)
+        return await judge_all(plugins, items, judges, cache, sampled=[c.sampled for c in conversations])
     finally:
         if cache is not None:
             cache.close()

@@ -32,7 +32,7 @@ from pydantic import Field
 from regbench.metrics.base import Bounds, Scale, Stats
 from regbench.metrics.judged import JUDGE_FAILURES, JudgedMetric, JudgeOptions, JudgeRequest
 from regbench.signature import Part
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Sample, SampledAnswers
 
 SIGNIFICANT = "Clinically Significant Errors"
 INSIGNIFICANT = "Clinically Insignificant Errors"
@@ -170,7 +170,9 @@ class Green(JudgedMetric):
         limit: int = self.options.max_words  # type: ignore[attr-defined]
         return " ".join(text.split()[:limit])
 
-    def judge_requests(self, parsed: Parsed | None, sample: Sample) -> list[JudgeRequest]:
+    def judge_requests(
+        self, parsed: Parsed | None, sample: Sample, sampled: SampledAnswers | None = None
+    ) -> list[JudgeRequest]:
         if parsed is None:
             return []
         variables = {"reference": self._words(sample.answer), "candidate": self._words(parsed.text)}

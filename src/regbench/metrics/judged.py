@@ -33,7 +33,7 @@ from regbench.metrics.base import Metric, MetricContext, Stats
 from regbench.resolve import resolve_model
 from regbench.signature import Part, Signature
 from regbench.spec import GenerationSpec, ModelSpec
-from regbench.types import Message, Parsed, Sample
+from regbench.types import Message, Parsed, Sample, SampledAnswers
 
 JUDGE_FAILURES = "judge_parse_failures"
 """The results.json ``metrics`` key counting verdicts that could not be read (an integer)."""
@@ -151,6 +151,14 @@ class JudgedMetric(Metric):
     default_prompt: ClassVar[str] = ""
     """The bundled prompt file's stem (``regbench/judges/<stem>.yaml``)."""
     purpose: ClassVar[str] = "verdict"
+    judge_option: ClassVar[str] = "judge"
+    """The option that names the judge (``judge``; semantic_entropy's is ``nli``)."""
+
+    @property
+    def needs_judge(self) -> bool:
+        """Whether this configured plugin asks a judge (semantic_entropy does only when ``nli:`` names a
+        model, not a local checkpoint); the runner starts and asks judges only for those that do."""
+        return True
 
     def __init__(self, options: BaseModel | None = None, context: MetricContext | None = None) -> None:
         super().__init__(options, context)
@@ -183,19 +191,19 @@ class JudgedMetric(Metric):
     @cached_property
     def judge(self) -> ModelSpec:
         """The judge's model spec: a model YAML path relative to the task YAML, else a model name."""
-        name: str = self.options.judge  # type: ignore[attr-defined]
-        field = f"metrics({self.name}).judge"
+        name: str = getattr(self.options, self.judge_option)
+        field = f"metrics({self.name}).{self.judge_option}"
         if name.endswith((".yaml", ".yml")):
             path = self._relative(name)
             if not path.is_file():
-                raise SpecError(self.task_file, field, f"judge {name!r}: model YAML not found: {path}")
+                raise SpecError(self.task_file, field, f"{self.judge_option} {name!r}: model YAML not found: {path}")
             name = str(path)
         try:
             return resolve_model(name)
         except SpecError:
             raise
         except RegbenchError as exc:
-            raise SpecError(self.task_file, field, f"judge {name!r}: {exc}") from None
+            raise SpecError(self.task_file, field, f"{self.judge_option} {name!r}: {exc}") from None
 
     @cached_property
     def prompt(self) -> JudgePrompt:
@@ -249,8 +257,11 @@ class JudgedMetric(Metric):
             generation=self.generation(),
         )
 
-    def judge_requests(self, parsed: Parsed | None, sample: Sample) -> list[JudgeRequest]:
-        """What to ask the judge about one sample (``parsed`` is ``None`` when the model gave no answer)."""
+    def judge_requests(
+        self, parsed: Parsed | None, sample: Sample, sampled: SampledAnswers | None = None
+    ) -> list[JudgeRequest]:
+        """What to ask the judge about one sample (``parsed`` is ``None`` when the model gave no answer;
+        ``sampled``: the question's M answers under ``samples_per_question``, ``None`` otherwise)."""
         return []
 
     def receive(self, answers: Mapping[AnswerKey, JudgeAnswer]) -> None:

@@ -19,7 +19,7 @@ from regbench.errors import SpecError
 from regbench.metrics.base import Bounds, Scale, Stats
 from regbench.metrics.judged import JUDGE_FAILURES, JudgedMetric, JudgeOptions, JudgePrompt, JudgeRequest
 from regbench.signature import Part
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Sample, SampledAnswers
 
 _PARSERS = {"correctness": "score01", "xmedgpt3": "criteria0to10"}
 _KEYS = {"correctness": "judge_accuracy", "xmedgpt3": "judge_score"}
@@ -106,7 +106,9 @@ class LLMJudge(JudgedMetric):
         super().check()
         self._check(self.prompt)
 
-    def judge_requests(self, parsed: Parsed | None, sample: Sample) -> list[JudgeRequest]:
+    def judge_requests(
+        self, parsed: Parsed | None, sample: Sample, sampled: SampledAnswers | None = None
+    ) -> list[JudgeRequest]:
         if parsed is None:
             return []
         variables = {"question": sample.question, "answer": sample.answer, "prediction": parsed.text}

@@ -12,6 +12,15 @@ or their mean with ``length_normalised``; natural log), and sums over the M answ
 - ``semantic_entropy_xmedgpt``: XMedGPT's Eq. 5-6, literally: ``H = sum_c P(c) H_c`` with ``P(c)`` as
   above and ``H_c = -sum_{s in c} q(s) ln q(s)``, ``q(s) = P(s) / sum_{s' in c} P(s')``.
 
+The verdicts come from a local NLI checkpoint (:mod:`regbench.metrics.nli`) or, when ``nli:`` names a
+model (a name in ``regbench list models`` or a model YAML path, as a judged metric's ``judge:``), from
+that model through the judge mechanism (:mod:`regbench.metrics.judged`): for each question the plugin
+declares up front every ordered pair of its distinct answers (the pairs the clustering may compare:
+``D (D - 1)`` requests for ``D`` distinct answers, none when all M are equal), the runner asks them
+(cached, resumable) and hands the answers back. An answer the prompt's parser cannot read, or a pair
+the judge could not answer, is not entailment (the two answers stay apart); unreadable ones are
+counted in ``nli_parse_failures``.
+
 A question with one cluster has semantic and discrete entropy exactly 0. Each question is
 correct when the task's per-sample metric ``correct_if.metric`` (default ``token_f1``, from
 ``vqa``) of answer 0 reaches ``correct_if.threshold``; ``auroc_<key>`` is the AUROC of each entropy
@@ -23,23 +32,28 @@ accuracy of the questions whose entropy is at most that question's.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from regbench.errors import RegbenchError
-from regbench.metrics.base import Joint, Metric, Stats, register_metric
-from regbench.metrics.nli import Entails, local_nli
+from regbench.metrics.base import Bounds, Joint, Scale, Stats, register_metric
+from regbench.metrics.judged import JudgedMetric, JudgeRequest
+from regbench.metrics.nli import Entails, Verdict, local_nli
+from regbench.registry import spec_index
 from regbench.signature import Signature
-from regbench.types import Parsed, Sample
+from regbench.types import Parsed, Sample, SampledAnswers
 from regbench.weights import resolve_model, weights_dir
 
 ENTROPIES = ("semantic_entropy", "discrete_semantic_entropy", "semantic_entropy_xmedgpt")
 LIKELIHOOD = ("semantic_entropy", "semantic_entropy_xmedgpt")
 """The keys that need the answers' token log-probabilities."""
+NLI_FAILURES = "nli_parse_failures"
+"""The results.json key counting an NLI judge's answers that could not be read (an integer)."""
 
 
 # ---------------------------------------------------------------- clustering
@@ -177,6 +191,40 @@ def aurac(correct: Sequence[bool], uncertainty: Sequence[float]) -> float | None
     return float(np.mean(cumulative[kept - 1] / kept))
 
 
+# ---------------------------------------------------------------- an NLI judge's answers
+
+_LABELS = {"entailment": "entailment", "neutral": "neutral", "contradiction": "contradiction"}
+_LABEL = re.compile(r"\b(entailment|neutral|contradiction)\b", re.IGNORECASE)
+_AFTER_VERDICT = re.compile(r"verdict\s*:\s*\**\s*([a-z]+)", re.IGNORECASE)
+
+
+def parse_nli_verdict(text: str) -> tuple[Verdict | None, str | None]:
+    """An NLI judge's label: the word after the last ``Verdict:`` when it is one of the three labels, else
+    the one label the answer names; ``(None, reason)`` when there is none or several."""
+    after = _AFTER_VERDICT.findall(text)
+    if after and after[-1].lower() in _LABELS:
+        return _LABELS[after[-1].lower()], None
+    named = {match.lower() for match in _LABEL.findall(text)}
+    if len(named) == 1:
+        return _LABELS[named.pop()], None
+    if not named:
+        return None, "no entailment / neutral / contradiction label"
+    return None, f"several labels ({', '.join(sorted(named))}) and no Verdict: line naming one"
+
+
+def distinct_answers(texts: Sequence[str]) -> list[int]:
+    """The positions of each distinct answer's first occurrence (compared stripped, as clustering does)."""
+    first: dict[str, int] = {}
+    for position, text in enumerate(texts):
+        first.setdefault(text.strip(), position)
+    return list(first.values())
+
+
+def pair_purpose(premise: int, hypothesis: int) -> str:
+    """The judge request key of "does answer ``premise`` entail answer ``hypothesis``" (answer positions)."""
+    return f"entail:{premise}>{hypothesis}"
+
+
 # ---------------------------------------------------------------- the plugin
 
 
@@ -191,7 +239,9 @@ class CorrectIf(BaseModel):
 class SemanticEntropyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
     nli: str = "deberta-large-mnli"
-    """A local NLI checkpoint: a directory, a name in ``regbench weights``, or a hub id in the local cache."""
+    """A local NLI checkpoint (a directory, a name in ``regbench weights``, a hub id in the local cache), or
+    an NLI judge: a model name (``regbench list models``) or a model YAML path relative to the task YAML
+    (its served name is in the signature)."""
     correct_if: CorrectIf = Field(default_factory=CorrectIf)
     """What makes answer 0 wrong: a per-sample key of the task's other metrics below a threshold."""
     length_normalised: bool = False
@@ -202,22 +252,32 @@ class SemanticEntropyOptions(BaseModel):
     """Where the NLI model runs: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda:0``, ..."""
     nli_cache: bool = True
     """Keep NLI verdicts in ``<weights dir>/../nli-verdicts.sqlite`` (a rerun classifies nothing again)."""
+    prompt: str | None = None
+    """NLI judge only: an entailment prompt YAML (relative to the task YAML); default: the bundled
+    ``entailment`` prompt."""
+    temperature: float = Field(0.0, ge=0)
+    """NLI judge only: the judge's sampling temperature (0: greedy)."""
 
 
 @register_metric("semantic_entropy")
-class SemanticEntropy(Metric):
+class SemanticEntropy(JudgedMetric):
     """Semantic, discrete and XMedGPT entropy of the sampled answers, and how well each predicts errors."""
 
     keys = {
         **dict.fromkeys(ENTROPIES, False),
         **{f"auroc_{k}": True for k in ENTROPIES},
         **{f"aurac_{k}": True for k in ENTROPIES},
+        NLI_FAILURES: False,
     }
-    key_scale = dict.fromkeys(ENTROPIES, "raw")
-    key_bounds = dict.fromkeys(ENTROPIES, (0.0, None))
+    key_scale: ClassVar[dict[str, Scale]] = dict.fromkeys([*ENTROPIES, NLI_FAILURES], "raw")
+    key_bounds: ClassVar[dict[str, Bounds]] = dict.fromkeys([*ENTROPIES, NLI_FAILURES], (0.0, None))
+    count_keys = frozenset({NLI_FAILURES})
     Options = SemanticEntropyOptions
     aggregation = "corpus"
     joint = True
+    judge_option = "nli"
+    parsers = ("nli_verdict",)
+    default_prompt = "entailment"
 
     def __init__(self, options: BaseModel | None = None, context: Any = None) -> None:
         super().__init__(options, context)
@@ -227,8 +287,28 @@ class SemanticEntropy(Metric):
                 "(a top-level task field: each question is asked M times)"
             )
         self.m = self.context.samples_per_question
-        self.nli_dir = resolve_model(self.opts.nli, used_by="semantic_entropy (nli)")
+        self.nli_is_judge = self._names_a_model(self.opts.nli)
+        self.nli_dir = None if self.nli_is_judge else resolve_model(self.opts.nli, used_by="semantic_entropy (nli)")
         self._entails: Entails | None = None
+
+    def _names_a_model(self, value: str) -> bool:
+        """A model YAML path or a model name (as ``judge:``) rather than a local checkpoint; an existing
+        directory is always a checkpoint."""
+        if value.endswith((".yaml", ".yml")):
+            return True
+        if self._relative(value).is_dir() or Path(value).expanduser().is_dir():
+            return False
+        return value in spec_index("model")
+
+    @property
+    def needs_judge(self) -> bool:
+        return self.nli_is_judge
+
+    def output_keys(self) -> dict[str, bool]:
+        keys = dict(self.keys)
+        if not self.nli_is_judge:
+            del keys[NLI_FAILURES]
+        return keys
 
     @property
     def opts(self) -> SemanticEntropyOptions:
@@ -238,9 +318,14 @@ class SemanticEntropy(Metric):
         return [self.opts.correct_if.metric]
 
     def prepare(self, samples: Sequence[Sample] = ()) -> None:
-        self.entails()
+        if self.nli_is_judge:
+            self.check()
+        else:
+            self.entails()
 
     def entails(self) -> Entails:
+        if self.nli_dir is None:
+            raise RuntimeError("semantic_entropy: the NLI is a judge, its verdicts come through receive")
         if self._entails is None:
             cache = weights_dir().parent / "nli-verdicts.sqlite" if self.opts.nli_cache else None
             self._entails = local_nli(
@@ -251,10 +336,94 @@ class SemanticEntropy(Metric):
     def stats(self, parsed: Parsed, sample: Sample) -> Stats:
         raise RegbenchError("semantic_entropy scores a question's sampled answers: it runs through stats_joint")
 
+    # -- an NLI judge ------------------------------------------------------------------
+    def judge_requests(
+        self, parsed: Parsed | None, sample: Sample, sampled: SampledAnswers | None = None
+    ) -> list[JudgeRequest]:
+        """Every ordered pair of the question's distinct answers: the clustering compares an answer with
+        the first answer of each earlier cluster, both ways, and which answers head clusters depends on
+        the verdicts, so all pairs are asked up front (each once; equal texts need no verdict)."""
+        if not self.nli_is_judge or parsed is None or sampled is None:
+            return []
+        texts = [t.strip() for t in sampled.texts]
+        firsts = distinct_answers(texts)
+        return [
+            self.request(
+                sample,
+                {"question": sample.question, "premise": texts[a], "hypothesis": texts[b]},
+                pair_purpose(a, b),
+            )
+            for i, first in enumerate(firsts)
+            for later in firsts[i + 1 :]
+            for a, b in ((first, later), (later, first))
+        ]
+
+    def _judged_verdicts(self, sample: Sample, texts: Sequence[str]) -> dict[str, tuple[Verdict | None, str | None]]:
+        """Each pair's (verdict, why it could not be read) by request key; a pair without an answer is absent."""
+        out: dict[str, tuple[Verdict | None, str | None]] = {}
+        firsts = distinct_answers(texts)
+        for a in firsts:
+            for b in firsts:
+                purpose = pair_purpose(a, b)
+                answer = self.answer(sample, purpose) if a != b else None
+                if answer is not None and answer.text is not None:
+                    out[purpose] = parse_nli_verdict(answer.text)
+        return out
+
+    def _judged_entails(
+        self, texts: Sequence[str], verdicts: Mapping[str, tuple[Verdict | None, str | None]]
+    ) -> Entails:
+        first = {texts[p].strip(): p for p in distinct_answers(texts)}
+
+        def entails(pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+            # unreadable or unanswered: not entailment, so the two answers stay in different clusters
+            found = [verdicts.get(pair_purpose(first[p.strip()], first[h.strip()]), (None, None)) for p, h in pairs]
+            return [verdict or "neutral" for verdict, _ in found]
+
+        return entails
+
+    def judge_record(self, sample: Sample, stats: Stats) -> dict[str, Any] | None:
+        """The NLI judge's answers of one question: per pair (``entail:A>B``, answer positions) the raw
+        answer, the verdict read and why it could not be read."""
+        answers = stats.get("answers")
+        if not self.nli_is_judge or not answers:
+            return None
+        verdicts = self._judged_verdicts(sample, answers)
+        pairs: dict[str, Any] = {}
+        errors = []
+        firsts = distinct_answers(answers)
+        for a in firsts:
+            for b in firsts:
+                if a == b:
+                    continue
+                purpose = pair_purpose(a, b)
+                answer = self.answer(sample, purpose)
+                if answer is None:
+                    continue
+                verdict, reason = verdicts.get(purpose, (None, None))
+                pairs[purpose] = {"raw": answer.text, "verdict": verdict, "parse_error": reason}
+                if answer.error is not None:
+                    pairs[purpose]["error"] = answer.error
+                    errors.append(f"{purpose}: {answer.error}")
+        if not pairs:
+            return None
+        record: dict[str, Any] = {"pairs": pairs}
+        if errors:
+            record["error"] = "; ".join(errors)
+        return record
+
     def stats_joint(self, items: Sequence[tuple[Parsed, Sample]], joint: Joint) -> list[Stats]:
         rule = self.opts.correct_if
         sampled = [(i, s) for i, s in enumerate(joint.sampled) if s is not None]
-        clusters = cluster_questions([s.texts for _, s in sampled], self.entails())
+        failures: dict[int, int] = {}
+        if self.nli_is_judge:
+            clusters = []
+            for i, answers in sampled:
+                verdicts = self._judged_verdicts(items[i][1], answers.texts)
+                failures[i] = sum(reason is not None for _, reason in verdicts.values())
+                clusters += cluster_questions([answers.texts], self._judged_entails(answers.texts, verdicts))
+        else:
+            clusters = cluster_questions([s.texts for _, s in sampled], self.entails())
         out: list[Stats] = [{"sampled": False} for _ in joint.sampled]
         for (i, answers), ids in zip(sampled, clusters, strict=True):
             value = joint.scores[i].get(rule.metric)
@@ -275,10 +444,15 @@ class SemanticEntropy(Metric):
                 "discrete_semantic_entropy": discrete_semantic_entropy(ids),
                 "semantic_entropy_xmedgpt": xmedgpt_entropy(ids, known) if have_logs else None,
             }
+            if self.nli_is_judge:
+                out[i][NLI_FAILURES] = failures[i]
         return out
 
     def sample_scores(self, stats: Stats) -> dict[str, float | None]:
-        return {key: stats.get(key) for key in ENTROPIES}
+        scores = {key: stats.get(key) for key in ENTROPIES}
+        if self.nli_is_judge:
+            scores[NLI_FAILURES] = None  # a count over the split, not a per-sample value
+        return scores
 
     def finalize(self, stats: Sequence[Stats]) -> dict[str, float]:
         sampled = [s for s in stats if s.get("sampled")]
@@ -298,6 +472,8 @@ class SemanticEntropy(Metric):
             rejection = aurac([s["correct"] for s in judged], [s[key] for s in judged])
             if rejection is not None:
                 values[f"aurac_{key}"] = rejection
+        if self.nli_is_judge:
+            values[NLI_FAILURES] = sum(int(s.get(NLI_FAILURES, 0)) for s in sampled)
         return values
 
     def notes(self, stats: Sequence[Stats]) -> list[str]:
@@ -317,6 +493,12 @@ class SemanticEntropy(Metric):
                 "(does the backend ignore temperature and seed?); their semantic and discrete entropy is 0 "
                 f"(XMedGPT's Eq. 6 counts the duplicates: ln {self.m} when their likelihoods are equal)"
             )
+        unread = sum(int(s.get(NLI_FAILURES, 0)) for s in sampled)
+        if unread:
+            found.append(
+                f"semantic_entropy: {unread} of the NLI judge's answers could not be read as entailment, neutral or "
+                f"contradiction ({NLI_FAILURES}); each counts as not entailed (those two answers stay apart)"
+            )
         judged = [s["correct"] for s in sampled if s.get("correct") is not None]
         if judged and len(set(judged)) == 1:
             state = "correct" if judged[0] else "wrong"
@@ -324,14 +506,20 @@ class SemanticEntropy(Metric):
         return found
 
     def signature(self, key: str | None = None) -> Signature:
-        """The NLI checkpoint by a readable name, M, the likelihood rule and the correctness rule."""
+        """The NLI checkpoint by a readable name (an NLI judge: its served name, then its prompt, temperature and
+        parser), M, the likelihood rule and the correctness rule."""
         from regbench.metrics.bertscore import model_label
 
+        if key is not None and key in self._recorded:
+            return self._recorded[key]
         opts = self.opts
+        nli = self.judge_name if self.nli_is_judge else model_label(opts.nli, Path(str(self.nli_dir)))
         parts = [
-            ("nli", model_label(opts.nli, Path(self.nli_dir))),
+            ("nli", nli),
             ("m", str(self.m)),
             ("length_normalised", "yes" if opts.length_normalised else "no"),
             ("correct_if", f"{opts.correct_if.metric}>={opts.correct_if.threshold:g}"),
         ]
+        if self.nli_is_judge:
+            parts += [(name, value) for name, value in self.judge_parts() if name != "judge"]
         return Signature.for_plugin(self.name, key, parts)
