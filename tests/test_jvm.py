@@ -138,7 +138,7 @@ def test_scoring_says_it_waits_for_meteor_until_the_jvm_answers(
         meteor.close()
     assert phases[0] == "reading the answers"
     assert phases[1].startswith("scoring nlg: waiting for METEOR's Java process")
-    assert phases[2:] == ["bootstrap intervals", "writing results", None]
+    assert phases[2:] == ["writing samples", "bootstrap intervals", "writing results", None]
     per_sample = [json.loads(line)["scores"]["meteor"] for line in (result.directory / "samples.jsonl").open()]
     assert per_sample[0] == 1.0 and 0 < per_sample[1] < 1 and per_sample[2] == 0.0  # METEOR's own values
 
