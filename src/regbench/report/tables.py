@@ -185,6 +185,7 @@ CATALOG: dict[str, tuple[str, dict[str, str]]] = {
             "aurac_semantic_entropy": "AURAC SE",
             "aurac_discrete_semantic_entropy": "AURAC DSE",
             "aurac_semantic_entropy_xmedgpt": "AURAC SE (XMedGPT)",
+            "nli_parse_failures": "NLI parse fail.",
         },
     ),
     "kendall_tau": ("Agreement", {"kendall_tau": "Kendall τ-b", "kendall_tau_p": "τ-b P"}),
